@@ -1,0 +1,38 @@
+# The README's two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run train-defaults serve test ui bench clean
+
+# The constraints file pins every package CI tested; pyproject.toml holds the allowed ranges.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=24"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train-defaults: install
+	$(VENV)/bin/seqcast train --data sine_noise --name sine --variant lstm --epochs 30 --if-missing
+
+serve: install
+	$(VENV)/bin/seqcast serve --host $(HOST) --port $(PORT)
+
+run: train-defaults serve
+
+test: install
+	$(PY) -m pytest
+
+ui: install
+	$(VENV)/bin/seqcast ui
+
+bench: install
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,bench]"
+
+clean:
+	rm -rf $(VENV) .seqcast .pytest_cache

@@ -1,0 +1,1 @@
+"""Keras model builders, the name -> builder registry and the recursive forecaster."""

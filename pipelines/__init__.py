@@ -1,0 +1,1 @@
+"""Data, windowing, scaling, training, backtesting, MLflow tracking and the registry."""

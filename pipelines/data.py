@@ -1,0 +1,272 @@
+"""Series loading and validation: CSV, Parquet or a built-in, checked before anything trains on it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+MAX_GAP = 3  # longest run of missing points that is interpolated rather than rejected
+MAX_MISSING_FRACTION = 0.5
+
+# The lecture notes' many-body pairing-model energies (coupled-cluster doubles correlation energy
+# against the number of particles 2, 4, ..., 32): the first 16 values of the notes' y_tot.
+MANYBODY_Y_TOT = (
+    -0.03077640549, -0.08336233266, -0.1446729567, -0.2116753732,
+    -0.2830637392, -0.3581341341, -0.436462435, -0.5177783846,
+    -0.6019067271, -0.6887363571, -0.7782028952, -0.8702784034,
+    -0.9649652536, -1.062292565, -1.16231451, -1.265109911,
+)  # fmt: skip
+
+
+class DataError(ValueError):
+    """A series that cannot be used; the message names the row or column and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    values: np.ndarray  # float64, shape (n,) or (n, features)
+    timestamps: pd.DatetimeIndex | None = None
+    freq: str | None = None
+    season: int | None = None
+    source: str = ""
+    interpolated: int = 0
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(np.ascontiguousarray(self.values, dtype=np.float64).tobytes())
+        if self.timestamps is not None:
+            h.update(self.timestamps.asi8.tobytes())
+        return h.hexdigest()[:16]
+
+
+def _builtin_manifest() -> dict:
+    return json.loads(resources.files("pipelines.builtin").joinpath("manifest.json").read_text())
+
+
+def sine_noise(n: int = 1000, seed: int = 0) -> Series:
+    """The notes' ``sin(0.02 t) + 2 U(0, 1)`` series, seeded."""
+    t = np.arange(n)
+    values = np.sin(0.02 * t) + 2 * np.random.default_rng(seed).random(n)
+    return Series("sine_noise", values, source="generated: sin(0.02 t) + 2*U(0,1), seed 0")
+
+
+def manybody() -> Series:
+    return Series("manybody", np.array(MANYBODY_Y_TOT), source="lecture notes: many-body y_tot (16 energies)")
+
+
+BUILTIN_GENERATED = {"sine_noise": sine_noise, "manybody": manybody}
+
+
+def builtin_names() -> list[str]:
+    return sorted([*BUILTIN_GENERATED, *_builtin_manifest()])
+
+
+def load_builtin(name: str) -> Series:
+    if name in BUILTIN_GENERATED:
+        return BUILTIN_GENERATED[name]()
+    manifest = _builtin_manifest()
+    if name not in manifest:
+        raise DataError(f"unknown built-in series {name!r}; built-ins are {', '.join(builtin_names())}")
+    entry = manifest[name]
+    path = resources.files("pipelines.builtin").joinpath(f"{name}.csv")
+    with resources.as_file(path) as p:
+        frame = pd.read_csv(p)
+    series = from_frame(frame, name=name, time_col="timestamp", value_col="value", source=entry["source"])
+    return Series(
+        name, series.values, series.timestamps, entry["freq"], entry["season"], entry["source"],
+        series.interpolated, {"horizon": entry["horizon"]},
+    )  # fmt: skip
+
+
+def load_series(data: str, *, time_col: str | None = None, value_col: str | None = None) -> Series:
+    """A built-in name, or a path to a CSV or Parquet file."""
+    path = Path(data)
+    if not path.suffix and not path.exists():
+        return load_builtin(data)
+    if not path.exists():
+        raise DataError(f"no file at {data!r}; give a CSV or Parquet path or a built-in ({', '.join(builtin_names())})")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame = pd.read_csv(path)
+    elif suffix in {".parquet", ".pq"}:
+        frame = pd.read_parquet(path)
+    else:
+        raise DataError(f"{path.name}: unsupported file type {suffix!r}; allowed are .csv, .parquet, .pq")
+    return from_frame(frame, name=path.stem, time_col=time_col, value_col=value_col, source=str(path))
+
+
+def _pick_column(frame: pd.DataFrame, wanted: str | None, defaults: tuple[str, ...], role: str) -> str | None:
+    if wanted is not None:
+        if wanted not in frame.columns:
+            raise DataError(f"no {role} column {wanted!r}; the columns are {', '.join(map(str, frame.columns))}")
+        return wanted
+    for name in defaults:
+        if name in frame.columns:
+            return name
+    return None
+
+
+def from_frame(
+    frame: pd.DataFrame,
+    *,
+    name: str = "series",
+    time_col: str | None = None,
+    value_col: str | None = None,
+    source: str = "",
+) -> Series:
+    """Validate a table into a regular, gap-filled series (see the module constants for the limits)."""
+    if frame.empty:
+        raise DataError("the table has no rows; a series needs at least one value")
+    time_col = _pick_column(frame, time_col, ("timestamp", "time", "date", "ds", "datetime"), "time")
+    value_col = _pick_column(frame, value_col, ("value", "y", "values"), "value")
+    if value_col is None:
+        candidates = [c for c in frame.columns if c != time_col]
+        if len(candidates) != 1:
+            raise DataError(
+                f"cannot tell which column holds the values among {', '.join(map(str, candidates))}; "
+                "name it with --value-col"
+            )
+        value_col = candidates[0]
+
+    raw = frame[value_col]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"column {value_col!r} row {row} holds {raw.iloc[row]!r}; values must be numbers (blank cells count as missing)"
+        )
+    values = values.astype(float).replace([np.inf, -np.inf], np.nan)
+
+    timestamps = None
+    freq = None
+    if time_col is not None:
+        times = pd.to_datetime(frame[time_col], errors="coerce")
+        if times.isna().any():
+            row = int(np.flatnonzero(times.isna().to_numpy())[0])
+            raise DataError(
+                f"column {time_col!r} row {row} holds {frame[time_col].iloc[row]!r}; timestamps must be dates or ISO-8601 times"
+            )
+        dup = times.duplicated(keep=False)
+        if dup.any():
+            rows = np.flatnonzero(dup.to_numpy())[:5].tolist()
+            raise DataError(f"duplicate timestamp {times[dup].iloc[0]} in column {time_col!r} at rows {rows}; each time may appear once")
+        if not times.is_monotonic_increasing:
+            log.info("%s: rows were not in time order; sorted by %r", name, time_col)
+            order = np.argsort(times.to_numpy(), kind="stable")
+            times, values = times.iloc[order], values.iloc[order]
+        index = pd.DatetimeIndex(times.to_numpy())
+        values = pd.Series(values.to_numpy(), index=index)
+        if len(index) >= 3:
+            freq = infer_freq(index)
+            grid = pd.date_range(index[0], index[-1], freq=freq)
+            if len(grid) != len(index) or not grid.equals(index):
+                off_grid = index.difference(grid)
+                if len(off_grid):
+                    raise DataError(
+                        f"timestamp {off_grid[0]} in column {time_col!r} is off the series' {freq} grid; "
+                        "timestamps must be evenly spaced (gaps are allowed)"
+                    )
+                values = values.reindex(grid)
+                index = grid
+        timestamps = index
+        values = values.to_numpy()
+    else:
+        values = values.to_numpy()
+
+    missing = np.isnan(values)
+    if missing.mean() > MAX_MISSING_FRACTION:
+        raise DataError(
+            f"column {value_col!r} is {missing.mean():.0%} missing; at most {MAX_MISSING_FRACTION:.0%} may be missing"
+        )
+    interpolated = 0
+    if missing.any():
+        values, interpolated = _fill_short_gaps(values, value_col, timestamps)
+        log.info("%s: interpolated %d missing value(s)", name, interpolated)
+    return Series(
+        name, values.astype(np.float64), timestamps, freq, season_for_freq(freq), source, interpolated
+    )
+
+
+def _fill_short_gaps(values: np.ndarray, value_col: str, timestamps) -> tuple[np.ndarray, int]:
+    missing = np.isnan(values)
+    if missing[0] or missing[-1]:
+        edge = 0 if missing[0] else len(values) - 1
+        raise DataError(f"column {value_col!r} row {edge} is missing; the first and last values must be present")
+    # lengths of runs of missing values
+    edges = np.diff(np.concatenate([[0], missing.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    longest = int((ends - starts).max())
+    if longest > MAX_GAP:
+        at = starts[np.argmax(ends - starts)]
+        where = f" at {timestamps[at]}" if timestamps is not None else ""
+        raise DataError(
+            f"column {value_col!r} has {longest} missing values in a row from row {at}{where}; "
+            f"at most {MAX_GAP} in a row are interpolated"
+        )
+    idx = np.arange(len(values))
+    filled = values.copy()
+    filled[missing] = np.interp(idx[missing], idx[~missing], values[~missing])
+    return filled, int(missing.sum())
+
+
+def infer_freq(index: pd.DatetimeIndex) -> str:
+    """pandas' inferred frequency, or the most common step where gaps hide it."""
+    freq = pd.infer_freq(index) if len(index) >= 3 else None
+    if freq is not None:
+        return freq
+    steps = pd.Series(np.diff(index.asi8))
+    step = pd.Timedelta(int(steps.mode().iloc[0]))
+    # calendar frequencies cannot be read off a fixed step; try the common ones on the first points
+    for candidate in ("MS", "ME", "QS", "QE", "YS", "YE", "W"):
+        probe = pd.date_range(index[0], periods=min(len(index), 6), freq=candidate)
+        if index[: len(probe)].isin(probe).all() and len(probe) > 1:
+            return candidate
+    return pd.tseries.frequencies.to_offset(step).freqstr
+
+
+def season_for_freq(freq: str | None) -> int | None:
+    """The usual season length for a frequency: 12 monthly, 4 quarterly, 7 daily, 24 hourly, 48 half-hourly."""
+    if freq is None:
+        return None
+    off = pd.tseries.frequencies.to_offset(freq)
+    o, n = pd.offsets, max(off.n, 1)
+    if isinstance(off, (o.MonthBegin, o.MonthEnd, o.BusinessMonthBegin, o.BusinessMonthEnd)):
+        return max(12 // n, 1)
+    if isinstance(off, (o.QuarterBegin, o.QuarterEnd, o.BQuarterBegin, o.BQuarterEnd)):
+        return max(4 // n, 1)
+    if isinstance(off, (o.YearBegin, o.YearEnd, o.BYearBegin, o.BYearEnd)):
+        return 1
+    if isinstance(off, o.Week):
+        return max(52 // n, 1)
+    if isinstance(off, o.BusinessDay):
+        return 5
+    if isinstance(off, o.Day):
+        return 7 if n == 1 else 1
+    if isinstance(off, o.Tick):
+        step = pd.Timedelta(off).total_seconds()
+        for period in (86400, 3600):  # a daily cycle if it is short enough to learn, else an hourly one
+            per = period / step
+            if per >= 2 and per <= 720 and per == int(per):
+                return int(per)
+        return 1
+    return None
+
+
+def next_timestamps(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:
+    """The ``horizon`` timestamps that continue a series after ``last``."""
+    return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]

@@ -1,0 +1,95 @@
+"""A trained network plus the preprocessing it was trained with: raw history in, raw forecast out.
+
+Training, backtesting, the MLflow pyfunc flavour and the service all forecast through this one class.
+Saved as a ``.keras`` file (loaded with ``safe_mode=True``) and a JSON config: nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from models.recursive import RecursiveForecaster
+from pipelines.scaling import Scaler
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "forecaster.json"
+
+
+class HistoryError(ValueError):
+    """A history the model cannot forecast from; the message names the numbers."""
+
+
+@dataclass
+class Forecaster:
+    model: keras.Model
+    scaler: Scaler
+    lookback: int
+    variant: str
+    season: int | None = None
+    freq: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self._recursive = RecursiveForecaster(self.model)
+
+    @property
+    def min_history(self) -> int:
+        return self.lookback
+
+    def check_history(self, history) -> np.ndarray:
+        values = np.asarray(history, dtype=np.float64)
+        if values.ndim != 1:
+            raise HistoryError(f"history must be a flat list of numbers; got shape {values.shape}")
+        if len(values) < self.lookback:
+            raise HistoryError(f"history has {len(values)} values; this model needs at least {self.lookback}")
+        if not np.isfinite(values).all():
+            raise HistoryError("history holds NaN or infinite values; only finite numbers are allowed")
+        return values
+
+    def forecast_batch(self, histories, horizon: int) -> np.ndarray:
+        """Many histories (each at least ``lookback`` long) -> ``forecast[B, horizon]`` in one compiled call."""
+        if horizon < 1:
+            raise HistoryError(f"horizon is {horizon}; it must be at least 1")
+        windows = np.stack([self.check_history(h)[-self.lookback :] for h in histories])
+        scaled = self._recursive(self.scaler.transform(windows), horizon)
+        return self.scaler.inverse(scaled)
+
+    def forecast(self, history, horizon: int) -> np.ndarray:
+        return self.forecast_batch([history], horizon)[0]
+
+    def config(self) -> dict:
+        return {
+            "variant": self.variant,
+            "lookback": self.lookback,
+            "season": self.season,
+            "freq": self.freq,
+            "scaler": self.scaler.to_dict(),
+            "meta": self.meta,
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save(directory / MODEL_FILE)
+        (directory / CONFIG_FILE).write_text(json.dumps(self.config(), indent=2))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Forecaster":
+        directory = Path(directory)
+        config = json.loads((directory / CONFIG_FILE).read_text())
+        model = keras.saving.load_model(directory / MODEL_FILE, safe_mode=True, compile=False)
+        return cls(
+            model=model,
+            scaler=Scaler.from_dict(config["scaler"]),
+            lookback=int(config["lookback"]),
+            variant=config["variant"],
+            season=config.get("season"),
+            freq=config.get("freq"),
+            meta=config.get("meta", {}),
+        )

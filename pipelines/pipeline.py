@@ -1,0 +1,166 @@
+"""The one forecasting pipeline (CLI, scheduler and tests call it): train -> backtest -> track -> register -> promote."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+from mlflow.models import ModelSignature
+from mlflow.types.schema import ParamSchema, ParamSpec
+
+from models import registry as model_registry
+from models.baselines import BASELINES
+from pipelines import plots, tracking
+from pipelines.backtest import BacktestResult, backtest, fold_origins
+from pipelines.data import Series
+from pipelines.forecaster import Forecaster
+from pipelines.pyfunc_model import FORECASTER_ARTIFACT
+from pipelines.registry import CHAMPION, load_forecaster, model_uri, promote_if_better, version_by_alias
+from pipelines.settings import Settings, get_settings
+from pipelines.training import TrainConfig, fit_forecaster
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+
+
+@dataclass
+class Candidate:
+    config: TrainConfig
+    forecaster: Forecaster
+    history: dict[str, list[float]]
+    result: BacktestResult
+
+    @property
+    def score(self) -> float:
+        return self.result.summary()["mase"]
+
+
+@dataclass
+class TrainOutcome:
+    name: str
+    run_id: str
+    version: str
+    promoted: bool
+    metrics: dict[str, float]
+    champion_score: float | None
+    variant: str
+
+
+def train_candidate(series: Series, config: TrainConfig, verbose: int = 0) -> Candidate:
+    """Fit on everything before the first backtest origin, then backtest on the folds after it."""
+    origins = fold_origins(len(series), config.horizon, config.folds)
+    forecaster, history = fit_forecaster(series.values[: origins[0]], config, freq=series.freq, verbose=verbose)
+    forecaster.meta["horizon"] = config.horizon
+    result = backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season)
+    return Candidate(config, forecaster, history, result)
+
+
+def score_registered(uri: str, series: Series, config: TrainConfig) -> float | None:
+    """The registered model's MASE on the challenger's exact backtest (None when it cannot forecast this series)."""
+    try:
+        forecaster = load_forecaster(uri)
+        origins = fold_origins(len(series), config.horizon, config.folds)
+        return backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season).summary()["mase"]
+    except ValueError as exc:  # e.g. the champion needs a longer history than this split gives
+        log.warning("champion %s cannot be scored on this backtest: %s", uri, exc)
+        return float("inf")
+
+
+def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str, float]:
+    config, result = candidate.config, candidate.result
+    mlflow.log_params(
+        {
+            **config.params(),
+            "data": series.name,
+            "data_source": series.source,
+            "data_fingerprint": series.fingerprint,
+            "data_length": len(series),
+            "freq": series.freq,
+            "interpolated": series.interpolated,
+        }
+    )
+    for epoch, values in enumerate(zip(*candidate.history.values())):
+        mlflow.log_metrics(dict(zip(candidate.history.keys(), values)), step=epoch)
+    metrics = {f"test_{k}": v for k, v in result.summary().items()}
+    for k, per_step in result.per_step().items():
+        for step, value in enumerate(per_step):
+            mlflow.log_metric(f"test_{k}_by_step", float(value), step=step + 1)
+    # the same backtest for the free baselines, so the UI shows whether the network earned its place
+    for baseline, fn in BASELINES.items():
+        scored = backtest(lambda h, H: fn(h, H, config.season), series.values, config.horizon, result.origins, config.season)
+        metrics.update({f"baseline_{baseline}_{k}": v for k, v in scored.summary().items()})
+    mlflow.log_metrics(metrics)
+    mlflow.log_dict(candidate.forecaster.config(), "window_config.json")
+    title = f"{name}: {config.variant} on {series.name}"
+    for fig, file in (
+        (plots.loss_curve(candidate.history, title), "loss_curve.png"),
+        (plots.forecast_vs_actual(series.values, result.origins[0], result.origins, result.forecasts, title), "forecast_vs_actual.png"),
+    ):
+        mlflow.log_figure(fig, file)
+        plt.close(fig)
+    return metrics
+
+
+def _log_model(candidate: Candidate, name: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = candidate.forecaster.save(Path(tmp) / FORECASTER_ARTIFACT)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_ENTRY),
+            artifacts={FORECASTER_ARTIFACT: str(path)},
+            signature=ModelSignature(params=ParamSchema([ParamSpec("horizon", "long", candidate.config.horizon)])),
+            pip_requirements=["seqcast"],
+            registered_model_name=name,
+        )
+    return str(info.registered_model_version)
+
+
+def train_and_register(
+    series: Series,
+    config: TrainConfig,
+    name: str,
+    *,
+    verbose: int = 0,
+    settings: Settings | None = None,
+) -> TrainOutcome:
+    settings = settings or get_settings()
+    client = tracking.configure(settings)
+    config = config.resolved(len(series), series.season, series.meta.get("horizon"))
+    experiment_id = tracking.experiment_for(name, settings)
+    variants = model_registry.names("forecast") if config.variant == AUTO else [config.variant]
+    if config.variant == AUTO:
+        variants = [v for v in variants if v != "one_step"]
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-{config.variant}") as run:
+        if len(variants) == 1:
+            best = train_candidate(series, config, verbose)
+            metrics = _log_candidate(best, series, name)
+        else:
+            candidates = []
+            for variant in variants:
+                with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-{variant}", nested=True):
+                    candidate = train_candidate(series, replace(config, variant=variant), verbose)
+                    _log_candidate(candidate, series, name)
+                    candidates.append(candidate)
+            best = min(candidates, key=lambda c: c.score)
+            metrics = _log_candidate(best, series, name)
+        mlflow.set_tag("seqcast.variant", best.config.variant)
+
+        champion = version_by_alias(client, name, CHAMPION)
+        champion_score = score_registered(model_uri(name, version=champion.version), series, config) if champion else None
+        version = _log_model(best, name)
+        score = metrics["test_mase"]
+        promoted = promote_if_better(client, name, version, score, champion_score)
+        client.set_model_version_tag(name, version, "variant", best.config.variant)
+        client.set_model_version_tag(name, version, "window_config", json.dumps(best.forecaster.config()))
+        mlflow.log_metric("champion_mase", champion_score if champion_score is not None else np.nan)
+        mlflow.set_tag("seqcast.promoted", str(promoted))
+        return TrainOutcome(name, run.info.run_id, version, promoted, metrics, champion_score, best.config.variant)

@@ -1,0 +1,111 @@
+"""The one training loop: windows from the training part, a registered builder, early stopping, seeded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from models import registry
+from pipelines.forecaster import Forecaster
+from pipelines.scaling import Scaler
+from pipelines.windows import to_windows
+
+_determinism = False
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed and data -> same weights and metrics."""
+    global _determinism
+    if not _determinism:
+        tf.config.experimental.enable_op_determinism()
+        _determinism = True
+    keras.utils.set_random_seed(seed)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    variant: str = "lstm"
+    lookback: int | None = None  # None: from the season (max(2 m, 8)), capped by the series' length
+    horizon: int | None = None  # None: the built-in's horizon, else 2 seasons, else 12
+    season: int | None = None  # None: inferred from the frequency
+    epochs: int = 50
+    seed: int = 42
+    units: int = 32
+    depth: int = 1
+    activation: str = "tanh"
+    dropout: float = 0.0
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    patience: int = 5
+    val_fraction: float = 0.2
+    folds: int = 1
+
+    def resolved(self, n: int, season: int | None, default_horizon: int | None) -> "TrainConfig":
+        """Fill the defaults that depend on the series (length ``n``, its season and usual horizon)."""
+        season = self.season if self.season is not None else season
+        horizon = self.horizon or default_horizon or (2 * season if season and season > 1 else 12)
+        if self.lookback is not None:
+            lookback = self.lookback
+        else:
+            lookback = max(2 * season, 8) if season and season > 1 else 12
+            train_n = n - horizon * self.folds
+            lookback = max(2, min(lookback, train_n // 3))
+        return replace(self, season=season or 1, horizon=horizon, lookback=lookback)
+
+    def hyperparameters(self) -> dict:
+        return {
+            "units": self.units,
+            "depth": self.depth,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "learning_rate": self.learning_rate,
+        }
+
+    def params(self) -> dict:
+        return asdict(self)
+
+
+def fit_forecaster(
+    values: np.ndarray,
+    config: TrainConfig,
+    *,
+    freq: str | None = None,
+    verbose: int = 0,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> tuple[Forecaster, dict[str, list[float]]]:
+    """Train ``config.variant`` on ``values`` (the training part only); returns the forecaster and loss curves."""
+    seed_everything(config.seed)
+    values = np.asarray(values, dtype=np.float64)
+    lookback = config.lookback
+    n_windows = len(values) - lookback
+    if n_windows < 2:
+        raise ValueError(
+            f"training part has {len(values)} values; lookback {lookback} needs at least {lookback + 2}"
+        )
+    n_val = int(round(n_windows * config.val_fraction)) if n_windows >= 10 else 0
+    fit_end = len(values) - n_val  # the scaler sees only what the network fits on
+    scaler = Scaler.fit(values[:fit_end])
+    X, y = to_windows(scaler.transform(values), lookback, 1)
+    X_fit, y_fit, X_val, y_val = X[: n_windows - n_val], y[: n_windows - n_val], X[n_windows - n_val :], y[n_windows - n_val :]
+
+    model = registry.build(config.variant, lookback=lookback, features=1, **config.hyperparameters())
+    monitor = "val_loss" if n_val else "loss"
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True)
+    history = model.fit(
+        np.ascontiguousarray(X_fit, dtype=np.float32),
+        np.ascontiguousarray(y_fit, dtype=np.float32),
+        validation_data=(np.ascontiguousarray(X_val, np.float32), np.ascontiguousarray(y_val, np.float32)) if n_val else None,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        shuffle=True,
+        verbose=verbose,
+        callbacks=[stop, *callbacks],
+    )
+    forecaster = Forecaster(
+        model=model, scaler=scaler, lookback=lookback, variant=config.variant, season=config.season, freq=freq
+    )
+    return forecaster, {k: [float(v) for v in vals] for k, vals in history.history.items()}

@@ -1,0 +1,5 @@
+import sys
+
+from seqcast.cli import main
+
+sys.exit(main())

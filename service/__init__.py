@@ -1,0 +1,1 @@
+"""The REST service: reads models from the MLflow registry, never trains."""

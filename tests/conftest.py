@@ -1,0 +1,37 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from pipelines.settings import get_settings  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """One embedded MLflow store for the session; tests use distinct model names."""
+    path = tmp_path_factory.mktemp("seqcast-data")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SEQCAST_DATA_DIR", str(path))
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+    yield path
+    mp.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings(data_dir):
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture
+def tiny_series():
+    from pipelines.data import Series
+
+    t = np.arange(120)
+    values = 10 + np.sin(2 * np.pi * t / 12) + 0.01 * t + 0.1 * np.random.default_rng(0).normal(size=120)
+    return Series("tiny", values, season=12, source="test: seasonal sine")
