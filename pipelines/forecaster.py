@@ -62,6 +62,27 @@ class Forecaster:
     def forecast(self, history, horizon: int) -> np.ndarray:
         return self.forecast_batch([history], horizon)[0]
 
+    def intervals(self, forecasts: np.ndarray, levels) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        """Conformal intervals: the ``level`` quantile of the backtest's absolute errors at each horizon step."""
+        residuals = np.asarray(self.meta.get("abs_residuals", []), dtype=np.float64)  # [folds, steps]
+        forecasts = np.asarray(forecasts, dtype=np.float64)
+        horizon = forecasts.shape[-1]
+        if residuals.ndim != 2 or len(residuals) == 0:
+            raise HistoryError("this model was not calibrated for intervals; retrain it with a backtest")
+        if horizon > residuals.shape[1]:
+            raise HistoryError(
+                f"intervals are calibrated up to horizon {residuals.shape[1]}; asked for {horizon}"
+            )
+        n = len(residuals)
+        out = {}
+        for level in levels:
+            if not 0 < level < 1:
+                raise HistoryError(f"interval level {level} is outside (0, 1)")
+            q = min(1.0, np.ceil((n + 1) * level) / n)
+            width = np.quantile(residuals[:, :horizon], q, axis=0, method="higher")
+            out[level] = (forecasts - width, forecasts + width)
+        return out
+
     def config(self) -> dict:
         return {
             "variant": self.variant,

@@ -60,6 +60,7 @@ def train_candidate(series: Series, config: TrainConfig, verbose: int = 0) -> Ca
     forecaster, history = fit_forecaster(series.values[: origins[0]], config, freq=series.freq, verbose=verbose)
     forecaster.meta["horizon"] = config.horizon
     result = backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season)
+    forecaster.meta["abs_residuals"] = np.abs(result.errors).round(10).tolist()  # conformal intervals
     return Candidate(config, forecaster, history, result)
 
 
