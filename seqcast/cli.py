@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 
-def _quiet_tensorflow() -> None:
+def _quiet_libraries() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # MLflow nags about input examples and type hints our models-from-code flavour does not use
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -106,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_tensorflow()
+    _quiet_libraries()
     args = build_parser().parse_args(argv)
     return args.func(args)
 
