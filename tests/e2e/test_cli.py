@@ -58,22 +58,56 @@ def test_bad_data_is_a_clear_error(env, tmp_path):
     assert "error: column 'value' row 1 holds 'x'; values must be numbers" in result.stderr
 
 
-def test_serve_answers_health(env):
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, process: subprocess.Popen, seconds: float = 120) -> httpx.Response:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            assert process.poll() is None, f"{process.args} exited"
+            assert time.monotonic() < deadline, f"{url} did not answer in {seconds} s"
+            time.sleep(0.5)
+
+
+def test_ui_lists_runs_and_a_tracking_server_overrides_the_store(env, tmp_path):
+    """`seqcast ui` is a real MLflow server on the embedded store; MLFLOW_TRACKING_URI points training at it."""
+    from mlflow.tracking import MlflowClient
+
+    port = _free_port()
+    ui = subprocess.Popen([SEQCAST, "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        assert _wait_for(f"{uri}/health", ui).status_code == 200
+        client = MlflowClient(uri)
+        experiment = client.get_experiment_by_name("sales")
+        runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+        assert len(runs) >= 2
+        for run in runs[:2]:
+            assert {"variant", "lookback", "horizon", "seed", "data_fingerprint"} <= set(run.data.params)
+            assert "test_mase" in run.data.metrics
+            assert {"loss_curve.png", "forecast_vs_actual.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+
+        remote = {**env, "MLFLOW_TRACKING_URI": uri}
+        result = seqcast(remote, "train", "--data", "manybody", "--name", "remote", "--epochs", "2", "--quiet")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "registered remote: version 1, promoted" in result.stdout
+        assert str(client.get_model_version_by_alias("remote", "champion").version) == "1"
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
+
+
+def test_serve_answers_health(env):
+    port = _free_port()
     server = subprocess.Popen([SEQCAST, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, "seqcast serve exited"
-                assert time.monotonic() < deadline, "seqcast serve did not answer in 120 s"
-                time.sleep(0.5)
-        assert response.status_code == 200
+        assert _wait_for(f"http://127.0.0.1:{port}/health", server).status_code == 200
     finally:
         server.terminate()
         server.wait(timeout=30)
