@@ -1,11 +1,14 @@
 """Recursive multi-step extrapolation as one compiled call: each prediction is fed back as the next input.
 
 The loop over the horizon runs inside one XLA-compiled ``tf.function``; there is no ``predict`` per step.
-Compiled programs are cached per (batch bucket, horizon bucket) so odd sizes reuse a padded program.
+Compiled programs are cached per (batch bucket, horizon bucket) so odd sizes reuse a padded program. The
+horizon itself is a runtime scalar: the loop runs exactly ``horizon`` steps and the bucket only sizes the
+output buffer, so a 48-step forecast costs 48 steps, not 64.
 """
 
 from __future__ import annotations
 
+import threading
 
 import keras
 import numpy as np
@@ -17,6 +20,11 @@ def _bucket(n: int, minimum: int) -> int:
     return max(minimum, 1 << (max(n, 1) - 1).bit_length())
 
 
+def _batch_bucket(n: int) -> int:
+    """Powers of two up to 64, then multiples of 64: a batch of 1000 runs as 1024, 65 as 128, 200 as 256."""
+    return _bucket(n, 1) if n <= 64 else -(-n // 64) * 64
+
+
 class RecursiveForecaster:
     """Wraps a one-step model ``(B, lookback, 1) -> (B, 1)``, all in the model's (scaled) space."""
 
@@ -24,27 +32,47 @@ class RecursiveForecaster:
         self.model = model
         self.lookback = int(model.input_shape[1])
         self._compiled = tf.function(self._loop, jit_compile=True, reduce_retracing=False)
+        self._programs: dict[tuple[int, int], object] = {}
+        self._trace_lock = threading.Lock()  # concurrent first calls trace once
 
-    def _loop(self, windows: tf.Tensor, horizon_bucket: tf.Tensor) -> tf.Tensor:
-        steps = horizon_bucket.shape[0]  # static: the bucket's length
-        out = tf.TensorArray(windows.dtype, size=steps)
+    def _loop(self, windows: tf.Tensor, horizon: tf.Tensor, buffer: tf.Tensor) -> tf.Tensor:
+        out = tf.TensorArray(windows.dtype, size=buffer.shape[0])  # static size: the horizon bucket
 
         def body(i, window, out):
             y = self.model(window[:, :, None], training=False)[:, 0]
             return i + 1, tf.concat([window[:, 1:], y[:, None]], axis=1), out.write(i, y)
 
-        _, _, out = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(0), windows, out))
+        _, _, out = tf.while_loop(lambda i, *_: i < horizon, body, (tf.constant(0), windows, out))
         return tf.transpose(out.stack())
+
+    def _program(self, batch: int, steps: int):
+        """The concrete function for one (batch, horizon-bucket) shape; calling it skips tf.function's dispatch."""
+        key = (batch, steps)
+        program = self._programs.get(key)
+        if program is None:
+            with self._trace_lock:
+                program = self._programs.get(key)
+                if program is None:
+                    program = self._compiled.get_concrete_function(
+                        tf.TensorSpec((batch, self.lookback), tf.float32),
+                        tf.TensorSpec((), tf.int32),
+                        tf.TensorSpec((steps,), tf.int8),
+                    )
+                    self._programs[key] = program
+        return program
 
     def __call__(self, windows: np.ndarray, horizon: int) -> np.ndarray:
         """``windows[B, lookback]`` (scaled) -> ``forecast[B, horizon]`` (scaled)."""
         windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim != 2 or windows.shape[1] != self.lookback:
             raise ValueError(f"windows must have shape (batch, {self.lookback}); got {windows.shape}")
+        if horizon < 1:
+            raise ValueError(f"horizon is {horizon}; it must be at least 1")
         batch = len(windows)
-        padded_batch = _bucket(batch, 1)
+        padded_batch = _batch_bucket(batch)
         if padded_batch != batch:
             windows = np.concatenate([windows, np.repeat(windows[-1:], padded_batch - batch, axis=0)])
         steps = _bucket(horizon, 8)
-        result = self._compiled(tf.constant(windows), tf.zeros((steps,), tf.int8))
+        program = self._program(padded_batch, steps)
+        result = program(tf.constant(windows), tf.constant(horizon, tf.int32), tf.zeros((steps,), tf.int8))
         return result.numpy()[:batch, :horizon].astype(np.float64)

@@ -1,0 +1,50 @@
+"""FastAPI dependencies shared by every router, as ``Annotated`` aliases.
+
+``SettingsDep`` (the app's one :class:`Settings`), ``CacheDep`` (the :class:`ModelCache`), ``MetricsDep``,
+and ``ApiKeyDep``: add ``_: ApiKeyDep`` to a mutating endpoint to require ``X-API-Key`` (401 missing,
+403 wrong, compared in constant time, never logged).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+
+from pipelines.settings import Settings
+from service.cache import ModelCache
+from service.metrics import Metrics
+
+API_KEY_HEADER = "X-API-Key"
+_api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="SEQCAST_API_KEY")
+
+
+def app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def model_cache(request: Request) -> ModelCache:
+    return request.app.state.cache
+
+
+def app_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+CacheDep = Annotated[ModelCache, Depends(model_cache)]
+MetricsDep = Annotated[Metrics, Depends(app_metrics)]
+
+
+def require_api_key(settings: SettingsDep, given: Annotated[str | None, Security(_api_key_header)]) -> None:
+    if not settings.api_key:
+        raise HTTPException(503, "mutating endpoints are off: the server has no SEQCAST_API_KEY set")
+    if not given:
+        raise HTTPException(401, f"missing {API_KEY_HEADER} header; this endpoint needs the API key")
+    if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+        raise HTTPException(403, f"wrong {API_KEY_HEADER}; this endpoint needs the API key")
+
+
+ApiKeyDep = Annotated[None, Depends(require_api_key)]

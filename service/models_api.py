@@ -1,0 +1,128 @@
+"""``GET /v1/models``, ``GET /v1/models/{name}`` and ``POST /v1/models/{name}/reload`` (API key)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fastapi import APIRouter
+from mlflow.exceptions import MlflowException
+from pydantic import BaseModel
+
+from service.cache import ModelNotFound, is_not_found
+from service.deps import ApiKeyDep, CacheDep
+from service.errors import AUTH_RESPONSES, MODEL_RESPONSES
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+class LoadedEntry(BaseModel):
+    ref: str
+    version: str
+    kind: str
+    loaded_at: float
+
+
+class ModelSummary(BaseModel):
+    name: str
+    description: str | None = None
+    aliases: dict[str, str]
+    latest_version: str | None = None
+    loaded: list[LoadedEntry]
+
+
+class VersionInfo(BaseModel):
+    version: str
+    aliases: list[str]
+    created_at: str | None = None
+    run_id: str | None = None
+    status: str | None = None
+    tags: dict[str, str]
+
+
+class ModelDetail(ModelSummary):
+    versions: list[VersionInfo]
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class AliasChange(BaseModel):
+    ref: str
+    version: str | None = None
+    previous: str | None = None
+    changed: bool
+
+
+class ReloadResult(BaseModel):
+    name: str
+    changes: list[AliasChange]
+
+
+def _loaded(cache, name: str) -> list[dict]:
+    return [{k: v for k, v in entry.items() if k != "model"} for entry in cache.loaded(name)]
+
+
+def _summary(cache, registered) -> dict:
+    versions = [int(v.version) for v in registered.latest_versions or []]
+    return {
+        "name": registered.name,
+        "description": registered.description or None,
+        "aliases": {alias: str(version) for alias, version in (registered.aliases or {}).items()},
+        "latest_version": str(max(versions)) if versions else None,
+        "loaded": _loaded(cache, registered.name),
+    }
+
+
+def _registered(cache, name: str):
+    try:
+        return cache.client.get_registered_model(name)
+    except MlflowException as exc:
+        if is_not_found(exc):
+            raise ModelNotFound(f"no registered model named {name!r}; GET /v1/models lists them") from None
+        raise
+
+
+@router.get("", response_model=ModelList, summary="Registered models, their aliases and what this process has loaded")
+def list_models(cache: CacheDep) -> dict:
+    registered = cache.client.search_registered_models(max_results=1000)
+    return {"models": [_summary(cache, r) for r in sorted(registered, key=lambda r: r.name)]}
+
+
+@router.get("/{name}", response_model=ModelDetail, responses=MODEL_RESPONSES, summary="One model's versions and aliases")
+def get_model(name: str, cache: CacheDep) -> dict:
+    registered = _registered(cache, name)
+    escaped = name.replace("\\", "\\\\").replace("'", "\\'")
+    versions = cache.client.search_model_versions(f"name = '{escaped}'")
+    by_version: dict[str, list[str]] = {}
+    for alias, version in (registered.aliases or {}).items():
+        by_version.setdefault(str(version), []).append(alias)
+    return {
+        **_summary(cache, registered),
+        "versions": [
+            {
+                "version": str(v.version),
+                "aliases": sorted(by_version.get(str(v.version), [])),
+                "created_at": datetime.fromtimestamp(v.creation_timestamp / 1000, timezone.utc).isoformat()
+                if v.creation_timestamp else None,
+                "run_id": v.run_id,
+                "status": v.status,
+                "tags": dict(v.tags or {}),
+            }
+            for v in sorted(versions, key=lambda v: int(v.version), reverse=True)
+        ],
+    }
+
+
+@router.post(
+    "/{name}/reload",
+    response_model=ReloadResult,
+    responses={**MODEL_RESPONSES, **AUTH_RESPONSES},
+    summary="Resolve this model's aliases again now and hot-swap what moved (API key)",
+)
+def reload_model(name: str, cache: CacheDep, _: ApiKeyDep) -> dict:
+    _registered(cache, name)
+    if not cache.serves(name):  # nothing served yet: load @champion now
+        loaded = cache.get(name)
+        return {"name": name, "changes": [{"ref": "@champion", "version": loaded.version, "previous": None, "changed": True}]}
+    return {"name": name, "changes": cache.refresh(name)}

@@ -1,0 +1,57 @@
+"""Request and response bodies of the forecast endpoints (the contract in DESIGN.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_BATCH = 10_000
+MAX_LEVELS = 10
+
+# strict: a number, not a string or a bool; finite: NaN/Infinity (also as bare JSON tokens) are rejected
+FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Level = Annotated[float, Field(strict=True, gt=0, lt=1)]
+ModelName = Annotated[str, Field(min_length=1, max_length=256, description="registered model name")]
+
+
+class ForecastRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelName
+    history: list[FiniteNumber] | None = Field(
+        default=None, description="the series so far, oldest first; at least the model's lookback values"
+    )
+    timestamps: list[datetime] | None = Field(
+        default=None, description="ISO-8601 time of each history value; the forecast continues their frequency"
+    )
+    horizon: int = Field(strict=True, ge=1, description="steps to forecast, 1 to SEQCAST_MAX_HORIZON")
+    alias: str | None = Field(default=None, min_length=1, max_length=256, description="registry alias (default champion)")
+    version: int | None = Field(default=None, strict=True, ge=1, description="registry version (instead of an alias)")
+    levels: list[Level] | None = Field(
+        default=None, max_length=MAX_LEVELS, description="prediction-interval levels in (0, 1), e.g. [0.8, 0.95]"
+    )
+
+
+class Interval(BaseModel):
+    lower: list[float]
+    upper: list[float]
+
+
+class ForecastResponse(BaseModel):
+    model: str
+    version: str = Field(description="the registry version that produced this forecast")
+    forecast: list[float]
+    timestamps: list[str] | None = None
+    intervals: dict[str, Interval] | None = None
+
+
+class BatchForecastRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[ForecastRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchForecastResponse(BaseModel):
+    results: list[ForecastResponse]
