@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     max_horizon: int = 1000
     model_poll_seconds: float = 10.0
     max_body_bytes: int = 1_000_000
+    preload_models: str = "*"  # served at startup: comma-separated names, "*" = every @champion, "" = none
     retrain_cron: str = "0 3 * * *"
 
     @property
