@@ -41,3 +41,4 @@ def build(name: str, **kwargs) -> keras.Model:
 
 # builders register themselves on import
 from models import recurrent  # noqa: E402,F401
+from models import mlp  # noqa: E402,F401

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from models.recursive import RecursiveForecaster
+from pipelines.conformal import interval_widths
 from pipelines.scaling import Scaler
 
 MODEL_FILE = "model.keras"
@@ -73,13 +74,11 @@ class Forecaster:
             raise HistoryError(
                 f"intervals are calibrated up to horizon {residuals.shape[1]}; asked for {horizon}"
             )
-        n = len(residuals)
         out = {}
         for level in levels:
             if not 0 < level < 1:
                 raise HistoryError(f"interval level {level} is outside (0, 1)")
-            q = min(1.0, np.ceil((n + 1) * level) / n)
-            width = np.quantile(residuals[:, :horizon], q, axis=0, method="higher")
+            width = interval_widths(residuals, horizon, level)  # per step, pooled across steps (see conformal.py)
             out[level] = (forecasts - width, forecasts + width)
         return out
 

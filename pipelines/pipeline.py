@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -14,7 +14,6 @@ import numpy as np
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ParamSchema, ParamSpec
 
-from models import registry as model_registry
 from models.baselines import BASELINES
 from pipelines import plots, tracking
 from pipelines.backtest import BacktestResult, backtest, fold_origins
@@ -22,6 +21,7 @@ from pipelines.data import Series
 from pipelines.forecaster import Forecaster
 from pipelines.pyfunc_model import FORECASTER_ARTIFACT
 from pipelines.registry import CHAMPION, load_forecaster, model_uri, promote_if_better, version_by_alias
+from pipelines.search import auto_search
 from pipelines.settings import Settings, get_settings
 from pipelines.training import TrainConfig, fit_forecaster
 
@@ -56,7 +56,7 @@ class TrainOutcome:
 
 def train_candidate(series: Series, config: TrainConfig, verbose: int = 0) -> Candidate:
     """Fit on everything before the first backtest origin, then backtest on the folds after it."""
-    origins = fold_origins(len(series), config.horizon, config.folds)
+    origins = fold_origins(len(series), config.horizon, config.folds, config.fold_step)
     forecaster, history = fit_forecaster(series.values[: origins[0]], config, freq=series.freq, verbose=verbose)
     forecaster.meta["horizon"] = config.horizon
     result = backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season)
@@ -68,7 +68,7 @@ def score_registered(uri: str, series: Series, config: TrainConfig) -> float | N
     """The registered model's MASE on the challenger's exact backtest (None when it cannot forecast this series)."""
     try:
         forecaster = load_forecaster(uri)
-        origins = fold_origins(len(series), config.horizon, config.folds)
+        origins = fold_origins(len(series), config.horizon, config.folds, config.fold_step)
         return backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season).summary()["mase"]
     except ValueError as exc:  # e.g. the champion needs a longer history than this split gives
         log.warning("champion %s cannot be scored on this backtest: %s", uri, exc)
@@ -136,27 +136,17 @@ def train_and_register(
     client = tracking.configure(settings)
     config = config.resolved(len(series), series.season, series.meta.get("horizon"))
     experiment_id = tracking.experiment_for(name, settings)
-    variants = model_registry.names("forecast") if config.variant == AUTO else [config.variant]
-    if config.variant == AUTO:
-        variants = [v for v in variants if v != "one_step"]
 
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-{config.variant}") as run:
-        if len(variants) == 1:
-            best = train_candidate(series, config, verbose)
-            metrics = _log_candidate(best, series, name)
+        if config.variant == AUTO:  # networks x preprocessing searched by backtest, within config.budget
+            best = auto_search(series, config, lambda c: train_candidate(series, c, verbose))
         else:
-            candidates = []
-            for variant in variants:
-                with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-{variant}", nested=True):
-                    candidate = train_candidate(series, replace(config, variant=variant), verbose)
-                    _log_candidate(candidate, series, name)
-                    candidates.append(candidate)
-            best = min(candidates, key=lambda c: c.score)
-            metrics = _log_candidate(best, series, name)
+            best = train_candidate(series, config, verbose)
+        metrics = _log_candidate(best, series, name)
         mlflow.set_tag("seqcast.variant", best.config.variant)
 
         champion = version_by_alias(client, name, CHAMPION)
-        champion_score = score_registered(model_uri(name, version=champion.version), series, config) if champion else None
+        champion_score = score_registered(model_uri(name, version=champion.version), series, best.config) if champion else None
         version = _log_model(best, name)
         score = metrics["test_mase"]
         promoted = promote_if_better(client, name, version, score, champion_score)

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import registry
+from models.preprocessing import build_forecast_model
 from pipelines.forecaster import Forecaster
 from pipelines.scaling import Scaler
 from pipelines.windows import to_windows
@@ -43,6 +44,11 @@ class TrainConfig:
     patience: int = 5
     val_fraction: float = 0.2
     folds: int = 1
+    fold_step: int | None = None  # None: folds are a horizon apart; smaller steps overlap them
+    transform: str = "standard"  # global: "standard" or "log" (positive series), see pipelines/scaling.py
+    normalise: str = "none"  # per window, inside the model: none | last | mean | seasonal (models/preprocessing.py)
+    members: int = 1  # an ensemble of this many independently initialised networks, averaged
+    budget: float | None = None  # seconds for --variant auto's search (None: pipelines/search.py's default)
 
     def resolved(self, n: int, season: int | None, default_horizon: int | None) -> "TrainConfig":
         """Fill the defaults that depend on the series (length ``n``, its season and usual horizon)."""
@@ -64,6 +70,12 @@ class TrainConfig:
             "dropout": self.dropout,
             "learning_rate": self.learning_rate,
         }
+
+    def describe(self) -> str:
+        return (
+            f"{self.variant}[{self.transform},{self.normalise},lookback={self.lookback},units={self.units},"
+            f"members={self.members}]"
+        )
 
     def params(self) -> dict:
         return asdict(self)
@@ -88,14 +100,15 @@ def fit_forecaster(
         )
     n_val = int(round(n_windows * config.val_fraction)) if n_windows >= 10 else 0
     fit_end = len(values) - n_val  # the scaler sees only what the network fits on
-    scaler = Scaler.fit(values[:fit_end])
+    scaler = Scaler.fit(values[:fit_end], config.transform)
     X, y = to_windows(scaler.transform(values), lookback, 1)
+    y = np.repeat(y.reshape(-1, 1), config.members, axis=1)  # every ensemble member fits the same target
     X_fit, y_fit, X_val, y_val = X[: n_windows - n_val], y[: n_windows - n_val], X[n_windows - n_val :], y[n_windows - n_val :]
 
-    model = registry.build(config.variant, lookback=lookback, features=1, **config.hyperparameters())
+    model, train_model = _build(config, lookback)
     monitor = "val_loss" if n_val else "loss"
     stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True)
-    history = model.fit(
+    history = train_model.fit(
         np.ascontiguousarray(X_fit, dtype=np.float32),
         np.ascontiguousarray(y_fit, dtype=np.float32),
         validation_data=(np.ascontiguousarray(X_val, np.float32), np.ascontiguousarray(y_val, np.float32)) if n_val else None,
@@ -109,3 +122,22 @@ def fit_forecaster(
         model=model, scaler=scaler, lookback=lookback, variant=config.variant, season=config.season, freq=freq
     )
     return forecaster, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _build(config: TrainConfig, lookback: int) -> tuple[keras.Model, keras.Model]:
+    """(served model, model to fit): the registered network, wrapped in per-window normalisation and an
+    ensemble when asked for (both inside the Keras model, so the recursive loop serves them unchanged)."""
+    hp = config.hyperparameters()
+    if config.normalise == "none" and config.members == 1:
+        model = registry.build(config.variant, lookback=lookback, features=1, **hp)
+        return model, model
+    train_model, model = build_forecast_model(
+        lambda length: registry.build(config.variant, lookback=length, features=1, **hp),
+        lookback,
+        normalise=config.normalise,
+        season=config.season or 1,
+        members=config.members,
+        name=config.variant,
+    )
+    train_model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
+    return model, train_model

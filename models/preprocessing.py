@@ -1,0 +1,127 @@
+"""Preprocessing that lives inside the Keras model, so the served model forecasts through the one recursive loop.
+
+A forecasting model here is ``window -> WindowNormalise -> K member networks -> WindowDenormalise -> mean``:
+
+- ``none``: the window as it is (already globally scaled by the Forecaster);
+- ``last``: subtract the last value, divide by the mean absolute step: the network predicts the next change,
+  so trends extrapolate (per-window normalisation / differencing);
+- ``mean``: subtract the window's mean, divide by its spread (per-window z-score);
+- ``seasonal``: the network sees seasonal differences ``x[t] - x[t-m]`` and predicts the next one, which is
+  added to the value one season back (seasonal differencing, the level and season put back).
+
+Members are independently initialised copies of the core network; they train side by side (one output
+column each, so each learns on its own) and the served model averages them (an ensemble over seeds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from keras import layers, ops
+
+NORMALISATIONS = ("none", "last", "mean", "seasonal")
+SCALE_FLOOR = 1e-2  # windows are globally standardised first, so a spread this small means "flat"
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class WindowNormalise(layers.Layer):
+    """``(B, L, 1)`` window -> normalised ``(B, L', 1)``, anchor ``(B, 1)``, scale ``(B, 1)``."""
+
+    def __init__(self, mode: str = "none", season: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in NORMALISATIONS:
+            raise ValueError(f"unknown normalisation {mode!r}; allowed: {', '.join(NORMALISATIONS)}")
+        self.mode = mode
+        self.season = max(int(season or 1), 1)
+
+    def output_length(self, lookback: int) -> int:
+        return lookback - self.season if self.mode == "seasonal" else lookback
+
+    def call(self, window):
+        x = window[:, :, 0]
+        if self.mode == "none":
+            anchor = ops.zeros_like(x[:, -1:])
+            return window, anchor, ops.ones_like(anchor)
+        if self.mode == "last":
+            anchor = x[:, -1:]
+            scale = ops.mean(ops.abs(x[:, 1:] - x[:, :-1]), axis=1, keepdims=True)
+            z = x - anchor
+        elif self.mode == "mean":
+            anchor = ops.mean(x, axis=1, keepdims=True)
+            scale = ops.std(x, axis=1, keepdims=True)
+            z = x - anchor
+        else:  # seasonal
+            m = self.season
+            z = x[:, m:] - x[:, :-m]
+            lookback = x.shape[1]
+            anchor = x[:, lookback - m : lookback - m + 1]  # the value one season before the next one
+            scale = ops.mean(ops.abs(z), axis=1, keepdims=True)
+        scale = ops.maximum(scale, SCALE_FLOOR)
+        return (z / scale)[:, :, None], anchor, scale
+
+    def compute_output_shape(self, input_shape):
+        batch, lookback = input_shape[0], input_shape[1]
+        return (batch, self.output_length(lookback), 1), (batch, 1), (batch, 1)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "season": self.season}
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class WindowDenormalise(layers.Layer):
+    """``[pred (B, K), anchor (B, 1), scale (B, 1)] -> anchor + pred * scale``; with ``seasonal`` the
+    prediction is the next seasonal difference, with ``last`` the next change, so the same formula serves all."""
+
+    def call(self, inputs):
+        pred, anchor, scale = inputs
+        return anchor + pred * scale
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class MemberMean(layers.Layer):
+    """``(B, K)`` member forecasts -> ``(B, 1)`` ensemble forecast."""
+
+    def call(self, members):
+        return ops.mean(members, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+
+def build_forecast_model(
+    core: Callable[[int], keras.Model],
+    lookback: int,
+    *,
+    normalise: str = "none",
+    season: int = 1,
+    members: int = 1,
+    name: str = "forecaster",
+) -> tuple[keras.Model, keras.Model]:
+    """``core(length)`` builds one member network ``(B, length, 1) -> (B, 1)``.
+
+    Returns ``(train_model, serve_model)`` sharing weights: the first outputs every member ``(B, K)`` (fit it
+    on the target repeated K times), the second their mean ``(B, 1)`` (save and serve this one).
+    """
+    norm = WindowNormalise(normalise, season, name="normalise")
+    length = norm.output_length(lookback)
+    if length < 2:
+        raise ValueError(
+            f"lookback {lookback} leaves {length} values after {normalise!r} normalisation (season {season}); "
+            f"it needs a lookback of at least {lookback - length + 2}"
+        )
+    window = keras.Input((lookback, 1), name="window")
+    z, anchor, scale = norm(window)
+    outs = []
+    for k in range(members):
+        net = core(length)
+        member = keras.Model(net.inputs[0], net.outputs[0], name=f"member_{k}")  # unique names inside the ensemble
+        outs.append(member(z))
+    stacked = outs[0] if members == 1 else layers.Concatenate(name="members")(outs)
+    each = WindowDenormalise(name="denormalise")([stacked, anchor, scale])
+    train_model = keras.Model(window, each, name=f"{name}_members")
+    serve_model = keras.Model(window, MemberMean(name="ensemble")(each), name=name)
+    return train_model, serve_model
