@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 
+import math
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -35,7 +38,30 @@ MODEL_RESPONSES = {404: _described("unknown model, version or alias")}
 BODY_RESPONSES = {413: _described("the request body is over the size limit")}
 
 
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN/Infinity are not JSON; name them as text
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict]:
+    """FastAPI's error list (loc, msg, type, ctx) without echoing the input, which may be huge or not JSON."""
+    out = []
+    for error in exc.errors():
+        item = {"type": error["type"], "loc": list(error["loc"]), "msg": error["msg"]}
+        if error.get("ctx"):
+            item["ctx"] = {k: _json_safe(v) for k, v in error["ctx"].items()}
+        out.append(item)
+    return out
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_errors(exc)}, status_code=422)
+
     @app.exception_handler(HistoryError)
     async def history_error(request: Request, exc: HistoryError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)

@@ -1,0 +1,47 @@
+"""Helpers for the service tests: constants, settings, ASGI calls (imported by conftest and tests)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from pipelines.registry import CHAMPION
+from pipelines.settings import Settings
+
+MODEL = "svc_sine"
+LOOKBACK = 6
+HORIZON = 6
+API_KEY = "test-key-0123456789"
+
+
+def copy_model(registered, name: str) -> str:
+    """A new registered model whose versions 1 and 2 are the same artifacts as MODEL's (no training)."""
+    client = registered["client"]
+    client.create_registered_model(name)
+    for version in ("1", "2"):
+        source = client.get_model_version(MODEL, version)
+        client.create_model_version(name, source.source, run_id=source.run_id)
+    client.set_registered_model_alias(name, CHAMPION, "1")
+    return name
+
+
+def make_settings(data_dir, **overrides) -> Settings:
+    values = {"data_dir": data_dir, "api_key": API_KEY, "max_horizon": 100, "max_body_bytes": 20_000,
+              "model_poll_seconds": 0, "preload_models": MODEL}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def client_for(app) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://seqcast.test")
+
+
+def call(app, method: str, url: str, **kwargs) -> httpx.Response:
+    """One request through the ASGI app (no server, no socket)."""
+
+    async def go():
+        async with client_for(app) as client:
+            return await client.request(method, url, **kwargs)
+
+    return asyncio.run(go())

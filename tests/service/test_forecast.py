@@ -1,0 +1,239 @@
+"""POST /v1/forecast and /v1/forecast/batch through the ASGI app: exact bodies, every bad input a clear 4xx."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from svc_helpers import MODEL, call
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def history(registered):
+    return registered["series"].values[:40].round(6).tolist()
+
+
+def expected(registered, version, history, horizon):
+    return registered["forecasters"][version].forecast(history, horizon).tolist()
+
+
+def test_forecast_from_champion_names_the_version(app, registered, history):
+    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": history, "horizon": 6})
+    assert r.status_code == 200
+    assert r.json() == {"model": MODEL, "version": "1", "forecast": expected(registered, "1", history, 6)}
+
+
+@pytest.mark.parametrize("selector, version", [({"version": 2}, "2"), ({"version": 1}, "1"), ({"alias": "champion"}, "1")])
+def test_forecast_by_version_or_alias(app, registered, history, selector, version):
+    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": history, "horizon": 12, **selector})
+    assert r.status_code == 200
+    assert r.json() == {"model": MODEL, "version": version, "forecast": expected(registered, version, history, 12)}
+
+
+def test_horizon_up_to_the_maximum(app, registered, history):
+    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": history, "horizon": 100})
+    assert r.status_code == 200
+    assert r.json()["forecast"] == expected(registered, "1", history, 100)
+
+
+@pytest.mark.parametrize(
+    "start, freq, first, last",
+    [
+        ("2024-01-01", "D", "2024-02-10T00:00:00", "2024-02-12T00:00:00"),
+        ("2020-01-01", "MS", "2023-05-01T00:00:00", "2023-07-01T00:00:00"),
+        ("2024-03-01T00:00:00+00:00", "h", "2024-03-02T16:00:00+00:00", "2024-03-02T18:00:00+00:00"),
+    ],
+)
+def test_timestamps_continue_the_history_frequency(app, registered, history, start, freq, first, last):
+    stamps = [t.isoformat() for t in pd.date_range(start, periods=len(history), freq=freq)]
+    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": history, "timestamps": stamps, "horizon": 3})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["forecast"] == expected(registered, "1", history, 3)
+    assert body["timestamps"][0] == first and body["timestamps"][-1] == last and len(body["timestamps"]) == 3
+
+
+def test_intervals_from_the_backtest_residuals(app, registered, history):
+    forecaster = registered["forecasters"]["1"]
+    point = forecaster.forecast(history, 4)
+    bands = forecaster.intervals(point, [0.8, 0.95])
+    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": history, "horizon": 4, "levels": [0.8, 0.95]})
+    assert r.status_code == 200
+    assert r.json() == {
+        "model": MODEL,
+        "version": "1",
+        "forecast": point.tolist(),
+        "intervals": {
+            "0.8": {"lower": bands[0.8][0].tolist(), "upper": bands[0.8][1].tolist()},
+            "0.95": {"lower": bands[0.95][0].tolist(), "upper": bands[0.95][1].tolist()},
+        },
+    }
+
+
+def test_batch_is_grouped_and_matches_single_forecasts(app, registered, history):
+    items = [
+        {"model": MODEL, "history": history, "horizon": 5},
+        {"model": MODEL, "history": history[:-3], "horizon": 5},
+        {"model": MODEL, "history": history[:-1], "horizon": 7, "version": 2},
+    ]
+    r = call(app, "POST", "/v1/forecast/batch", json={"requests": items})
+    # one batched call per (version, horizon); batch size changes float32 rounding, so compare with the same batch
+    group = registered["forecasters"]["1"].forecast_batch([history, history[:-3]], 5)
+    assert r.status_code == 200
+    assert r.json() == {
+        "results": [
+            {"model": MODEL, "version": "1", "forecast": group[0].tolist()},
+            {"model": MODEL, "version": "1", "forecast": group[1].tolist()},
+            {"model": MODEL, "version": "2", "forecast": expected(registered, "2", history[:-1], 7)},
+        ]
+    }
+    np.testing.assert_allclose(group[0], expected(registered, "1", history, 5), rtol=1e-5)
+
+
+def _error(loc, msg, type_, **ctx):
+    item = {"type": type_, "loc": loc, "msg": msg}
+    if ctx:
+        item["ctx"] = ctx
+    return {"detail": [item]}
+
+
+SHORT = "history has {n} values; this model needs at least 6"
+
+
+@pytest.mark.parametrize(
+    "body, status, detail",
+    [
+        ({"model": MODEL, "history": [], "horizon": 3}, 422, SHORT.format(n=0)),
+        ({"model": MODEL, "history": [1.0, 2.0], "horizon": 3}, 422, SHORT.format(n=2)),
+        ({"model": MODEL, "horizon": 3}, 422, "history is required: a list of at least 6 numbers, oldest first"),
+        ({"model": MODEL, "history": [1.0] * 8, "horizon": 101}, 422, "horizon is 101; allowed: 1 to 100"),
+        ({"model": MODEL, "history": [1.0] * 8, "horizon": 3, "alias": "champion", "version": 1}, 422,
+         "give either alias or version, not both"),
+        ({"model": MODEL, "history": [1.0] * 8, "horizon": 7, "levels": [0.9]}, 422,
+         "intervals are calibrated up to horizon 6; asked for 7"),
+        ({"model": MODEL, "history": [1.0] * 8, "timestamps": ["2024-01-01"], "horizon": 3}, 422,
+         "timestamps has 1 entries and history 8; give one timestamp per history value"),
+        ({"model": MODEL, "history": [1.0] * 3 + [2.0] * 5, "horizon": 3,
+          "timestamps": ["2024-01-01", "2024-01-02", "2024-01-02", *[f"2024-01-0{d}" for d in range(3, 8)]]}, 422,
+         "timestamps must be strictly increasing; timestamps[2] is not after timestamps[1]"),
+        ({"model": "no_such_model", "history": [1.0] * 8, "horizon": 3}, 404,
+         "no registered model named 'no_such_model'; GET /v1/models lists them"),
+        ({"model": MODEL, "history": [1.0] * 8, "horizon": 3, "version": 99}, 404,
+         f"model '{MODEL}' has no version 99; GET /v1/models/{MODEL} lists them"),
+        ({"model": MODEL, "history": [1.0] * 8, "horizon": 3, "alias": "staging"}, 404,
+         f"model '{MODEL}' has no alias @staging; its aliases are: @champion"),
+    ],
+    ids=["empty", "too-short", "missing", "horizon-over-max", "alias-and-version", "interval-horizon",
+         "timestamps-length", "timestamps-order", "unknown-model", "unknown-version", "unknown-alias"],
+)
+def test_bad_input_is_a_clear_4xx(app, registered, body, status, detail):
+    r = call(app, "POST", "/v1/forecast", json=body)
+    assert (r.status_code, r.json()) == (status, {"detail": detail})
+
+
+@pytest.mark.parametrize(
+    "raw, expected_body",
+    [
+        ('{"model": "%s", "history": [1, NaN, 3, 4, 5, 6], "horizon": 3}' % MODEL,
+         _error(["body", "history", 1], "Input should be a finite number", "finite_number")),
+        ('{"model": "%s", "history": [1, 2, 3, 4, 5, Infinity], "horizon": 3}' % MODEL,
+         _error(["body", "history", 5], "Input should be a finite number", "finite_number")),
+        ('{"model": "%s", "history": [-Infinity, 2, 3, 4, 5, 6], "horizon": 3}' % MODEL,
+         _error(["body", "history", 0], "Input should be a finite number", "finite_number")),
+        ('{"model": "%s", "history": [1, "NaN", 3, 4, 5, 6], "horizon": 3}' % MODEL,
+         _error(["body", "history", 1], "Input should be a valid number", "float_type")),
+        ('{"model": "%s", "history": [1, true, 3, 4, 5, 6], "horizon": 3}' % MODEL,
+         _error(["body", "history", 1], "Input should be a valid number", "float_type")),
+        ('{"model": "%s", "history": "1,2,3", "horizon": 3}' % MODEL,
+         _error(["body", "history"], "Input should be a valid list", "list_type")),
+        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 0}' % MODEL,
+         _error(["body", "horizon"], "Input should be greater than or equal to 1", "greater_than_equal", ge=1)),
+        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": -4}' % MODEL,
+         _error(["body", "horizon"], "Input should be greater than or equal to 1", "greater_than_equal", ge=1)),
+        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": "3"}' % MODEL,
+         _error(["body", "horizon"], "Input should be a valid integer", "int_type")),
+        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 2.5}' % MODEL,
+         _error(["body", "horizon"], "Input should be a valid integer", "int_type")),
+        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 3, "levels": [1.5]}' % MODEL,
+         _error(["body", "levels", 0], "Input should be less than 1", "less_than", lt=1)),
+        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 3, "horizn": 3}' % MODEL,
+         _error(["body", "horizn"], "Extra inputs are not permitted", "extra_forbidden")),
+        ('{"history": [1, 2, 3, 4, 5, 6], "horizon": 3}',
+         _error(["body", "model"], "Field required", "missing")),
+        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 3, "timestamps": ["yesterday"]}' % MODEL,
+         None),
+        ('{"model": "%s", "history": [1, 2' % MODEL, None),
+    ],
+    ids=["nan-token", "infinity-token", "minus-infinity-token", "nan-string", "bool", "history-string", "horizon-0",
+         "horizon-negative", "horizon-string", "horizon-float", "level-over-1", "unknown-field", "no-model",
+         "bad-timestamp", "broken-json"],
+)
+def test_invalid_json_bodies_are_422(app, registered, raw, expected_body):
+    r = call(app, "POST", "/v1/forecast", content=raw, headers=JSON)
+    assert r.status_code == 422
+    if expected_body is not None:
+        assert r.json() == expected_body
+    else:
+        assert r.json()["detail"][0]["loc"][0] == "body"
+        assert r.json()["detail"][0]["type"] in {"datetime_from_date_parsing", "json_invalid"}
+
+
+def test_mixed_time_zones_are_rejected(app, registered):
+    stamps = ["2024-01-01T00:00:00+00:00"] + [f"2024-01-0{d}T00:00:00" for d in range(2, 9)]
+    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": [1.0] * 8, "timestamps": stamps, "horizon": 2})
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("timestamps do not form one time axis (")
+    assert r.json()["detail"].endswith("use ISO-8601, all with or all without a time zone, between 1677 and 2262")
+
+
+def test_batch_errors_name_the_item(app, registered):
+    items = [{"model": MODEL, "history": [1.0] * 8, "horizon": 3}, {"model": MODEL, "history": [1.0, 2.0], "horizon": 3}]
+    r = call(app, "POST", "/v1/forecast/batch", json={"requests": items})
+    assert (r.status_code, r.json()) == (422, {"detail": "requests[1]: " + SHORT.format(n=2)})
+    raw = '{"requests": [{"model": "%s", "history": [1, 2, 3, 4, 5, NaN], "horizon": 3}]}' % MODEL
+    r = call(app, "POST", "/v1/forecast/batch", content=raw, headers=JSON)
+    assert (r.status_code, r.json()) == (
+        422, _error(["body", "requests", 0, "history", 5], "Input should be a finite number", "finite_number")
+    )
+    r = call(app, "POST", "/v1/forecast/batch", json={"requests": []})
+    assert (r.status_code, r.json()) == (
+        422, _error(["body", "requests"], "List should have at least 1 item after validation, not 0", "too_short",
+                    field_type="List", min_length=1, actual_length=0)
+    )
+
+
+LIMIT = {"detail": "request body is over the limit of 20000 bytes (SEQCAST_MAX_BODY_BYTES)"}
+
+
+def test_body_over_the_limit_is_413(app, registered):
+    big = {"model": MODEL, "history": [1.0] * 5000, "horizon": 3}
+    r = call(app, "POST", "/v1/forecast", json=big)
+    assert (r.status_code, r.json()) == (413, LIMIT)
+
+
+def test_chunked_body_over_the_limit_is_413_without_content_length(app, registered):
+    payload = json.dumps({"model": MODEL, "history": [1.0] * 5000, "horizon": 3}).encode()
+
+    async def chunks():
+        for i in range(0, len(payload), 4096):
+            yield payload[i : i + 4096]
+
+    r = call(app, "POST", "/v1/forecast/batch", content=chunks(), headers=JSON)
+    assert "content-length" not in r.request.headers
+    assert r.request.headers["transfer-encoding"] == "chunked"
+    assert (r.status_code, r.json()) == (413, LIMIT)
+
+
+def test_chunked_body_under_the_limit_is_served(app, registered, history):
+    payload = json.dumps({"model": MODEL, "history": history, "horizon": 2}).encode()
+
+    async def chunks():
+        for i in range(0, len(payload), 100):
+            yield payload[i : i + 100]
+
+    r = call(app, "POST", "/v1/forecast", content=chunks(), headers=JSON)
+    assert (r.status_code, r.json()) == (200, {"model": MODEL, "version": "1", "forecast": expected(registered, "1", history, 2)})
