@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import mlflow
 import numpy as np
+import pandas as pd
 
 from pipelines.training import TrainConfig, fit_forecaster
 
@@ -47,18 +48,40 @@ def backtest_folds(n: int, horizon: int, lookback: int) -> tuple[int, int]:
     return folds, step
 
 
-def search_space(base: TrainConfig, positive: bool) -> list[TrainConfig]:
-    """Candidate configurations, most promising first (the budget may end the list early)."""
+def weekly_season(freq: str | None, season: int) -> int | None:
+    """Sub-daily data also repeats weekly (weekends): 7 daily seasons, when the frequency says so."""
+    if not freq or season <= 1:
+        return None
+    try:
+        sub_daily = pd.tseries.frequencies.to_offset(freq) < pd.Timedelta(days=1)
+    except (TypeError, ValueError):
+        return None
+    return 7 * season if sub_daily else None
+
+
+def search_space(base: TrainConfig, n: int, positive: bool, freq: str | None = None) -> list[TrainConfig]:
+    """Candidate configurations, most promising first (the budget may end the list early).
+
+    Each normalisation starts from its own baseline (naive, window mean, seasonal naive) and learns a
+    correction; the search's training schedule (lr, epochs, patience) suits that start."""
     season = base.season or 1
-    normalisations = ["seasonal", "last", "mean", "none"] if season > 1 else ["last", "mean", "none"]
+    base = replace(base, learning_rate=3e-3, epochs=200, patience=20, members=1)
+    shapes = []  # (normalise, normalise_season, lookback)
+    week = weekly_season(freq, season)
+    if week and n - base.horizon * base.folds > 4 * (week + season):
+        shapes.append(("seasonal", week, week + season))
+    if season > 1 and base.lookback - season >= 2:
+        shapes.append(("seasonal", season, base.lookback))
+    shapes += [("last", None, base.lookback), ("mean", None, base.lookback)]
     transforms = ["standard", "log"] if positive else ["standard"]
     configs = []
     for variant in ("mlp", "gru"):
-        for normalise in normalisations:
+        for normalise, norm_season, lookback in shapes:
             for transform in transforms:
-                if normalise == "seasonal" and base.lookback - season < 2:
-                    continue
-                configs.append(replace(base, variant=variant, normalise=normalise, transform=transform, members=1))
+                configs.append(
+                    replace(base, variant=variant, normalise=normalise, normalise_season=norm_season,
+                            lookback=lookback, transform=transform)
+                )  # fmt: skip
     return configs
 
 
@@ -114,13 +137,13 @@ def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object
         _log_trial(candidate.config, candidate.score)
         return candidate.score
 
-    trials = run_trials(search_space(base, positive), evaluate, budget * SEARCH_SHARE)
+    trials = run_trials(search_space(base, len(series), positive, series.freq), evaluate, budget * SEARCH_SHARE)
     chosen = best_trial(trials)
     log.info("auto on %s: %d trials, best %s (backtest MASE %.4f)", series.name, len(trials), chosen.config.describe(), chosen.score)
     final = train(replace(chosen.config, members=ENSEMBLE_MEMBERS))
     meta = dict(final.forecaster.meta)
     refit, _ = fit_forecaster(series.values, final.config, freq=series.freq)
-    refit.meta.update(meta, search_trials=len(trials), search_seconds=round(time.monotonic() - start, 1), refit=True)
+    refit.meta.update(meta, chosen=final.config.describe(), search_trials=len(trials), search_seconds=round(time.monotonic() - start, 1), refit=True)
     final.forecaster = refit
     return final
 

@@ -47,6 +47,7 @@ class TrainConfig:
     fold_step: int | None = None  # None: folds are a horizon apart; smaller steps overlap them
     transform: str = "standard"  # global: "standard" or "log" (positive series), see pipelines/scaling.py
     normalise: str = "none"  # per window, inside the model: none | last | mean | seasonal (models/preprocessing.py)
+    normalise_season: int | None = None  # the season ``seasonal`` differences over (None: ``season``), e.g. a week
     members: int = 1  # an ensemble of this many independently initialised networks, averaged
     budget: float | None = None  # seconds for --variant auto's search (None: pipelines/search.py's default)
 
@@ -73,7 +74,7 @@ class TrainConfig:
 
     def describe(self) -> str:
         return (
-            f"{self.variant}[{self.transform},{self.normalise},lookback={self.lookback},units={self.units},"
+            f"{self.variant}[{self.transform},{self.normalise}{self.normalise_season or ''},lookback={self.lookback},units={self.units},"
             f"members={self.members}]"
         )
 
@@ -107,17 +108,24 @@ def fit_forecaster(
 
     model, train_model = _build(config, lookback)
     monitor = "val_loss" if n_val else "loss"
+    fit_data = (np.ascontiguousarray(X_fit, np.float32), np.ascontiguousarray(y_fit, np.float32))
+    val_data = (np.ascontiguousarray(X_val, np.float32), np.ascontiguousarray(y_val, np.float32)) if n_val else fit_data
+    wrapped = train_model is not model
+    if wrapped:  # the untrained wrapped model is its normalisation's baseline: keep it unless training beats it
+        baseline_weights = train_model.get_weights()
+        baseline_loss = float(train_model.evaluate(*val_data, batch_size=256, verbose=0))
     stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True)
     history = train_model.fit(
-        np.ascontiguousarray(X_fit, dtype=np.float32),
-        np.ascontiguousarray(y_fit, dtype=np.float32),
-        validation_data=(np.ascontiguousarray(X_val, np.float32), np.ascontiguousarray(y_val, np.float32)) if n_val else None,
+        *fit_data,
+        validation_data=val_data if n_val else None,
         epochs=config.epochs,
         batch_size=config.batch_size,
         shuffle=True,
         verbose=verbose,
         callbacks=[stop, *callbacks],
     )
+    if wrapped and min(history.history[monitor]) >= baseline_loss:
+        train_model.set_weights(baseline_weights)
     forecaster = Forecaster(
         model=model, scaler=scaler, lookback=lookback, variant=config.variant, season=config.season, freq=freq
     )
@@ -135,7 +143,7 @@ def _build(config: TrainConfig, lookback: int) -> tuple[keras.Model, keras.Model
         lambda length: registry.build(config.variant, lookback=length, features=1, **hp),
         lookback,
         normalise=config.normalise,
-        season=config.season or 1,
+        season=config.normalise_season or config.season or 1,
         members=config.members,
         name=config.variant,
     )

@@ -1,0 +1,85 @@
+"""The preprocessing layers inside forecasting models: baselines at initialisation, serialisable, safe_mode."""
+
+import keras
+import numpy as np
+import pytest
+
+from models import registry
+from models.baselines import naive, seasonal_naive
+from models.preprocessing import MemberMean, WindowDenormalise, WindowNormalise, build_forecast_model
+from models.recursive import RecursiveForecaster
+from pipelines.training import seed_everything
+
+LOOKBACK, SEASON = 8, 4
+
+
+def _model(normalise, members=1, variant="mlp"):
+    seed_everything(0)
+    return build_forecast_model(
+        lambda length: registry.build(variant, lookback=length, units=4),
+        LOOKBACK,
+        normalise=normalise,
+        season=SEASON,
+        members=members,
+    )
+
+
+@pytest.fixture(scope="module")
+def windows():
+    t = np.arange(40)
+    series = 0.1 * t + np.sin(2 * np.pi * t / SEASON) + 0.1 * np.random.default_rng(0).normal(size=40)
+    return np.stack([series[i : i + LOOKBACK] for i in range(20)]).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "layer", [WindowNormalise("seasonal", 4), WindowNormalise("last"), WindowDenormalise(), MemberMean()]
+)
+def test_layers_round_trip_their_config(layer):
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_unknown_normalisation_names_the_allowed_ones():
+    with pytest.raises(ValueError, match="unknown normalisation 'zscore'; allowed: none, last, mean, seasonal"):
+        WindowNormalise("zscore")
+
+
+def test_lookback_too_short_for_the_season_is_explained():
+    with pytest.raises(ValueError, match="lookback 5 leaves 1 values .* at least 6"):
+        build_forecast_model(lambda n: registry.build("mlp", lookback=n), 5, normalise="seasonal", season=4)
+
+
+@pytest.mark.parametrize(
+    "normalise, baseline",
+    [
+        ("last", lambda w: naive(w, 1)[:, 0]),
+        ("seasonal", lambda w: seasonal_naive(w, 1, SEASON)[:, 0]),
+        ("mean", lambda w: w.mean(axis=1)),
+        ("none", lambda w: np.zeros(len(w))),
+    ],
+)
+def test_untrained_model_is_its_normalisations_baseline(normalise, baseline, windows):
+    _, serve = _model(normalise, members=3)
+    np.testing.assert_allclose(serve.predict(windows[:, :, None], verbose=0)[:, 0], baseline(windows), atol=1e-5)
+
+
+def test_seasonal_model_recurses_as_seasonal_naive(windows):
+    _, serve = _model("seasonal")
+    recursive = RecursiveForecaster(serve)(windows, 9)
+    np.testing.assert_allclose(recursive, seasonal_naive(list(windows), 9, SEASON), atol=1e-5)
+
+
+@pytest.mark.parametrize("normalise", ["last", "seasonal"])
+def test_ensemble_trains_and_round_trips_with_safe_mode(normalise, windows, tmp_path):
+    train, serve = _model(normalise, members=3, variant="gru")
+    train.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    X, y = windows[:, :-1, None], windows[:, -1:]
+    X = np.concatenate([X, X[:, -1:]], axis=1)  # any (B, LOOKBACK, 1) input will do
+    train.fit(X, np.repeat(y, 3, axis=1), epochs=3, verbose=0)
+    assert train.output_shape == (None, 3) and serve.output_shape == (None, 1)
+    path = tmp_path / "ensemble.keras"
+    serve.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True, compile=False)
+    np.testing.assert_allclose(reloaded.predict(X, verbose=0), serve.predict(X, verbose=0), rtol=1e-6)
+    members = serve.predict(X, verbose=0)
+    np.testing.assert_allclose(members[:, 0], train.predict(X, verbose=0).mean(axis=1), rtol=1e-5)
