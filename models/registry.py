@@ -42,3 +42,4 @@ def build(name: str, **kwargs) -> keras.Model:
 # builders register themselves on import
 from models import recurrent  # noqa: E402,F401
 from models import mlp  # noqa: E402,F401
+from models import cnn  # noqa: E402,F401

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from pipelines.backtest import BacktestResult, backtest, fold_origins
 from pipelines.data import Series
 from pipelines.forecaster import Forecaster
 from pipelines.pyfunc_model import FORECASTER_ARTIFACT
-from pipelines.registry import CHAMPION, load_forecaster, model_uri, promote_if_better, version_by_alias
+from pipelines.registry import load_forecaster, log_pyfunc_model, register_challenger
 from pipelines.search import auto_search
 from pipelines.settings import Settings, get_settings
 from pipelines.training import TrainConfig, fit_forecaster
@@ -88,8 +87,7 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
             "interpolated": series.interpolated,
         }
     )
-    for epoch, values in enumerate(zip(*candidate.history.values())):
-        mlflow.log_metrics(dict(zip(candidate.history.keys(), values)), step=epoch)
+    tracking.log_history(candidate.history)
     metrics = {f"test_{k}": v for k, v in result.summary().items()}
     for k, per_step in result.per_step().items():
         for step, value in enumerate(per_step):
@@ -111,17 +109,13 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
 
 
 def _log_model(candidate: Candidate, name: str) -> str:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = candidate.forecaster.save(Path(tmp) / FORECASTER_ARTIFACT)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC_ENTRY),
-            artifacts={FORECASTER_ARTIFACT: str(path)},
-            signature=ModelSignature(params=ParamSchema([ParamSpec("horizon", "long", candidate.config.horizon)])),
-            pip_requirements=["seqcast"],
-            registered_model_name=name,
-        )
-    return str(info.registered_model_version)
+    return log_pyfunc_model(
+        name,
+        PYFUNC_ENTRY,
+        FORECASTER_ARTIFACT,
+        candidate.forecaster.save,
+        signature=ModelSignature(params=ParamSchema([ParamSpec("horizon", "long", candidate.config.horizon)])),
+    )
 
 
 def train_and_register(
@@ -133,9 +127,8 @@ def train_and_register(
     settings: Settings | None = None,
 ) -> TrainOutcome:
     settings = settings or get_settings()
-    client = tracking.configure(settings)
+    client, experiment_id = tracking.open_experiment(name, settings)
     config = config.resolved(len(series), series.season, series.meta.get("horizon"))
-    experiment_id = tracking.experiment_for(name, settings)
 
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-{config.variant}") as run:
         if config.variant == AUTO:  # networks x preprocessing searched by backtest, within config.budget
@@ -145,13 +138,14 @@ def train_and_register(
         metrics = _log_candidate(best, series, name)
         mlflow.set_tag("seqcast.variant", best.config.variant)
 
-        champion = version_by_alias(client, name, CHAMPION)
-        champion_score = score_registered(model_uri(name, version=champion.version), series, best.config) if champion else None
-        version = _log_model(best, name)
-        score = metrics["test_mase"]
-        promoted = promote_if_better(client, name, version, score, champion_score)
+        registration = register_challenger(
+            client,
+            name,
+            metrics["test_mase"],
+            score_champion=lambda uri: score_registered(uri, series, best.config),
+            log_model=lambda: _log_model(best, name),
+        )
+        version, promoted, champion_score = registration.version, registration.promoted, registration.champion_score
         client.set_model_version_tag(name, version, "variant", best.config.variant)
         client.set_model_version_tag(name, version, "window_config", json.dumps(best.forecaster.config()))
-        mlflow.log_metric("champion_mase", champion_score if champion_score is not None else np.nan)
-        mlflow.set_tag("seqcast.promoted", str(promoted))
         return TrainOutcome(name, run.info.run_id, version, promoted, metrics, champion_score, best.config.variant)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -62,3 +65,60 @@ def promote_if_better(
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     return promoted
+
+
+def log_pyfunc_model(
+    name: str,
+    entry: Path,
+    artifact: str,
+    save: Callable[[Path], Path],
+    *,
+    signature=None,
+) -> str:
+    """Log a models-from-code pyfunc (``entry`` + the folder ``save`` writes under ``artifact``) in the active run
+    and register it as a new version of ``name``; returns the version. Nothing is pickled."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save(Path(tmp) / artifact)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(entry),
+            artifacts={artifact: str(path)},
+            signature=signature,
+            pip_requirements=["seqcast"],
+            registered_model_name=name,
+        )
+    return str(info.registered_model_version)
+
+
+@dataclass(frozen=True)
+class Registration:
+    version: str
+    promoted: bool
+    champion_score: float | None
+
+
+def register_challenger(
+    client: MlflowClient,
+    name: str,
+    score: float,
+    *,
+    score_champion: Callable[[str], float],
+    log_model: Callable[[], str],
+    metric: str = "mase",
+    higher_is_better: bool = False,
+) -> Registration:
+    """The champion comparison every pipeline ends with, inside its MLflow run.
+
+    Scores the current ``@champion`` (if any) with ``score_champion(uri)`` on the challenger's own test data,
+    registers the challenger (``log_model()`` -> version), moves ``@champion`` only if ``score`` is strictly
+    better, and records ``champion_<metric>`` and the decision on the run.
+    """
+    champion = version_by_alias(client, name, CHAMPION)
+    champion_score = score_champion(model_uri(name, version=champion.version)) if champion else None
+    version = log_model()
+    promoted = promote_if_better(
+        client, name, version, score, champion_score, metric=metric, higher_is_better=higher_is_better
+    )
+    mlflow.log_metric(f"champion_{metric}", champion_score if champion_score is not None else float("nan"))
+    mlflow.set_tag("seqcast.promoted", str(promoted))
+    return Registration(version, promoted, champion_score)

@@ -31,3 +31,16 @@ def experiment_for(name: str, settings: Settings | None = None) -> str:
     if settings.mlflow_tracking_uri is None:
         location = (settings.artifact_root / name).as_uri()
     return mlflow.create_experiment(name, artifact_location=location)
+
+
+def open_experiment(name: str, settings: Settings | None = None) -> tuple[MlflowClient, str]:
+    """The tracking client and NAME's experiment: what every training pipeline (forecast, classify) starts with."""
+    settings = settings or get_settings()
+    client = configure(settings)
+    return client, experiment_for(name, settings)
+
+
+def log_history(history: dict[str, list[float]]) -> None:
+    """Keras' per-epoch curves (``loss``, ``val_loss``, ``accuracy``, ...) as MLflow metrics with step = epoch."""
+    for epoch, values in enumerate(zip(*history.values())):
+        mlflow.log_metrics(dict(zip(history.keys(), values)), step=epoch)
