@@ -1,0 +1,79 @@
+"""GET /health, /ready, /metrics and the OpenAPI docs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from svc_helpers import MODEL, call, client_for, make_settings
+
+from service.app import create_app
+
+
+def test_health(app):
+    r = call(app, "GET", "/health")
+    assert (r.status_code, r.json()) == (200, {"status": "ok"})
+
+
+def test_ready_after_the_startup_models_load(registered, data_dir):
+    app = create_app(make_settings(data_dir, preload_models=MODEL))
+    r = call(app, "GET", "/ready")  # lifespan not started: nothing preloaded yet
+    assert (r.status_code, r.json()) == (503, {"detail": "still loading the startup models (SEQCAST_PRELOAD_MODELS)"})
+
+    async def main():
+        async with app.router.lifespan_context(app), client_for(app) as client:
+            deadline = time.monotonic() + 60
+            while (r := await client.get("/ready")).status_code != 200:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            return r
+
+    r = asyncio.run(main())
+    assert r.json()["status"] == "ready"
+    assert {(m["model"], m["ref"], m["version"]) for m in r.json()["models"]} >= {(MODEL, "@champion", "1")}
+
+
+def test_not_ready_without_models(registered, data_dir):
+    app = create_app(make_settings(data_dir, preload_models=""))
+
+    async def main():
+        async with app.router.lifespan_context(app), client_for(app) as client:
+            deadline = time.monotonic() + 10
+            while (r := await client.get("/ready")).json()["detail"].startswith("still loading"):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            return r
+
+    r = asyncio.run(main())
+    assert (r.status_code, r.json()) == (
+        503, {"detail": "no model is loaded; register one (seqcast train) or forecast with a registered model"}
+    )
+
+
+def test_metrics_count_requests_by_route_and_series_by_version(app, registered):
+    call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": [1.0] * 8, "horizon": 2})
+    call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": [1.0], "horizon": 2})
+    r = call(app, "GET", "/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    assert 'seqcast_http_requests_total{method="POST",route="/v1/forecast",status="200"}' in r.text
+    assert 'seqcast_http_requests_total{method="POST",route="/v1/forecast",status="422"}' in r.text
+    assert f'seqcast_forecast_series_total{{model="{MODEL}",version="1"}}' in r.text
+    assert 'seqcast_model_loads_total{kind="forecaster",model="svc_sine"}' in r.text
+    assert "seqcast_http_request_seconds_bucket" in r.text
+
+
+def test_openapi_and_docs(app):
+    r = call(app, "GET", "/openapi.json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    assert set(paths) >= {"/v1/forecast", "/v1/forecast/batch", "/v1/models", "/v1/models/{name}",
+                          "/v1/models/{name}/reload", "/health", "/ready", "/metrics"}
+    assert call(app, "GET", "/docs").status_code == 200
+
+
+def test_unknown_path_and_method_are_json_4xx(app):
+    r = call(app, "GET", "/v1/nothing")
+    assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
+    r = call(app, "GET", "/v1/forecast")
+    assert (r.status_code, r.json()) == (405, {"detail": "Method Not Allowed"})
