@@ -97,7 +97,10 @@ def cmd_train_images(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port, log_level="info")
+    # uvloop + httptools (uvicorn[standard]); per-request access lines are off by default: /metrics counts
+    # every request, and at hundreds of requests per second the log line costs more than the forecast
+    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port, log_level="info",
+                loop="uvloop", http="httptools", access_log=args.access_log)
     return 0
 
 
@@ -168,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the REST service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--access-log", action="store_true", help="log one line per request")
     serve.set_defaults(func=cmd_serve)
 
     ui = sub.add_parser("ui", help="the MLflow UI on the configured tracking store")
