@@ -1,0 +1,106 @@
+"""The one backtest loop, its folds, the baselines through it, the conformal widths and the auto search's pieces."""
+
+import numpy as np
+import pytest
+
+from models.baselines import BASELINES, drift, naive, seasonal_naive
+from pipelines import metrics
+from pipelines.backtest import backtest, fold_origins
+from pipelines.conformal import coverage, interval_widths
+from pipelines.scaling import Scaler
+from pipelines.search import Trial, backtest_folds, best_trial, run_trials, search_space, weekly_season
+from pipelines.training import TrainConfig
+
+
+def test_folds_expand_and_overlap_with_a_step():
+    assert fold_origins(100, 10, 3) == [70, 80, 90]
+    assert fold_origins(100, 10, 4, step=5) == [75, 80, 85, 90]
+
+
+def test_too_many_folds_name_the_numbers():
+    with pytest.raises(ValueError, match="series has 30 values; 3 fold\\(s\\) of horizon 10 with step 10 need at least 32"):
+        fold_origins(30, 10, 3)
+
+
+def test_baselines_through_the_one_loop():
+    t = np.arange(60, dtype=float)
+    season = 12 + np.sin(2 * np.pi * t / 12)
+    origins = fold_origins(60, 12, 3, step=6)
+    result = backtest(lambda h, H: seasonal_naive(h, H, 12), season, 12, origins, season=12)
+    assert result.forecasts.shape == (3, 12)
+    assert result.summary()["mase"] == pytest.approx(0.0, abs=1e-9)
+    trend = 3.0 + 2 * t
+    scored = backtest(lambda h, H: drift(h, H), trend, 5, fold_origins(60, 5, 2), season=1)
+    assert scored.summary()["mae"] == pytest.approx(0.0, abs=1e-9)
+    per_step = backtest(lambda h, H: naive(h, H), trend, 5, fold_origins(60, 5, 2), season=1).per_step()["mase"]
+    np.testing.assert_allclose(per_step, [1, 2, 3, 4, 5])  # naive on a line: one more step of error each step
+    assert set(BASELINES) == {"naive", "seasonal_naive", "drift"}
+
+
+def test_mase_is_scaled_by_the_in_sample_seasonal_naive():
+    insample = np.array([1.0, 2, 3, 4, 2, 3, 4, 5])
+    assert metrics.naive_scale(insample, 4) == pytest.approx(1.0)
+    assert metrics.mase([6.0, 7], [5.0, 5], insample, 4) == pytest.approx(1.5)
+
+
+def test_conformal_widths_cover_at_their_level_and_grow_with_the_horizon():
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 9)
+    calibration = np.abs(rng.normal(size=(6, 8)) * steps)
+    fresh = rng.normal(size=(4000, 8)) * steps
+    for level in (0.8, 0.95):
+        widths = interval_widths(calibration, 8, level)
+        assert np.all(np.diff(widths) >= 0)
+        assert coverage(fresh, np.zeros_like(fresh), widths) == pytest.approx(level, abs=0.06)
+    assert interval_widths(calibration, 3, 0.8).shape == (3,)
+
+
+def test_log_scaler_round_trips_and_rejects_non_positive_history():
+    values = np.array([1.0, 10.0, 100.0])
+    scaler = Scaler.fit(values, "log")
+    np.testing.assert_allclose(scaler.inverse(scaler.transform(values)), values)
+    assert Scaler.from_dict(scaler.to_dict()) == scaler
+    assert Scaler.from_dict({"kind": "standard", "loc": 1.0, "scale": 2.0}) == Scaler(1.0, 2.0)
+    with pytest.raises(ValueError, match="history holds 1 value\\(s\\) <= 0 \\(smallest -1\\)"):
+        scaler.transform([3.0, -1.0])
+    with pytest.raises(ValueError, match="unknown scaler kind 'boxcox'"):
+        Scaler(kind="boxcox")
+
+
+def test_trials_stop_when_the_budget_is_spent():
+    ticks = iter(range(0, 1000, 10))  # every clock reading is 10 s later
+    configs = [TrainConfig(seed=s) for s in range(10)]
+    trials = run_trials(configs, lambda c: float(c.seed), budget_s=45, clock=lambda: next(ticks))
+    assert 1 <= len(trials) < len(configs)
+    assert best_trial(trials).config.seed == 0
+
+
+def test_failed_trials_are_skipped_and_all_failing_is_explained():
+    def evaluate(config):
+        if config.seed == 0:
+            raise ValueError("history too short")
+        return 2.0
+
+    trials = run_trials([TrainConfig(seed=0), TrainConfig(seed=1)], evaluate, budget_s=1e9)
+    assert best_trial(trials).config.seed == 1
+    with pytest.raises(ValueError, match="no configuration could be trained .* history too short"):
+        best_trial([Trial(TrainConfig(), float("inf"), 0.0, "history too short")])
+
+
+def test_search_space_is_season_aware():
+    base = TrainConfig(variant="auto").resolved(4000, 48, 96)
+    base = base.__class__(**{**base.params(), "folds": 6, "fold_step": 48})
+    configs = search_space(base, 4000, positive=True, freq="30min")
+    shapes = {(c.normalise, c.normalise_season, c.lookback) for c in configs}
+    assert ("seasonal", 336, 384) in shapes and ("seasonal", 48, base.lookback) in shapes
+    assert {c.transform for c in configs} == {"standard", "log"}
+    assert weekly_season("MS", 12) is None and weekly_season("h", 24) == 168
+    yearly = search_space(TrainConfig(variant="auto").resolved(100, 1, 10), 100, positive=False)
+    assert {c.normalise for c in yearly} == {"last", "mean"} and {c.transform for c in yearly} == {"standard"}
+
+
+def test_backtest_folds_leave_most_of_the_series_to_fit():
+    folds, step = backtest_folds(150, 24, 24)
+    assert step == 12 and folds >= 2
+    assert 150 - 24 - (folds - 1) * step >= 0.65 * 150
+    assert backtest_folds(30, 6, 8)[0] >= 1
