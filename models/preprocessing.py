@@ -9,6 +9,10 @@ A forecasting model here is ``window -> WindowNormalise -> K member networks -> 
 - ``seasonal``: the network sees seasonal differences ``x[t] - x[t-m]`` and predicts the next one, which is
   added to the value one season back (seasonal differencing, the level and season put back).
 
+Each member's output layer starts at zero, so an untrained model forecasts the normalisation's own baseline
+(naive for ``last``, the window mean for ``mean``, seasonal naive for ``seasonal``) and training learns
+only the correction the data supports.
+
 Members are independently initialised copies of the core network; they train side by side (one output
 column each, so each learns on its own) and the served model averages them (an ensemble over seeds).
 """
@@ -119,6 +123,9 @@ def build_forecast_model(
     for k in range(members):
         net = core(length)
         member = keras.Model(net.inputs[0], net.outputs[0], name=f"member_{k}")  # unique names inside the ensemble
+        head = member.layers[-1]
+        for weight in head.weights:  # start from the baseline (see the module docstring)
+            weight.assign(keras.ops.zeros_like(weight))
         outs.append(member(z))
     stacked = outs[0] if members == 1 else layers.Concatenate(name="members")(outs)
     each = WindowDenormalise(name="denormalise")([stacked, anchor, scale])
