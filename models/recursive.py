@@ -4,15 +4,51 @@ The loop over the horizon runs inside one XLA-compiled ``tf.function``; there is
 Compiled programs are cached per (batch bucket, horizon bucket) so odd sizes reuse a padded program. The
 horizon itself is a runtime scalar: the loop runs exactly ``horizon`` steps and the bucket only sizes the
 output buffer, so a 48-step forecast costs 48 steps, not 64.
+
+Large batches run through a copy of the network with its recurrent layers unrolled (``unroll=True``: the
+lookback's time steps as straight-line code, the same weights). XLA fuses that far better on wide batches
+(a batch of 1000 LSTM(16) forecasts ran about 10x faster here), while for one series the rolled inner loop
+is quicker, so each batch size takes the faster of the two. Both give the same numbers up to float32
+rounding; a copy that does not (or cannot be built) is not used.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+
+log = logging.getLogger(__name__)
+
+UNROLLED_FROM_BATCH = 2  # measured: rolled wins only for one series (0.5 vs 1.0 ms); unrolled from 2 on
+
+
+def _unroll(layer: keras.layers.Layer) -> keras.layers.Layer:
+    config = layer.get_config()
+    if "unroll" not in config:
+        return layer.__class__.from_config(config)
+    return layer.__class__.from_config({**config, "unroll": True})
+
+
+def unrolled_copy(model: keras.Model) -> keras.Model | None:
+    """``model`` with every recurrent layer unrolled, or None when it has none or the copy differs."""
+    if not any("unroll" in layer.get_config() for layer in model._flatten_layers(include_self=False)):
+        return None
+    try:
+        copy = keras.models.clone_model(model, clone_function=_unroll, recursive=True)
+        copy.set_weights(model.get_weights())
+        probe = np.random.default_rng(0).normal(size=(4, *model.input_shape[1:])).astype(np.float32)
+        if not np.allclose(np.asarray(copy(probe)), np.asarray(model(probe)), rtol=1e-4, atol=1e-5):
+            log.warning("the unrolled copy of %s disagrees with it; large batches use the rolled model", model.name)
+            return None
+    except Exception as exc:  # noqa: BLE001 - an unusual model still forecasts, only slower for big batches
+        log.warning("cannot unroll %s (%s); large batches use the rolled model", model.name, exc)
+        return None
+    return copy
 
 
 def _bucket(n: int, minimum: int) -> int:
@@ -31,15 +67,18 @@ class RecursiveForecaster:
     def __init__(self, model: keras.Model):
         self.model = model
         self.lookback = int(model.input_shape[1])
+        self._unrolled = unrolled_copy(model)
         self._compiled = tf.function(self._loop, jit_compile=True, reduce_retracing=False)
         self._programs: dict[tuple[int, int], object] = {}
         self._trace_lock = threading.Lock()  # concurrent first calls trace once
 
     def _loop(self, windows: tf.Tensor, horizon: tf.Tensor, buffer: tf.Tensor) -> tf.Tensor:
         out = tf.TensorArray(windows.dtype, size=buffer.shape[0])  # static size: the horizon bucket
+        wide = self._unrolled is not None and windows.shape[0] >= UNROLLED_FROM_BATCH
+        model = self._unrolled if wide else self.model  # chosen at trace time, per batch bucket
 
         def body(i, window, out):
-            y = self.model(window[:, :, None], training=False)[:, 0]
+            y = model(window[:, :, None], training=False)[:, 0]
             return i + 1, tf.concat([window[:, 1:], y[:, None]], axis=1), out.write(i, y)
 
         _, _, out = tf.while_loop(lambda i, *_: i < horizon, body, (tf.constant(0), windows, out))
