@@ -132,3 +132,57 @@ def build_forecast_model(
     train_model = keras.Model(window, each, name=f"{name}_members")
     serve_model = keras.Model(window, MemberMean(name="ensemble")(each), name=name)
     return train_model, serve_model
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class Affine(layers.Layer):
+    """``x * scale + shift``: moves values between two global scalings, so models trained with different
+    scalers can be combined in one model."""
+
+    def __init__(self, scale: float = 1.0, shift: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale, self.shift = float(scale), float(shift)
+
+    def call(self, x):
+        return x * self.scale + self.shift
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "shift": self.shift}
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class LastSteps(layers.Layer):
+    """The last ``steps`` time steps of a ``(B, L, F)`` window (members of a combination may look back less)."""
+
+    def __init__(self, steps: int, **kwargs):
+        super().__init__(**kwargs)
+        self.steps = int(steps)
+
+    def call(self, window):
+        return window[:, -self.steps :, :]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.steps, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "steps": self.steps}
+
+
+def combine_models(models: list[keras.Model], into_member: list[tuple[float, float]], name: str = "combination") -> keras.Model:
+    """One model averaging differently preprocessed forecasting models (a forecast combination).
+
+    ``into_member[k] = (scale, shift)`` maps the combination's input space to model k's; its output is mapped
+    back with the inverse. The combination looks back as far as its longest member."""
+    lookback = max(int(m.input_shape[1]) for m in models)
+    window = keras.Input((lookback, 1), name="window")
+    outs = []
+    for k, (model, (scale, shift)) in enumerate(zip(models, into_member)):
+        member = keras.Model(model.inputs[0], model.outputs[0], name=f"model_{k}")
+        x = LastSteps(int(model.input_shape[1]), name=f"last_steps_{k}")(window)
+        y = member(Affine(scale, shift, name=f"into_{k}")(x))
+        outs.append(Affine(1.0 / scale, -shift / scale, name=f"back_{k}")(y))
+    stacked = outs[0] if len(outs) == 1 else layers.Concatenate(name="models")(outs)
+    return keras.Model(window, MemberMean(name="combination_mean")(stacked), name=name)

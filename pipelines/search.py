@@ -1,9 +1,8 @@
 """``--variant auto``: search networks and their preprocessing per series by backtest, within a time budget.
 
 Every trial is one ``train_candidate`` (the one training loop, then the one backtest loop) on the series the
-caller gave — never on data it holds out. The best configuration is then trained again as an ensemble over
-seeds (its backtest gives the logged metrics and the conformal residuals) and, last, refitted on the whole
-series so the served model has seen the most recent data.
+caller gave — never on data it holds out. The best few configurations are combined in one Keras model and
+refitted on the whole series, so the served model has seen the most recent data (see ``auto_search``).
 """
 
 from __future__ import annotations
@@ -17,14 +16,19 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from models.preprocessing import combine_models
+from pipelines.backtest import backtest, fold_origins
+from pipelines.forecaster import Forecaster
 from pipelines.training import TrainConfig, fit_forecaster
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET_S = 240.0
-ENSEMBLE_MEMBERS = 5
+COMBINE_TOP = 3  # configurations averaged in the served model
+COMBINE_WITHIN = 1.3  # ... whose backtest MASE is within this factor of the best
+REFIT_MEMBERS = 3  # seeds per configuration in the served model
 MAX_FOLDS = 6
-SEARCH_SHARE = 0.6  # of the budget; the rest trains the ensemble and refits it
+SEARCH_SHARE = 0.6  # of the budget; the rest refits the chosen configurations on the whole series
 
 
 @dataclass
@@ -119,11 +123,14 @@ def best_trial(trials: list[Trial]) -> Trial:
 
 
 def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object]):
-    """Search, then train the best configuration as an ensemble and refit it on the whole series.
+    """Search, combine the best few configurations, refit the combination on the whole series.
 
     ``train(config)`` is the pipeline's ``train_candidate`` (fit before the first backtest origin, backtest
-    after it); it returns a candidate with ``.score``, ``.config``, ``.forecaster``. Returns the ensemble's
-    candidate, its forecaster replaced by the refit one (keeping the backtest residuals for intervals).
+    after it); it returns a candidate with ``.score``, ``.config``, ``.forecaster``, ``.result``. The best
+    configurations (same global transform, backtest MASE within ``COMBINE_WITHIN`` of the best) are averaged
+    in one Keras model: a forecast combination, which is what won M4. Its backtest — the trial models
+    combined, on the same folds — gives the logged metrics and the conformal residuals; the served
+    combination is each chosen configuration refitted on the whole series as an ensemble over seeds.
     """
     start = time.monotonic()
     budget = base.budget if base.budget is not None else DEFAULT_BUDGET_S
@@ -131,21 +138,53 @@ def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object
         folds, step = backtest_folds(len(series), base.horizon, base.lookback)
         base = replace(base, folds=folds, fold_step=step)
     positive = bool(np.min(series.values) > 0)
+    candidates = {}
 
     def evaluate(config: TrainConfig) -> float:
         candidate = train(config)
+        candidates[id(config)] = candidate
         _log_trial(candidate.config, candidate.score)
         return candidate.score
 
     trials = run_trials(search_space(base, len(series), positive, series.freq), evaluate, budget * SEARCH_SHARE)
-    chosen = best_trial(trials)
-    log.info("auto on %s: %d trials, best %s (backtest MASE %.4f)", series.name, len(trials), chosen.config.describe(), chosen.score)
-    final = train(replace(chosen.config, members=ENSEMBLE_MEMBERS))
-    meta = dict(final.forecaster.meta)
-    refit, _ = fit_forecaster(series.values, final.config, freq=series.freq)
-    refit.meta.update(meta, chosen=final.config.describe(), search_trials=len(trials), search_seconds=round(time.monotonic() - start, 1), refit=True)
-    final.forecaster = refit
-    return final
+    best = best_trial(trials)
+    chosen = [
+        t for t in sorted(trials, key=lambda t: t.score)
+        if t.config.transform == best.config.transform and t.score <= best.score * COMBINE_WITHIN
+    ][:COMBINE_TOP]  # fmt: skip
+    description = " + ".join(t.config.describe() for t in chosen)
+    log.info("auto on %s: %d trials, combining %s (best backtest MASE %.4f)", series.name, len(trials), description, best.score)
+
+    first = candidates[id(best.config)]
+    combined = combine_forecasters([candidates[id(t.config)].forecaster for t in chosen])
+    origins = fold_origins(len(series), base.horizon, base.folds, base.fold_step)
+    result = backtest(combined.forecast_batch, series.values, base.horizon, origins, base.season)
+    refits = [fit_forecaster(series.values, replace(t.config, members=REFIT_MEMBERS), freq=series.freq)[0] for t in chosen]
+    served = combine_forecasters(refits)
+    served.meta.update(
+        horizon=base.horizon,
+        abs_residuals=np.abs(result.errors).round(10).tolist(),  # conformal intervals
+        chosen=description,
+        search_trials=len(trials),
+        search_seconds=round(time.monotonic() - start, 1),
+    )
+    return replace(first, forecaster=served, result=result)
+
+
+def combine_forecasters(forecasters: list[Forecaster]) -> Forecaster:
+    """One Forecaster averaging several (same global transform): the first one's scaler, the others' inputs and
+    outputs mapped into and out of their own scalings inside the model."""
+    if len(forecasters) == 1:
+        return forecasters[0]
+    primary = forecasters[0].scaler
+    maps = []
+    for f in forecasters:
+        if f.scaler.kind != primary.kind:
+            raise ValueError(f"cannot combine a {f.scaler.kind!r}-scaled model with a {primary.kind!r}-scaled one")
+        maps.append((primary.scale / f.scaler.scale, (primary.loc - f.scaler.loc) / f.scaler.scale))
+    model = combine_models([f.model for f in forecasters], maps)
+    head = forecasters[0]
+    return Forecaster(model, primary, int(model.input_shape[1]), head.variant, head.season, head.freq, dict(head.meta))
 
 
 def _log_trial(config: TrainConfig, score: float) -> None:

@@ -104,3 +104,27 @@ def test_backtest_folds_leave_most_of_the_series_to_fit():
     assert step == 12 and folds >= 2
     assert 150 - 24 - (folds - 1) * step >= 0.65 * 150
     assert backtest_folds(30, 6, 8)[0] >= 1
+
+
+def test_a_combination_forecasts_the_mean_of_its_members_and_round_trips(tmp_path):
+    from pipelines.forecaster import Forecaster
+    from pipelines.search import combine_forecasters
+    from pipelines.training import fit_forecaster
+
+    t = np.arange(80, dtype=float)
+    values = 50 + 0.5 * t + 3 * np.sin(2 * np.pi * t / 4)
+    configs = [
+        TrainConfig(variant="mlp", lookback=8, season=4, normalise="seasonal", epochs=3, transform="log"),
+        TrainConfig(variant="mlp", lookback=5, season=4, normalise="last", epochs=3, transform="log", members=2),
+    ]
+    members = [fit_forecaster(values[: 60 + 10 * k], c)[0] for k, c in enumerate(configs)]  # different scalers
+    combined = combine_forecasters(members)
+    assert combined.lookback == 8
+    history, expected = list(values), []
+    for _ in range(6):  # one recursive model: every member sees the combined forecast fed back
+        # averaged in the (log) model space: a geometric mean in the data's space
+        expected.append(np.exp(np.mean([np.log(m.forecast(history, 1)[0]) for m in members])))
+        history.append(expected[-1])
+    np.testing.assert_allclose(combined.forecast(values, 6), expected, rtol=1e-4)
+    reloaded = Forecaster.load(combined.save(tmp_path / "combined"))
+    np.testing.assert_allclose(reloaded.forecast(values, 6), expected, rtol=1e-4)
