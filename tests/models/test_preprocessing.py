@@ -6,7 +6,7 @@ import pytest
 
 from models import registry
 from models.baselines import naive, seasonal_naive
-from models.preprocessing import MemberMean, WindowDenormalise, WindowNormalise, build_forecast_model
+from models.preprocessing import Affine, LastSteps, MemberMean, WindowDenormalise, WindowNormalise, build_forecast_model
 from models.recursive import RecursiveForecaster
 from pipelines.training import seed_everything
 
@@ -32,7 +32,8 @@ def windows():
 
 
 @pytest.mark.parametrize(
-    "layer", [WindowNormalise("seasonal", 4), WindowNormalise("last"), WindowDenormalise(), MemberMean()]
+    "layer",
+    [WindowNormalise("seasonal", 4), WindowNormalise("last"), WindowDenormalise(), MemberMean(), Affine(2.0, -1.0), LastSteps(3)],
 )
 def test_layers_round_trip_their_config(layer):
     clone = type(layer).from_config(layer.get_config())
