@@ -88,7 +88,7 @@ class ImageCandidate:
     def selection_score(self) -> tuple[float, float]:
         """Grid cells are ranked on the validation split (the test split only reports)."""
         m = self.metrics
-        return (m.get("val_accuracy", m["train_accuracy"]), -m.get("val_loss", m["train_loss"]))
+        return (m.get("best_val_accuracy", m["train_accuracy"]), -m.get("best_val_loss", m["train_loss"]))
 
 
 @dataclass
@@ -229,7 +229,7 @@ def train_candidate(
     train_accuracy, train_loss, _ = _scores(classifier, data, fit_index)
     metrics = {"train_accuracy": train_accuracy, "train_loss": train_loss}
     if len(val_index):
-        metrics["val_accuracy"], metrics["val_loss"], _ = _scores(classifier, data, val_index)
+        metrics["best_val_accuracy"], metrics["best_val_loss"], _ = _scores(classifier, data, val_index)
     metrics["test_accuracy"], metrics["test_loss"], probabilities = _scores(classifier, data, test_index)
     metrics["epochs_trained"] = float(len(history.get("loss", [])))
     classifier.meta["test_accuracy"] = metrics["test_accuracy"]

@@ -83,8 +83,8 @@ def cmd_train_images(args: argparse.Namespace) -> int:
           f"{len(data.labels)} classes")
     for cell in outcome.grid:
         print(f"grid eta={cell['eta']:g} lambda={cell['lambda']:g}: train_accuracy {cell['train_accuracy']:.4f}, "
-              f"val_accuracy {cell.get('val_accuracy', float('nan')):.4f}, test_accuracy {cell['test_accuracy']:.4f}")
-    for key in ("train_accuracy", "val_accuracy", "test_accuracy", "test_loss"):
+              f"val_accuracy {cell.get('best_val_accuracy', float('nan')):.4f}, test_accuracy {cell['test_accuracy']:.4f}")
+    for key in ("train_accuracy", "best_val_accuracy", "test_accuracy", "test_loss"):
         if key in outcome.metrics:
             print(f"{key}: {outcome.metrics[key]:.4f}")
     if outcome.champion_score is not None:
