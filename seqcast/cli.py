@@ -33,7 +33,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     overrides = {k: getattr(args, k) for k in ("lookback", "horizon", "season", "epochs", "seed", "units", "depth",
-                                             "activation", "dropout", "learning_rate", "folds") if getattr(args, k) is not None}
+                                             "activation", "dropout", "learning_rate", "folds", "budget")
+                 if getattr(args, k) is not None}
     config = TrainConfig(variant=args.variant, **overrides)
     try:
         outcome = train_and_register(series, config, args.name, verbose=0 if args.quiet else 1)
@@ -124,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a forecaster, track it in MLflow, register it, promote if better")
     train.add_argument("--data", required=True, help="CSV/Parquet path or a built-in (sine_noise, manybody, wineind, ...)")
     train.add_argument("--name", required=True, help="registered model name")
-    train.add_argument("--variant", default="lstm", help="simple_rnn | lstm | gru | dense_gru | one_step | auto")
+    train.add_argument("--variant", default="lstm", help="simple_rnn | lstm | gru | dense_gru | one_step | mlp | auto (search by backtest)")
     train.add_argument("--lookback", type=int)
     train.add_argument("--horizon", type=int)
     train.add_argument("--season", type=int)
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dropout", type=float)
     train.add_argument("--learning-rate", dest="learning_rate", type=float)
     train.add_argument("--folds", type=int, help="backtest folds (rolling origin)")
+    train.add_argument("--budget", type=float, help="seconds for --variant auto's search (default 240)")
     train.add_argument("--time-col", dest="time_col")
     train.add_argument("--value-col", dest="value_col")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress bar")
