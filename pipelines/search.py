@@ -189,8 +189,9 @@ def combine_forecasters(forecasters: list[Forecaster]) -> Forecaster:
 
 def _log_trial(config: TrainConfig, score: float) -> None:
     """One nested MLflow run per trial (when a run is active): its configuration and backtest MASE."""
-    if mlflow.active_run() is None:
+    parent = mlflow.active_run()
+    if parent is None:
         return
-    with mlflow.start_run(run_name=config.describe(), nested=True):
+    with mlflow.start_run(experiment_id=parent.info.experiment_id, run_name=config.describe(), nested=True):
         mlflow.log_params({**config.params(), "trial": True})
         mlflow.log_metric("test_mase", score if np.isfinite(score) else np.nan)
