@@ -65,10 +65,10 @@ class Classifier:
             array = np.asarray(image, dtype=np.float64)
         except (ValueError, TypeError):
             raise ImageInputError(f"{where} must be {expected} (a rectangular array of numbers)") from None
+        shape = "x".join(str(v) for v in array.shape) or "a single number"
         if channels == 1 and array.ndim == 2:
             array = array[..., None]
         if array.shape != (height, width, channels):
-            shape = "x".join(str(v) for v in np.shape(array)) or "a single number"
             raise ImageInputError(
                 f"{where} has shape {shape}; model takes {self.describe_shape()} {self.color_mode} images: {expected}"
             )

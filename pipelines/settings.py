@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     max_horizon: int = 1000
     model_poll_seconds: float = 10.0
     max_body_bytes: int = 1_000_000
+    max_image_pixels: int = 4_000_000  # /v1/classify: width x height of an upload, checked from its header
     preload_models: str = "*"  # served at startup: comma-separated names, "*" = every @champion, "" = none
     retrain_cron: str = "0 3 * * *"
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from pipelines import tracking
 from pipelines.registry import CHAMPION
 from pipelines.settings import Settings, get_settings
-from service import forecast, models_api, ops
+from service import classify, forecast, models_api, ops
 from service.cache import ModelCache
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(ops.router)
     app.include_router(forecast.router)
+    app.include_router(classify.router)
     app.include_router(models_api.router)
     # added last = outermost: metrics see the 413s the size limit sends
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -1,0 +1,205 @@
+"""``POST /v1/classify``: the CNN classifier from the registry, on the forecast endpoints' shared model cache.
+
+Two bodies (DESIGN.md):
+
+* ``multipart/form-data`` with a ``file`` field (a PNG or JPEG of any size: converted to the model's grayscale
+  or RGB, resized to its input, 0..255 mapped to the trained 0..1) and a ``model`` field (``alias``,
+  ``version`` and ``top_k`` optional);
+* ``application/json`` ``{"model": NAME, "image": [[...], ...]}``: exactly the model's height x width (x 3
+  for RGB) in the training data's units (0..16 for ``digits``, 0..255 for 8-bit data).
+
+-> ``{"model", "version", "predictions": [{"label", "probability"}, ...]}``, the ``top_k`` (default 5) most
+probable labels, best first. Bad input is a 4xx that names the problem: 415 for bytes that are not a PNG/JPEG
+(or another content type), 413 for an upload over ``SEQCAST_MAX_BODY_BYTES`` or an image over
+``SEQCAST_MAX_IMAGE_PIXELS`` (read from its header, never decoded), 422 for wrong fields, shapes or values.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import anyio
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+
+from pipelines.classifier import Classifier, ImageInputError
+from pipelines.images import NotAnImage, TooManyPixels, open_image
+from pipelines.pyfunc_model import CLASSIFIER_ARTIFACT
+from service.cache import LoadedModel, ModelCache, register_loader
+from service.deps import CacheDep, SettingsDep
+from service.errors import BODY_RESPONSES, MODEL_RESPONSES, ErrorBody
+from service.schemas import FiniteNumber, ModelName
+
+MAX_TOP_K = 1000
+DEFAULT_TOP_K = 5
+
+
+def warm_classifier(classifier: Classifier) -> None:
+    """Trace the compiled forward pass before the model takes traffic."""
+    classifier.predict_proba(np.zeros((1, *classifier.input_shape), np.float32))
+
+
+register_loader(CLASSIFIER_ARTIFACT, Classifier.load, warm_classifier)
+
+router = APIRouter(prefix="/v1", tags=["classify"])
+
+Pixel = FiniteNumber | Annotated[list[FiniteNumber], Field(min_length=1, max_length=4)]
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelName
+    image: list[Annotated[list[Pixel], Field(min_length=1)]] = Field(
+        min_length=1,
+        description="height rows of width pixels in the training data's units: numbers (grayscale) or [R, G, B]",
+    )
+    alias: str | None = Field(default=None, min_length=1, max_length=256, description="registry alias (default champion)")
+    version: int | None = Field(default=None, strict=True, ge=1, description="registry version (instead of an alias)")
+    top_k: int = Field(default=DEFAULT_TOP_K, strict=True, ge=1, le=MAX_TOP_K, description="labels to return")
+
+
+class Prediction(BaseModel):
+    label: str
+    probability: float
+
+
+class ClassifyResponse(BaseModel):
+    model: str
+    version: str = Field(description="the registry version that produced these predictions")
+    predictions: list[Prediction] = Field(description="the top_k labels, most probable first")
+
+
+class UploadForm(BaseModel):
+    """The multipart fields besides ``file`` (form values arrive as text)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelName
+    alias: str | None = Field(default=None, min_length=1, max_length=256)
+    version: int | None = Field(default=None, ge=1)
+    top_k: int = Field(default=DEFAULT_TOP_K, ge=1, le=MAX_TOP_K)
+
+
+_MULTIPART_SCHEMA = {
+    "type": "object",
+    "required": ["file", "model"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "a PNG or JPEG image"},
+        "model": {"type": "string", "description": "registered model name"},
+        "alias": {"type": "string"},
+        "version": {"type": "integer", "minimum": 1},
+        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": DEFAULT_TOP_K},
+    },
+}
+_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": _MULTIPART_SCHEMA},
+            "application/json": {"schema": {"$ref": "#/components/schemas/ClassifyRequest"}},
+        },
+    }
+}
+_RESPONSES = {
+    **MODEL_RESPONSES,
+    **BODY_RESPONSES,
+    413: {"model": ErrorBody, "description": "the request body is over the size limit, or the image over the pixel limit"},
+    415: {"model": ErrorBody, "description": "the upload is not a PNG or JPEG, or the body is neither multipart nor JSON"},
+}
+
+
+def _invalid(exc: ValidationError, prefix: tuple = ("body",)) -> RequestValidationError:
+    errors = []
+    for error in exc.errors(include_input=False, include_url=False):
+        errors.append({**error, "loc": (*prefix, *error["loc"])})
+    return RequestValidationError(errors)
+
+
+async def _classifier_for(cache: ModelCache, model: str, alias: str | None, version: int | None) -> LoadedModel:
+    if alias is not None and version is not None:
+        raise HTTPException(422, "give either alias or version, not both")
+    loaded = await cache.aget(model, alias, version)
+    if loaded.kind != CLASSIFIER_ARTIFACT:
+        raise HTTPException(422, f"model {model!r} version {loaded.version} is a {loaded.kind}, not an image classifier")
+    return loaded
+
+
+async def _from_upload(request: Request) -> tuple[UploadForm, bytes]:
+    try:
+        form = await request.form(max_files=1, max_fields=8)
+    except MultiPartException as exc:
+        raise HTTPException(422, f"unreadable multipart body ({exc}); send one 'file' part and text fields") from None
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            detail = "field 'file' must be a file upload" if upload is not None else "field 'file' is missing"
+            raise HTTPException(422, f"{detail}: send the image as the multipart file field 'file' (PNG or JPEG)")
+        fields = {k: v for k, v in form.multi_items() if k != "file"}
+        if any(not isinstance(v, str) for v in fields.values()):
+            raise HTTPException(422, "only one file is allowed, in the field 'file'; model, alias, version, top_k are text")
+        try:
+            params = UploadForm.model_validate(fields)
+        except ValidationError as exc:
+            raise _invalid(exc, ("body",)) from None
+        return params, await upload.read()
+    finally:
+        await form.close()
+
+
+def _json_response(body: dict) -> Response:
+    return Response(json.dumps(body, allow_nan=False), media_type="application/json")
+
+
+@router.post(
+    "/classify",
+    response_model=ClassifyResponse,
+    responses=_RESPONSES,
+    openapi_extra=_OPENAPI,
+    summary="Classify one image (PNG/JPEG upload or a JSON pixel array): the top-k labels with probabilities",
+)
+async def classify(request: Request, cache: CacheDep, settings: SettingsDep) -> Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        params, data = await _from_upload(request)
+        loaded = await _classifier_for(cache, params.model, params.alias, params.version)
+        classifier: Classifier = loaded.model
+
+        def run() -> np.ndarray:
+            image = open_image(data, settings.max_image_pixels, "the uploaded file")
+            return classifier.predict_proba(classifier.prepare_image(image)[None])[0]
+
+    elif content_type in ("application/json", ""):
+        try:
+            params = ClassifyRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise _invalid(exc) from None
+        loaded = await _classifier_for(cache, params.model, params.alias, params.version)
+        classifier = loaded.model
+        try:
+            batch = classifier.check_array(params.image)[None]
+        except ImageInputError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+        def run() -> np.ndarray:
+            return classifier.predict_proba(batch)[0]
+
+    else:
+        raise HTTPException(
+            415, f"content type {content_type!r} is not accepted; send multipart/form-data (a PNG/JPEG in the field "
+            "'file' and the field 'model') or application/json ({\"model\": ..., \"image\": [[...]]})"
+        )
+    try:
+        probabilities = await anyio.to_thread.run_sync(run)
+    except NotAnImage as exc:
+        raise HTTPException(415, f"{exc}; upload a PNG or JPEG") from None
+    except TooManyPixels as exc:
+        raise HTTPException(413, f"{exc} (SEQCAST_MAX_IMAGE_PIXELS)") from None
+    return _json_response(
+        {"model": params.model, "version": loaded.version, "predictions": classifier.top_k(probabilities, params.top_k)}
+    )
