@@ -31,7 +31,7 @@ def operations(app, registered):
 def test_every_endpoint_is_covered(operations):
     assert set(operations) == {
         "GET /health", "GET /ready", "GET /metrics", "POST /v1/forecast", "POST /v1/forecast/batch",
-        "GET /v1/models", "GET /v1/models/{name}", "POST /v1/models/{name}/reload",
+        "GET /v1/models", "GET /v1/models/{name}", "POST /v1/models/{name}/reload", "POST /v1/classify",
     }
 
 
@@ -42,6 +42,8 @@ CASES = [
                                 "GET /metrics")],
     ("POST /v1/forecast", NEGATIVE),  # only the bodies can be schema-invalid (path parameters are any string)
     ("POST /v1/forecast/batch", NEGATIVE),
+    ("POST /v1/classify", POSITIVE),
+    ("POST /v1/classify", NEGATIVE),
 ]
 
 
