@@ -96,7 +96,8 @@ def test_search_space_is_season_aware():
     assert {c.transform for c in configs} == {"standard", "log"}
     assert weekly_season("MS", 12) is None and weekly_season("h", 24) == 168
     yearly = search_space(TrainConfig(variant="auto").resolved(100, 1, 10), 100, positive=False)
-    assert {c.normalise for c in yearly} == {"last", "mean"} and {c.transform for c in yearly} == {"standard"}
+    assert {(c.normalise, c.normalise_season) for c in yearly} == {("last", None), ("seasonal", 1), ("mean", None)}
+    assert {c.transform for c in yearly} == {"standard"}
 
 
 def test_backtest_folds_leave_most_of_the_series_to_fit():
