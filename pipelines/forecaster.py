@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from models import preprocessing  # noqa: F401  (registers the custom layers saved models may hold)
 from models.recursive import RecursiveForecaster
 from pipelines.conformal import interval_widths
 from pipelines.scaling import Scaler

@@ -157,7 +157,7 @@ def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object
         t for t in sorted(trials, key=lambda t: t.score)
         if t.config.transform == best.config.transform and t.score <= best.score * COMBINE_WITHIN
     ][:COMBINE_TOP]  # fmt: skip
-    description = " + ".join(t.config.describe() for t in chosen)
+    description = " + ".join(replace(t.config, members=REFIT_MEMBERS).describe() for t in chosen)
     log.info("auto on %s: %d trials, combining %s (best backtest MASE %.4f)", series.name, len(trials), description, best.score)
 
     first = candidates[id(best.config)]
