@@ -1,0 +1,32 @@
+"""``--variant auto`` through the pipeline: searched by backtest, combined, registered, served with intervals."""
+
+import mlflow
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+from pipelines.pipeline import train_and_register
+from pipelines.registry import load_forecaster, model_uri
+from pipelines.training import TrainConfig
+
+
+def test_auto_searches_registers_and_calibrates_intervals(tiny_series, settings):
+    outcome = train_and_register(tiny_series, TrainConfig(variant="auto", horizon=6, budget=8, seed=0), "auto-tiny")
+    assert outcome.promoted
+    for key in ("test_mase", "test_smape", "baseline_seasonal_naive_mase", "baseline_naive_mase", "baseline_drift_mase"):
+        assert np.isfinite(outcome.metrics[key]), key
+
+    run = mlflow.get_run(outcome.run_id)
+    assert int(run.data.params["folds"]) > 1 and run.data.params["fold_step"] == "3"  # overlapping folds
+    client = MlflowClient()
+    per_step = client.get_metric_history(outcome.run_id, "test_mase_by_step")
+    assert [m.step for m in per_step] == [1, 2, 3, 4, 5, 6]
+    trials = mlflow.search_runs([run.info.experiment_id], filter_string="params.trial = 'True'")
+    assert len(trials) >= 1 and trials["metrics.test_mase"].notna().all()
+
+    forecaster = load_forecaster(model_uri("auto-tiny", version=outcome.version))
+    assert forecaster.meta["chosen"] and forecaster.meta["search_trials"] == len(trials)
+    forecast = forecaster.forecast(tiny_series.values, 6)
+    assert forecast.shape == (6,) and np.all(np.isfinite(forecast))
+    intervals = forecaster.intervals(forecast, [0.8, 0.95])
+    (lo80, hi80), (lo95, hi95) = intervals[0.8], intervals[0.95]
+    assert np.all(lo95 <= lo80) and np.all(lo80 < forecast) and np.all(hi80 <= hi95)
