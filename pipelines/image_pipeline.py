@@ -12,6 +12,7 @@ same held-out split (the split depends on ``split_seed`` only, not on the traini
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field, replace
@@ -46,7 +47,7 @@ class GridError(ValueError):
 @dataclass(frozen=True)
 class ImageTrainConfig:
     variant: str = "cnn"
-    epochs: int = 60
+    epochs: int = 100
     seed: int = 42
     learning_rate: float = 2e-3  # eta: the initial rate of the cosine schedule
     l2: float = 0.0  # lambda
@@ -377,7 +378,6 @@ def train_images_and_register(
 
 
 def _json(value) -> str:
-    import json
-
+    """A version tag's value (MLflow caps tags at 5000 characters: many labels are left out)."""
     text = json.dumps(value)
     return text if len(text) <= 5000 else json.dumps({k: v for k, v in value.items() if k != "labels"})

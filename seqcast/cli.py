@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a folder with one sub-folder of PNG/JPEG files per class")
     images.add_argument("--name", required=True, help="registered model name")
     images.add_argument("--variant", help="cnn (CIFAR-style stack, default) | small_cnn (the notes' grid network)")
-    images.add_argument("--epochs", type=int, help="default 60 (early stopping on the validation loss)")
+    images.add_argument("--epochs", type=int, help="default 100 (early stopping on the validation loss)")
     images.add_argument("--seed", type=int)
     images.add_argument("--learning-rate", dest="learning_rate", type=float, help="eta, default 0.002 (cosine decay)")
     images.add_argument("--l2", type=float, help="lambda: L2 weight penalty, default 0")
