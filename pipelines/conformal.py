@@ -31,3 +31,19 @@ def coverage(actuals, forecasts, widths) -> float:
     """Share of actuals inside ``forecast ± width`` (broadcast over folds)."""
     a, f = np.asarray(actuals, dtype=np.float64), np.asarray(forecasts, dtype=np.float64)
     return float(np.mean(np.abs(a - f) <= np.asarray(widths)))
+
+
+def backtest_coverage(abs_residuals, levels=(0.8, 0.95)) -> dict[str, float]:
+    """Leave-one-fold-out coverage of the intervals on the backtest: each fold judged by widths from the others
+    (``interval_coverage_80`` ...); empty with fewer than two folds."""
+    residuals = np.abs(np.asarray(abs_residuals, dtype=np.float64))
+    if residuals.ndim != 2 or len(residuals) < 2:
+        return {}
+    out = {}
+    for level in levels:
+        inside = [
+            np.abs(residuals[k]) <= interval_widths(np.delete(residuals, k, axis=0), residuals.shape[1], level)
+            for k in range(len(residuals))
+        ]  # fmt: skip
+        out[f"interval_coverage_{round(level * 100)}"] = float(np.mean(inside))
+    return out

@@ -16,6 +16,7 @@ from mlflow.types.schema import ParamSchema, ParamSpec
 from models.baselines import BASELINES
 from pipelines import plots, tracking
 from pipelines.backtest import BacktestResult, backtest, fold_origins
+from pipelines.conformal import backtest_coverage
 from pipelines.data import Series
 from pipelines.forecaster import Forecaster
 from pipelines.pyfunc_model import FORECASTER_ARTIFACT
@@ -96,6 +97,7 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
     for baseline, fn in BASELINES.items():
         scored = backtest(lambda h, H: fn(h, H, config.season), series.values, config.horizon, result.origins, config.season)
         metrics.update({f"baseline_{baseline}_{k}": v for k, v in scored.summary().items()})
+    metrics.update(backtest_coverage(candidate.forecaster.meta.get("abs_residuals", [])))  # the intervals' own check
     mlflow.log_metrics(metrics)
     mlflow.log_dict(candidate.forecaster.config(), "window_config.json")
     title = f"{name}: {config.variant} on {series.name}"

@@ -6,7 +6,7 @@ import pytest
 from models.baselines import BASELINES, drift, naive, seasonal_naive
 from pipelines import metrics
 from pipelines.backtest import backtest, fold_origins
-from pipelines.conformal import coverage, interval_widths
+from pipelines.conformal import backtest_coverage, coverage, interval_widths
 from pipelines.scaling import Scaler
 from pipelines.search import Trial, backtest_folds, best_trial, run_trials, search_space, weekly_season
 from pipelines.training import TrainConfig
@@ -129,3 +129,12 @@ def test_a_combination_forecasts_the_mean_of_its_members_and_round_trips(tmp_pat
     np.testing.assert_allclose(combined.forecast(values, 6), expected, rtol=1e-4)
     reloaded = Forecaster.load(combined.save(tmp_path / "combined"))
     np.testing.assert_allclose(reloaded.forecast(values, 6), expected, rtol=1e-4)
+
+
+def test_backtest_coverage_leaves_each_fold_out():
+    rng = np.random.default_rng(1)
+    residuals = np.abs(rng.normal(size=(40, 5)))
+    cov = backtest_coverage(residuals)
+    assert cov["interval_coverage_80"] == pytest.approx(0.8, abs=0.07)
+    assert cov["interval_coverage_95"] == pytest.approx(0.95, abs=0.05)
+    assert backtest_coverage(residuals[:1]) == {}

@@ -15,6 +15,7 @@ def test_auto_searches_registers_and_calibrates_intervals(tiny_series, settings)
     for key in ("test_mase", "test_smape", "baseline_seasonal_naive_mase", "baseline_naive_mase", "baseline_drift_mase"):
         assert np.isfinite(outcome.metrics[key]), key
 
+    assert 0 <= outcome.metrics["interval_coverage_80"] <= outcome.metrics["interval_coverage_95"] <= 1
     run = mlflow.get_run(outcome.run_id)
     assert int(run.data.params["folds"]) > 1 and run.data.params["fold_step"] == "3"  # overlapping folds
     client = MlflowClient()
