@@ -24,6 +24,7 @@ import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
+_FAST_CALL = True  # TensorFlow 2.21's ConcreteFunction._call_flat (pinned range); False uses the public call
 UNROLLED_FROM_BATCH = 2  # measured: rolled wins only for one series (0.5 vs 1.0 ms); unrolled from 2 on
 
 
@@ -70,6 +71,7 @@ class RecursiveForecaster:
         self._unrolled = unrolled_copy(model)
         self._compiled = tf.function(self._loop, jit_compile=True, reduce_retracing=False)
         self._programs: dict[tuple[int, int], object] = {}
+        self._buffers: dict[int, tf.Tensor] = {}  # a shape-only argument per horizon bucket, made once (40 us each)
         self._trace_lock = threading.Lock()  # concurrent first calls trace once
 
     def _loop(self, windows: tf.Tensor, horizon: tf.Tensor, buffer: tf.Tensor) -> tf.Tensor:
@@ -113,5 +115,13 @@ class RecursiveForecaster:
             windows = np.concatenate([windows, np.repeat(windows[-1:], padded_batch - batch, axis=0)])
         steps = _bucket(horizon, 8)
         program = self._program(padded_batch, steps)
-        result = program(tf.constant(windows), tf.constant(horizon, tf.int32), tf.zeros((steps,), tf.int8))
+        buffer = self._buffers.get(steps)
+        if buffer is None:
+            buffer = self._buffers.setdefault(steps, tf.zeros((steps,), tf.int8))
+        args = [tf.constant(windows), tf.constant(horizon, tf.int32), buffer]
+        if _FAST_CALL and hasattr(program, "_call_flat"):
+            # skips re-binding and re-checking the arguments of an already exact signature: ~65 of ~300 us
+            result = program._call_flat(args, program.captured_inputs)
+        else:
+            result = program(*args)
         return result.numpy()[:batch, :horizon].astype(np.float64)
