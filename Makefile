@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 train-defaults: install
-	$(VENV)/bin/seqcast train --data sine_noise --name sine --variant lstm --units 16 --lookback 12 --epochs 30 --if-missing
+	$(VENV)/bin/seqcast train --data sine_noise --name sine --variant lstm --units 8 --lookback 12 --epochs 30 --if-missing
 	$(VENV)/bin/seqcast train-images --data digits --name digits --quiet --if-missing
 
 serve: install
