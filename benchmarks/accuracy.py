@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     pooled = {str(lv): covered[lv] / n_points for lv in LEVELS}
     print("pooled interval coverage on the hold-outs: " + ", ".join(f"{float(k):.0%}: {v:.1%}" for k, v in pooled.items())
           + f" ({n_points} points)")  # fmt: skip
-    print(f"total {time.monotonic() - started:.0f}s")
+    print(f"total {time.monotonic() - started:.0f}s; the runs and trials: SEQCAST_DATA_DIR={os.environ['SEQCAST_DATA_DIR']} seqcast ui")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"rows": rows, "geometric_mean_mase": geo, "pooled_coverage": pooled, "beats_seasonal_naive": beats}, fh, indent=2)
