@@ -99,14 +99,18 @@ def run_trials(
     evaluate: Callable[[TrainConfig], float],
     budget_s: float,
     clock: Callable[[], float] = time.monotonic,
+    max_trials: int | None = None,
 ) -> list[Trial]:
-    """Evaluate configurations in order until the budget is spent (the first always runs)."""
+    """Evaluate configurations in order until the budget is spent (the first always runs).
+
+    With ``max_trials`` exactly that many run and the clock is ignored: a time budget makes the result depend
+    on the machine's speed and load, a trial count does not."""
     start = clock()
     trials: list[Trial] = []
-    for config in configs:
+    for config in configs[:max_trials] if max_trials else configs:
         spent = clock() - start
         mean_trial = spent / len(trials) if trials else 0.0
-        if trials and spent + mean_trial > budget_s:
+        if not max_trials and trials and spent + mean_trial > budget_s:
             log.info("search budget %.0fs spent after %d of %d trials", budget_s, len(trials), len(configs))
             break
         t0 = clock()
@@ -151,7 +155,8 @@ def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object
         _log_trial(candidate.config, candidate.score)
         return candidate.score
 
-    trials = run_trials(search_space(base, len(series), positive, series.freq), evaluate, budget * SEARCH_SHARE)
+    space = search_space(base, len(series), positive, series.freq)
+    trials = run_trials(space, evaluate, budget * SEARCH_SHARE, max_trials=base.trials)
     best = best_trial(trials)
     chosen = [
         t for t in sorted(trials, key=lambda t: t.score)

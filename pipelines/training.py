@@ -50,6 +50,7 @@ class TrainConfig:
     normalise_season: int | None = None  # the season ``seasonal`` differences over (None: ``season``), e.g. a week
     members: int = 1  # an ensemble of this many independently initialised networks, averaged
     budget: float | None = None  # seconds for --variant auto's search (None: pipelines/search.py's default)
+    trials: int | None = None  # --variant auto: exactly this many configurations, whatever the clock (reproducible)
 
     def resolved(self, n: int, season: int | None, default_horizon: int | None) -> "TrainConfig":
         """Fill the defaults that depend on the series (length ``n``, its season and usual horizon)."""

@@ -33,7 +33,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     overrides = {k: getattr(args, k) for k in ("lookback", "horizon", "season", "epochs", "seed", "units", "depth",
-                                             "activation", "dropout", "learning_rate", "folds", "budget")
+                                             "activation", "dropout", "learning_rate", "folds", "budget", "trials")
                  if getattr(args, k) is not None}
     config = TrainConfig(variant=args.variant, **overrides)
     try:
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", dest="learning_rate", type=float)
     train.add_argument("--folds", type=int, help="backtest folds (rolling origin)")
     train.add_argument("--budget", type=float, help="seconds for --variant auto's search (default 240)")
+    train.add_argument("--trials", type=int, help="--variant auto: exactly this many configurations (reproducible)")
     train.add_argument("--time-col", dest="time_col")
     train.add_argument("--value-col", dest="value_col")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress bar")

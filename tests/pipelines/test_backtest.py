@@ -75,6 +75,13 @@ def test_trials_stop_when_the_budget_is_spent():
     assert best_trial(trials).config.seed == 0
 
 
+def test_a_trial_count_ignores_the_clock():
+    ticks = iter(range(0, 100_000, 100))  # every reading 100 s later: a budget would stop after the first
+    configs = [TrainConfig(seed=s) for s in range(10)]
+    trials = run_trials(configs, lambda c: float(c.seed), budget_s=45, clock=lambda: next(ticks), max_trials=4)
+    assert [t.config.seed for t in trials] == [0, 1, 2, 3]
+
+
 def test_failed_trials_are_skipped_and_all_failing_is_explained():
     def evaluate(config):
         if config.seed == 0:

@@ -10,7 +10,7 @@ from pipelines.training import TrainConfig
 
 
 def test_auto_searches_registers_and_calibrates_intervals(tiny_series, settings):
-    outcome = train_and_register(tiny_series, TrainConfig(variant="auto", horizon=6, budget=8, seed=0), "auto-tiny")
+    outcome = train_and_register(tiny_series, TrainConfig(variant="auto", horizon=6, trials=3, seed=0), "auto-tiny")
     assert outcome.promoted
     for key in ("test_mase", "test_smape", "baseline_seasonal_naive_mase", "baseline_naive_mase", "baseline_drift_mase"):
         assert np.isfinite(outcome.metrics[key]), key
