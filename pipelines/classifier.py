@@ -6,7 +6,6 @@ Training, the MLflow pyfunc flavour and ``POST /v1/classify`` all classify throu
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,9 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.bundle import load_bundle, save_bundle
 from pipelines.images import DEFAULT_MAX_PIXELS, open_image, to_array
 
-MODEL_FILE = "model.keras"
 CONFIG_FILE = "classifier.json"
 FILE_RANGE = 255.0  # an uploaded PNG/JPEG's 8-bit pixels; 0..255 maps to the same 0..1 as the training data
 
@@ -128,17 +127,11 @@ class Classifier:
         }
 
     def save(self, directory: str | Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.model.save(directory / MODEL_FILE)
-        (directory / CONFIG_FILE).write_text(json.dumps(self.config(), indent=2))
-        return directory
+        return save_bundle(directory, self.model, CONFIG_FILE, self.config())
 
     @classmethod
     def load(cls, directory: str | Path) -> "Classifier":
-        directory = Path(directory)
-        config = json.loads((directory / CONFIG_FILE).read_text())
-        model = keras.saving.load_model(directory / MODEL_FILE, safe_mode=True, compile=False)
+        model, config = load_bundle(directory, CONFIG_FILE)
         if list(model.input_shape[1:]) != list(config["input_shape"]):
             raise ValueError(f"{directory}: the network takes {model.input_shape[1:]} but the config says {config['input_shape']}")
         return cls(

@@ -6,7 +6,6 @@ Saved as a ``.keras`` file (loaded with ``safe_mode=True``) and a JSON config: n
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,10 +14,10 @@ import numpy as np
 
 from models import preprocessing  # noqa: F401  (registers the custom layers saved models may hold)
 from models.recursive import RecursiveForecaster
+from pipelines.bundle import load_bundle, save_bundle
 from pipelines.conformal import interval_widths
 from pipelines.scaling import Scaler
 
-MODEL_FILE = "model.keras"
 CONFIG_FILE = "forecaster.json"
 
 
@@ -94,17 +93,11 @@ class Forecaster:
         }
 
     def save(self, directory: str | Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.model.save(directory / MODEL_FILE)
-        (directory / CONFIG_FILE).write_text(json.dumps(self.config(), indent=2))
-        return directory
+        return save_bundle(directory, self.model, CONFIG_FILE, self.config())
 
     @classmethod
     def load(cls, directory: str | Path) -> "Forecaster":
-        directory = Path(directory)
-        config = json.loads((directory / CONFIG_FILE).read_text())
-        model = keras.saving.load_model(directory / MODEL_FILE, safe_mode=True, compile=False)
+        model, config = load_bundle(directory, CONFIG_FILE)
         return cls(
             model=model,
             scaler=Scaler.from_dict(config["scaler"]),
