@@ -14,19 +14,29 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
 
 
+def _has_champion(name: str) -> bool:
+    """For --if-missing: say so and skip when NAME already has a champion."""
+    from pipelines import tracking
+    from pipelines.registry import CHAMPION, version_by_alias
+
+    champion = version_by_alias(tracking.configure(), name, CHAMPION)
+    if champion is not None:
+        print(f"{name} already has @{CHAMPION} (version {champion.version}); skipping training")
+    return champion is not None
+
+
+def _print_registration(outcome) -> None:
+    decision = "promoted" if outcome.promoted else "not promoted (@champion stays)"
+    print(f"registered {outcome.name}: version {outcome.version}, {decision}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pipelines.data import DataError, load_series
     from pipelines.pipeline import train_and_register
     from pipelines.training import TrainConfig
 
-    if args.if_missing:
-        from pipelines import tracking
-        from pipelines.registry import CHAMPION, version_by_alias
-
-        champion = version_by_alias(tracking.configure(), args.name, CHAMPION)
-        if champion is not None:
-            print(f"{args.name} already has @{CHAMPION} (version {champion.version}); skipping training")
-            return 0
+    if args.if_missing and _has_champion(args.name):
+        return 0
     try:
         series = load_series(args.data, time_col=args.time_col, value_col=args.value_col)
     except DataError as exc:
@@ -47,8 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{key}: {outcome.metrics[key]:.4f}")
     if outcome.champion_score is not None:
         print(f"champion_mase (same backtest): {outcome.champion_score:.4f}")
-    decision = "promoted" if outcome.promoted else "not promoted (@champion stays)"
-    print(f"registered {outcome.name}: version {outcome.version}, {decision}")
+    _print_registration(outcome)
     return 0
 
 
@@ -56,14 +65,8 @@ def cmd_train_images(args: argparse.Namespace) -> int:
     from pipelines.image_pipeline import GridError, ImageTrainConfig, parse_grid, train_images_and_register
     from pipelines.images import ImageDataError, load_images
 
-    if args.if_missing:
-        from pipelines import tracking
-        from pipelines.registry import CHAMPION, version_by_alias
-
-        champion = version_by_alias(tracking.configure(), args.name, CHAMPION)
-        if champion is not None:
-            print(f"{args.name} already has @{CHAMPION} (version {champion.version}); skipping training")
-            return 0
+    if args.if_missing and _has_champion(args.name):
+        return 0
     try:
         grid = parse_grid(args.grid) if args.grid else None
         data = load_images(args.data)
@@ -90,8 +93,7 @@ def cmd_train_images(args: argparse.Namespace) -> int:
             print(f"{key}: {outcome.metrics[key]:.4f}")
     if outcome.champion_score is not None:
         print(f"champion_accuracy (same test split): {outcome.champion_score:.4f}")
-    decision = "promoted" if outcome.promoted else "not promoted (@champion stays)"
-    print(f"registered {outcome.name}: version {outcome.version}, {decision}")
+    _print_registration(outcome)
     return 0
 
 
