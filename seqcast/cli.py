@@ -10,8 +10,9 @@ import warnings
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow nags about input examples and type hints our models-from-code flavour does not use
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
+    warnings.filterwarnings("ignore", message=r".*(input example|type hints to the `predict`)", category=UserWarning)
 
 
 def _has_champion(name: str) -> bool:
