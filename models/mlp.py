@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from models.recurrent import compile_forecaster
 from models.registry import register
 
 
@@ -27,6 +28,4 @@ def mlp(
         if dropout:
             x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
     out = layers.Dense(outputs, name="next")(x)
-    model = keras.Model(inputs, out, name="mlp")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
-    return model
+    return compile_forecaster(keras.Model(inputs, out, name="mlp"), learning_rate)

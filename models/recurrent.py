@@ -10,7 +10,8 @@ from models.registry import register
 RNN_LAYERS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 
 
-def _compile(model: keras.Model, learning_rate: float) -> keras.Model:
+def compile_forecaster(model: keras.Model, learning_rate: float) -> keras.Model:
+    """Adam on MSE: how every one-step forecasting network here is trained."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
     return model
 
@@ -34,7 +35,7 @@ def _stack(
     for i in range(depth):
         x = cell(units, activation=activation, dropout=dropout, return_sequences=i < depth - 1, name=f"{name}_{i}")(x)
     out = layers.Dense(outputs, name="next")(x)
-    return _compile(keras.Model(inputs, out, name=name), learning_rate)
+    return compile_forecaster(keras.Model(inputs, out, name=name), learning_rate)
 
 
 @register("simple_rnn", "forecast", "SimpleRNN stack + linear head")
@@ -70,7 +71,7 @@ def dense_gru(
     for i in range(depth):
         x = layers.GRU(units, activation=activation, dropout=dropout, return_sequences=i < depth - 1, name=f"gru_{i}")(x)
     out = layers.Dense(outputs, name="next")(x)
-    return _compile(keras.Model(inputs, out, name="dense_gru"), learning_rate)
+    return compile_forecaster(keras.Model(inputs, out, name="dense_gru"), learning_rate)
 
 
 @register("one_step", "forecast", "the notes' one-step network: SimpleRNN(32, relu) -> Dense(8, relu) -> Dense(1)")
@@ -79,4 +80,4 @@ def one_step(lookback: int, features: int = 1, *, learning_rate: float = 1e-3, o
     x = layers.SimpleRNN(32, activation="relu", name="simple_rnn")(inputs)
     x = layers.Dense(8, activation="relu", name="dense")(x)
     out = layers.Dense(outputs, name="next")(x)
-    return _compile(keras.Model(inputs, out, name="one_step"), learning_rate)
+    return compile_forecaster(keras.Model(inputs, out, name="one_step"), learning_rate)

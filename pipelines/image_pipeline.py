@@ -15,7 +15,7 @@ import itertools
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import keras
@@ -29,7 +29,7 @@ from pipelines import image_plots, tracking
 from pipelines.classifier import Classifier
 from pipelines.images import ImageSet
 from pipelines.pyfunc_model import CLASSIFIER_ARTIFACT
-from pipelines.registry import download, log_pyfunc_model, register_challenger
+from pipelines.registry import TrainOutcome, download, log_pyfunc_model, register_challenger
 from pipelines.settings import Settings, get_settings
 from pipelines.training import seed_everything
 
@@ -90,18 +90,6 @@ class ImageCandidate:
         """Grid cells are ranked on the validation split (the test split only reports)."""
         m = self.metrics
         return (m.get("best_val_accuracy", m["train_accuracy"]), -m.get("best_val_loss", m["train_loss"]))
-
-
-@dataclass
-class ImageTrainOutcome:
-    name: str
-    run_id: str
-    version: str
-    promoted: bool
-    metrics: dict[str, float]
-    champion_score: float | None
-    variant: str
-    grid: list[dict] = field(default_factory=list)  # one entry per cell when --grid was given
 
 
 # --- the grid spec ------------------------------------------------------------------------------------------
@@ -345,7 +333,7 @@ def train_images_and_register(
     grid: dict[str, list[float]] | None = None,
     verbose: int = 0,
     settings: Settings | None = None,
-) -> ImageTrainOutcome:
+) -> TrainOutcome:
     config.check()
     settings = settings or get_settings()
     client, experiment_id = tracking.open_experiment(name, settings)
@@ -371,7 +359,7 @@ def train_images_and_register(
         client.set_model_version_tag(name, registration.version, "task", "classify")
         client.set_model_version_tag(name, registration.version, "variant", best.config.variant)
         client.set_model_version_tag(name, registration.version, "classifier_config", _json(best.classifier.config()))
-        return ImageTrainOutcome(
+        return TrainOutcome(
             name, run.info.run_id, registration.version, registration.promoted, metrics,
             registration.champion_score, best.config.variant, cells,
         )

@@ -20,7 +20,7 @@ from pipelines.conformal import backtest_coverage
 from pipelines.data import Series
 from pipelines.forecaster import Forecaster
 from pipelines.pyfunc_model import FORECASTER_ARTIFACT
-from pipelines.registry import load_forecaster, log_pyfunc_model, register_challenger
+from pipelines.registry import TrainOutcome, load_forecaster, log_pyfunc_model, register_challenger
 from pipelines.search import auto_search
 from pipelines.settings import Settings, get_settings
 from pipelines.training import TrainConfig, fit_forecaster
@@ -41,17 +41,6 @@ class Candidate:
     @property
     def score(self) -> float:
         return self.result.summary()["mase"]
-
-
-@dataclass
-class TrainOutcome:
-    name: str
-    run_id: str
-    version: str
-    promoted: bool
-    metrics: dict[str, float]
-    champion_score: float | None
-    variant: str
 
 
 def train_candidate(series: Series, config: TrainConfig, verbose: int = 0) -> Candidate:

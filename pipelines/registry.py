@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -95,6 +95,20 @@ class Registration:
     version: str
     promoted: bool
     champion_score: float | None
+
+
+@dataclass
+class TrainOutcome:
+    """What a training command reports: the run, the registered version and the champion decision."""
+
+    name: str
+    run_id: str
+    version: str
+    promoted: bool
+    metrics: dict[str, float]
+    champion_score: float | None
+    variant: str
+    grid: list[dict] = field(default_factory=list)  # one entry per cell when train-images --grid was given
 
 
 def register_challenger(
