@@ -15,13 +15,12 @@ HORIZON = 6
 API_KEY = "test-key-0123456789"
 
 
-def copy_model(registered, name: str) -> str:
-    """A new registered model whose versions 1 and 2 are the same artifacts as MODEL's (no training)."""
-    client = registered["client"]
+def copy_versions(client, source: str, name: str) -> str:
+    """A new registered model whose versions 1 and 2 are the same artifacts as ``source``'s (no training)."""
     client.create_registered_model(name)
     for version in ("1", "2"):
-        source = client.get_model_version(MODEL, version)
-        client.create_model_version(name, source.source, run_id=source.run_id)
+        found = client.get_model_version(source, version)
+        client.create_model_version(name, found.source, run_id=found.run_id)
     client.set_registered_model_alias(name, CHAMPION, "1")
     return name
 

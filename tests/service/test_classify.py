@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from PIL import Image
-from svc_helpers import API_KEY, call, client_for, make_settings
+from svc_helpers import API_KEY, call, client_for, copy_versions, make_settings
 
 from pipelines import tracking
 from pipelines.classifier import Classifier
@@ -273,16 +273,6 @@ def test_classifier_is_listed_and_served_after_startup_preload(digits, data_dir)
             assert r.json()["predictions"][0]["label"] == "0"
 
     asyncio.run(main())
-
-
-def copy_versions(client, source: str, name: str) -> str:
-    """A new registered model whose versions 1 and 2 are the same artifacts as ``source``'s (no training)."""
-    client.create_registered_model(name)
-    for version in ("1", "2"):
-        found = client.get_model_version(source, version)
-        client.create_model_version(name, found.source, run_id=found.run_id)
-    client.set_registered_model_alias(name, CHAMPION, "1")
-    return name
 
 
 def test_moving_champion_under_load_swaps_atomically(digits, data_dir):

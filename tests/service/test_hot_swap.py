@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from svc_helpers import API_KEY, client_for, copy_model, make_settings
+from svc_helpers import API_KEY, MODEL, client_for, copy_versions, make_settings
 
 from pipelines.registry import CHAMPION
 from service.app import create_app
@@ -15,7 +15,7 @@ HISTORY = [10.0, 10.5, 11.0, 10.2, 9.8, 9.5, 9.9, 10.4]
 
 
 def test_moving_champion_under_load_swaps_atomically(registered, data_dir):
-    name = copy_model(registered, "svc_swap")
+    name = copy_versions(registered["client"], MODEL, "svc_swap")
     client_mlflow = registered["client"]
     expected = {v: f.forecast(HISTORY, 6).tolist() for v, f in registered["forecasters"].items()}
     app = create_app(make_settings(data_dir, preload_models=""))
@@ -61,7 +61,7 @@ def test_moving_champion_under_load_swaps_atomically(registered, data_dir):
 
 
 def test_poller_notices_a_moved_alias(registered, data_dir):
-    name = copy_model(registered, "svc_poll")
+    name = copy_versions(registered["client"], MODEL, "svc_poll")
     app = create_app(make_settings(data_dir, preload_models=name, model_poll_seconds=0.2))
     body = {"model": name, "history": HISTORY, "horizon": 3}
 
