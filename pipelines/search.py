@@ -28,6 +28,7 @@ COMBINE_TOP = 3  # configurations averaged in the served model
 COMBINE_WITHIN = 1.3  # ... whose backtest MASE is within this factor of the best
 REFIT_MEMBERS = 3  # seeds per configuration in the served model
 MAX_FOLDS = 6
+CALIBRATION_REFITS = 2  # earlier origins where the chosen combination is refitted for the intervals
 SEARCH_SHARE = 0.6  # of the budget; the rest refits the chosen configurations on the whole series
 
 
@@ -138,8 +139,9 @@ def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object
     after it); it returns a candidate with ``.score``, ``.config``, ``.forecaster``, ``.result``. The best
     configurations (same global transform, backtest MASE within ``COMBINE_WITHIN`` of the best) are averaged
     in one Keras model: a forecast combination, which is what won M4. Its backtest — the trial models
-    combined, on the same folds — gives the logged metrics and the conformal residuals; the served
-    combination is each chosen configuration refitted on the whole series as an ensemble over seeds.
+    combined, on the same folds — gives the logged metrics; the conformal residuals are those folds' errors
+    plus the combination's at earlier origins (``calibration_errors``). The served combination is each
+    chosen configuration refitted on the whole series as an ensemble over seeds.
     """
     start = time.monotonic()
     budget = base.budget if base.budget is not None else DEFAULT_BUDGET_S
@@ -169,16 +171,41 @@ def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object
     combined = combine_forecasters([candidates[id(t.config)].forecaster for t in chosen])
     origins = fold_origins(len(series), base.horizon, base.folds, base.fold_step)
     result = backtest(combined.forecast_batch, series.values, base.horizon, origins, base.season)
+    earlier = calibration_origins(len(series), base.horizon, origins[0], max(t.config.lookback for t in chosen))
+    errors = np.concatenate([calibration_errors(series, [t.config for t in chosen], earlier), result.errors])
     refits = [fit_forecaster(series.values, replace(t.config, members=REFIT_MEMBERS), freq=series.freq)[0] for t in chosen]
     served = combine_forecasters(refits)
     served.meta.update(
         horizon=base.horizon,
-        abs_residuals=np.abs(result.errors).round(10).tolist(),  # conformal intervals
+        abs_residuals=np.abs(errors).round(10).tolist(),  # conformal intervals
+        calibration_origins=[*earlier, *origins],
         chosen=description,
         search_trials=len(trials),
         search_seconds=round(time.monotonic() - start, 1),
     )
     return replace(first, forecaster=served, result=result)
+
+
+def calibration_origins(n: int, horizon: int, first_origin: int, lookback: int) -> list[int]:
+    """Up to ``CALIBRATION_REFITS`` origins a horizon apart before the first backtest origin, each leaving a
+    third of the series (and two lookbacks + 8 values) to fit on."""
+    min_fit = max(2 * lookback + 8, n // 3)
+    return [o for o in (first_origin - k * horizon for k in range(CALIBRATION_REFITS, 0, -1)) if o >= min_fit]
+
+
+def calibration_errors(series, configs: list[TrainConfig], origins: list[int]) -> np.ndarray:
+    """Errors ``[len(origins), horizon]`` of ``configs`` combined, refitted on the values before each origin.
+
+    The backtest folds alone make intervals too narrow: the configurations were chosen for erring little on
+    exactly those folds, and a few overlapping folds see one stretch of the series. These forecasts come from
+    earlier stretches that no trial was scored on."""
+    horizon = configs[0].horizon
+    rows = []
+    for origin in origins:
+        fitted = [fit_forecaster(series.values[:origin], c, freq=series.freq)[0] for c in configs]
+        result = backtest(combine_forecasters(fitted).forecast_batch, series.values, horizon, [origin], configs[0].season)
+        rows.append(result.errors[0])
+    return np.asarray(rows, dtype=np.float64).reshape(len(origins), horizon)
 
 
 def combine_forecasters(forecasters: list[Forecaster]) -> Forecaster:

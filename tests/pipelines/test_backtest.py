@@ -145,3 +145,32 @@ def test_backtest_coverage_leaves_each_fold_out():
     assert cov["interval_coverage_80"] == pytest.approx(0.8, abs=0.07)
     assert cov["interval_coverage_95"] == pytest.approx(0.95, abs=0.05)
     assert backtest_coverage(residuals[:1]) == {}
+
+
+def test_calibration_origins_lie_before_the_backtest_and_leave_enough_to_fit():
+    from pipelines.search import CALIBRATION_REFITS, calibration_origins
+
+    assert CALIBRATION_REFITS == 2
+    assert calibration_origins(130, 20, 90, lookback=12) == [50, 70]
+    assert calibration_origins(130, 20, 90, lookback=24) == [70]  # 50 leaves fewer than 2 * 24 + 8 to fit on
+    assert calibration_origins(30, 6, 21, lookback=8) == []  # a short series keeps only its backtest folds
+
+
+def test_calibration_errors_come_from_refits_that_see_only_the_past():
+    from pipelines.data import Series
+    from pipelines.search import calibration_errors
+    from pipelines.training import fit_forecaster
+
+    t = np.arange(90, dtype=float)
+    values = 20 + 0.2 * t + np.sin(2 * np.pi * t / 4)
+    config = TrainConfig(variant="mlp", lookback=8, season=4, horizon=6, epochs=1)
+    errors = calibration_errors(Series("cal", values, season=4), [config], [40, 60])
+    assert errors.shape == (2, 6)
+    for row, origin in zip(errors, [40, 60]):
+        refit = fit_forecaster(values[:origin], config)[0]
+        np.testing.assert_allclose(row, values[origin : origin + 6] - refit.forecast(values[:origin], 6), rtol=1e-5)
+
+    later = values.copy()
+    later[66:] += 100  # what follows the last calibration forecast cannot change it
+    np.testing.assert_array_equal(calibration_errors(Series("cal", later, season=4), [config], [40, 60]), errors)
+    assert calibration_errors(Series("cal", values, season=4), [config], []).shape == (0, 6)

@@ -26,6 +26,10 @@ def test_auto_searches_registers_and_calibrates_intervals(tiny_series, settings)
 
     forecaster = load_forecaster(model_uri("auto-tiny", version=outcome.version))
     assert forecaster.meta["chosen"] and forecaster.meta["search_trials"] == len(trials)
+    folds = int(run.data.params["folds"])
+    earlier = forecaster.meta["calibration_origins"][:-folds]  # refits before the backtest, for the intervals
+    assert earlier and max(earlier) < forecaster.meta["calibration_origins"][-folds]
+    assert np.shape(forecaster.meta["abs_residuals"]) == (len(earlier) + folds, 6)
     forecast = forecaster.forecast(tiny_series.values, 6)
     assert forecast.shape == (6,) and np.all(np.isfinite(forecast))
     intervals = forecaster.intervals(forecast, [0.8, 0.95])
