@@ -6,7 +6,7 @@ hold-out, and its conformal intervals are checked against it. SeasonalNaive, Aut
 AutoTheta (statsforecast, the ``bench`` extra) see the same training part. MASE is scaled by the in-sample
 seasonal naive with the manifest's season. Not part of the tests:
 
-    .venv/bin/python -m benchmarks.accuracy [--budget 150 | --trials 10] [--series wineind,lynx] [--json out.json]
+    .venv/bin/python -m benchmarks.accuracy [--budget 150 | --trials 10] [--seed 42] [--series wineind,lynx] [--json out.json]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 SERIES = ("wineind", "woolyrnq", "lynx", "austres", "taylor", "heartrate", "shampoo")
 NO_SEASON_FOR_ETS_ARIMA = {"taylor"}  # a 48-long season takes hours in AutoETS/AutoARIMA
 LEVELS = (0.8, 0.95)
+TRAIN_SEED = 42  # TrainConfig's default
 
 
 def statistical_forecasts(train: np.ndarray, horizon: int, season: int, name: str) -> dict[str, np.ndarray]:
@@ -43,13 +44,13 @@ def statistical_forecasts(train: np.ndarray, horizon: int, season: int, name: st
     return {col: out[col].to_numpy(dtype=float) for col in ("SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta")}
 
 
-def seqcast_forecast(series, horizon: int, budget: float, trials: int | None) -> tuple[np.ndarray, dict, dict]:
+def seqcast_forecast(series, horizon: int, budget: float, trials: int | None, seed: int) -> tuple[np.ndarray, dict, dict]:
     """The same code path as ``seqcast train --variant auto``: train, register, then load the registered model."""
     from pipelines.pipeline import train_and_register
     from pipelines.registry import load_forecaster, model_uri
     from pipelines.training import TrainConfig
 
-    outcome = train_and_register(series, TrainConfig(variant="auto", horizon=horizon, budget=budget, trials=trials), f"bench-{series.name}")
+    outcome = train_and_register(series, TrainConfig(variant="auto", horizon=horizon, budget=budget, trials=trials, seed=seed), f"bench-{series.name}")
     forecaster = load_forecaster(model_uri(outcome.name, version=outcome.version))
     forecast = forecaster.forecast(series.values, horizon)
     intervals = forecaster.intervals(forecast, LEVELS)
@@ -65,6 +66,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=150.0, help="seconds of --variant auto search per series")
     parser.add_argument("--trials", type=int, help="exactly this many configurations per series (reproducible; overrides --budget)")
+    parser.add_argument("--seed", type=int, default=TRAIN_SEED, help="seqcast's training seed")
     parser.add_argument("--series", default=",".join(SERIES))
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
@@ -86,7 +88,7 @@ def main(argv=None) -> int:
         scale = metrics.naive_scale(train.values, season)
 
         t0 = time.monotonic()
-        forecast, intervals, info = seqcast_forecast(train, horizon, args.budget, args.trials)
+        forecast, intervals, info = seqcast_forecast(train, horizon, args.budget, args.trials, args.seed)
         seconds = time.monotonic() - t0
         forecasts = {"seqcast": forecast, **statistical_forecasts(train.values, horizon, season, name)}
         row = {
