@@ -29,7 +29,7 @@ COMBINE_WITHIN = 1.3  # ... whose backtest MASE is within this factor of the bes
 REFIT_MEMBERS = 3  # seeds per configuration in the served model
 MAX_FOLDS = 6
 CALIBRATION_REFITS = 2  # earlier origins where the chosen combination is refitted for the intervals
-SEARCH_SHARE = 0.6  # of the budget; the rest refits the chosen configurations on the whole series
+SEARCH_SHARE = 0.6  # of the budget; the rest refits the chosen configurations (calibration, then the served model)
 
 
 @dataclass
