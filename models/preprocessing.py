@@ -7,10 +7,16 @@ A forecasting model here is ``window -> WindowNormalise -> K member networks -> 
   so trends extrapolate (per-window normalisation / differencing);
 - ``mean``: subtract the window's mean, divide by its spread (per-window z-score);
 - ``seasonal``: the network sees seasonal differences ``x[t] - x[t-m]`` and predicts the next one, which is
-  added to the value one season back (seasonal differencing, the level and season put back).
+  added to the value one season back (seasonal differencing, the level and season put back);
+- ``profile``: the window's last ``k`` whole seasons give a level (the last season's mean) and a seasonal
+  profile (each phase's mean deviation from its season's mean, over the ``k`` seasons); the network sees the
+  window with both removed and predicts the next value's departure from level + profile (ES-RNN-style
+  normalisation: averaging ``k`` seasons keeps one year's noise out of the seasonal pattern, which seasonal
+  naive copies).
 
 Each member's output layer starts at zero, so an untrained model forecasts the normalisation's own baseline
-(naive for ``last``, the window mean for ``mean``, seasonal naive for ``seasonal``) and training learns
+(naive for ``last``, the window mean for ``mean``, seasonal naive for ``seasonal``, level + profile for
+``profile``) and training learns
 only the correction the data supports.
 
 Members are independently initialised copies of the core network; they train side by side (one output
@@ -24,7 +30,7 @@ from collections.abc import Callable
 import keras
 from keras import layers, ops
 
-NORMALISATIONS = ("none", "last", "mean", "seasonal")
+NORMALISATIONS = ("none", "last", "mean", "seasonal", "profile")
 SCALE_FLOOR = 1e-2  # windows are globally standardised first, so a spread this small means "flat"
 
 
@@ -40,7 +46,15 @@ class WindowNormalise(layers.Layer):
         self.season = max(int(season or 1), 1)
 
     def output_length(self, lookback: int) -> int:
-        return lookback - self.season if self.mode == "seasonal" else lookback
+        if self.mode == "seasonal":
+            return lookback - self.season
+        if self.mode == "profile":
+            return lookback // self.season * self.season
+        return lookback
+
+    def min_lookback(self) -> int:
+        """Two values left for the network; ``profile`` needs two seasons to tell the level from the season."""
+        return {"seasonal": self.season + 2, "profile": max(2 * self.season, 2)}.get(self.mode, 2)
 
     def call(self, window):
         x = window[:, :, 0]
@@ -55,6 +69,17 @@ class WindowNormalise(layers.Layer):
             anchor = ops.mean(x, axis=1, keepdims=True)
             scale = ops.std(x, axis=1, keepdims=True)
             z = x - anchor
+        elif self.mode == "profile":
+            m, lookback = self.season, x.shape[1]
+            k = lookback // m
+            cycles = ops.reshape(x[:, lookback - k * m :], (-1, k, m))  # the last k seasons, the last ending now
+            deviations = cycles - ops.mean(cycles, axis=2, keepdims=True)
+            profile = ops.mean(deviations, axis=1, keepdims=True)  # (B, 1, m); the next value is at phase 0
+            level = ops.mean(cycles[:, -1, :], axis=1, keepdims=True)
+            anchor = level + profile[:, 0, :1]
+            adjusted = ops.reshape(cycles - profile, (-1, k * m))
+            scale = ops.mean(ops.abs(adjusted[:, 1:] - adjusted[:, :-1]), axis=1, keepdims=True)
+            z = adjusted - level
         else:  # seasonal
             m = self.season
             z = x[:, m:] - x[:, :-m]
@@ -111,12 +136,12 @@ def build_forecast_model(
     on the target repeated K times), the second their mean ``(B, 1)`` (save and serve this one).
     """
     norm = WindowNormalise(normalise, season, name="normalise")
-    length = norm.output_length(lookback)
-    if length < 2:
+    if lookback < norm.min_lookback():
         raise ValueError(
-            f"lookback {lookback} leaves {length} values after {normalise!r} normalisation (season {season}); "
-            f"it needs a lookback of at least {lookback - length + 2}"
+            f"lookback {lookback} is too short for {normalise!r} normalisation with season {norm.season}; "
+            f"it needs at least {norm.min_lookback()}"
         )
+    length = norm.output_length(lookback)
     window = keras.Input((lookback, 1), name="window")
     z, anchor, scale = norm(window)
     outs = []

@@ -67,17 +67,21 @@ def weekly_season(freq: str | None, season: int) -> int | None:
 def search_space(base: TrainConfig, n: int, positive: bool, freq: str | None = None) -> list[TrainConfig]:
     """Candidate configurations, most promising first (the budget may end the list early).
 
-    Each normalisation starts from its own baseline (naive, window mean, seasonal naive) and learns a
-    correction; the search's training schedule (lr, epochs, patience) suits that start."""
+    Each normalisation starts from its own baseline (naive, window mean, seasonal naive, level + seasonal
+    profile) and learns a correction; the search's training schedule (lr, epochs, patience) suits that start."""
     season = base.season or 1
     base = replace(base, learning_rate=3e-3, epochs=200, patience=20, members=1)
     shapes = []  # (normalise, normalise_season, lookback)
+    fit_n = n - base.horizon * base.folds
     week = weekly_season(freq, season)
-    if week and n - base.horizon * base.folds > 4 * (week + season):
+    if week and fit_n > 4 * (week + season):
         shapes.append(("seasonal", week, week + season))
+    seasons = 3 if 6 * season <= fit_n else 2  # a profile over three seasons where there are windows to learn from
+    if season > 1 and 2 * seasons * season <= fit_n:
+        shapes.append(("profile", season, seasons * season))
     if season > 1 and base.lookback - season >= 2:
         shapes.append(("seasonal", season, base.lookback))
-    if season > 1 and 3 * season > base.lookback and 3 * (3 * season) <= n - base.horizon * base.folds:
+    if season > 1 and 3 * season > base.lookback and 3 * (3 * season) <= fit_n:
         shapes.append(("seasonal", season, 3 * season))  # more seasonal differences to read the dynamics from
     shapes.append(("last", None, base.lookback))
     if season == 1 and base.lookback >= 4:

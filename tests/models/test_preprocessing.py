@@ -33,7 +33,7 @@ def windows():
 
 @pytest.mark.parametrize(
     "layer",
-    [WindowNormalise("seasonal", 4), WindowNormalise("last"), WindowDenormalise(), MemberMean(), Affine(2.0, -1.0), LastSteps(3)],
+    [WindowNormalise("seasonal", 4), WindowNormalise("profile", 4), WindowNormalise("last"), WindowDenormalise(), MemberMean(), Affine(2.0, -1.0), LastSteps(3)],
 )
 def test_layers_round_trip_their_config(layer):
     clone = type(layer).from_config(layer.get_config())
@@ -41,13 +41,22 @@ def test_layers_round_trip_their_config(layer):
 
 
 def test_unknown_normalisation_names_the_allowed_ones():
-    with pytest.raises(ValueError, match="unknown normalisation 'zscore'; allowed: none, last, mean, seasonal"):
+    with pytest.raises(ValueError, match="unknown normalisation 'zscore'; allowed: none, last, mean, seasonal, profile"):
         WindowNormalise("zscore")
 
 
-def test_lookback_too_short_for_the_season_is_explained():
-    with pytest.raises(ValueError, match="lookback 5 leaves 1 values .* at least 6"):
-        build_forecast_model(lambda n: registry.build("mlp", lookback=n), 5, normalise="seasonal", season=4)
+@pytest.mark.parametrize("normalise, lookback, needed", [("seasonal", 5, 6), ("profile", 7, 8)])
+def test_lookback_too_short_for_the_season_is_explained(normalise, lookback, needed):
+    with pytest.raises(ValueError, match=f"lookback {lookback} is too short for '{normalise}' normalisation with season 4; it needs at least {needed}"):
+        build_forecast_model(lambda n: registry.build("mlp", lookback=n), lookback, normalise=normalise, season=4)
+
+
+def level_plus_profile(windows, season=SEASON):
+    """The ``profile`` baseline written out: last season's mean + the next phase's mean seasonal deviation."""
+    k = windows.shape[1] // season
+    cycles = windows[:, -k * season :].reshape(len(windows), k, season)
+    deviations = cycles - cycles.mean(axis=2, keepdims=True)
+    return cycles[:, -1].mean(axis=1) + deviations[:, :, 0].mean(axis=1)
 
 
 @pytest.mark.parametrize(
@@ -56,6 +65,7 @@ def test_lookback_too_short_for_the_season_is_explained():
         ("last", lambda w: naive(w, 1)[:, 0]),
         ("seasonal", lambda w: seasonal_naive(w, 1, SEASON)[:, 0]),
         ("mean", lambda w: w.mean(axis=1)),
+        ("profile", level_plus_profile),
         ("none", lambda w: np.zeros(len(w))),
     ],
 )
@@ -70,7 +80,16 @@ def test_seasonal_model_recurses_as_seasonal_naive(windows):
     np.testing.assert_allclose(recursive, seasonal_naive(list(windows), 9, SEASON), atol=1e-5)
 
 
-@pytest.mark.parametrize("normalise", ["last", "seasonal"])
+def test_profile_model_recurses_as_level_plus_profile(windows):
+    _, serve = _model("profile")
+    recursive = RecursiveForecaster(serve)(windows, 5)
+    history = windows.astype(np.float64)
+    for _ in range(5):  # each step's window includes the steps forecast before it
+        history = np.concatenate([history, level_plus_profile(history[:, -LOOKBACK:])[:, None]], axis=1)
+    np.testing.assert_allclose(recursive, history[:, LOOKBACK:], atol=1e-4)
+
+
+@pytest.mark.parametrize("normalise", ["last", "seasonal", "profile"])
 def test_ensemble_trains_and_round_trips_with_safe_mode(normalise, windows, tmp_path):
     train, serve = _model(normalise, members=3, variant="gru")
     train.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
