@@ -100,6 +100,9 @@ def test_search_space_is_season_aware():
     configs = search_space(base, 4000, positive=True, freq="30min")
     shapes = {(c.normalise, c.normalise_season, c.lookback) for c in configs}
     assert ("seasonal", 336, 384) in shapes and ("seasonal", 48, base.lookback) in shapes
+    assert ("profile", 48, 144) in shapes  # three seasons where the series has room for them
+    short = search_space(TrainConfig(variant="auto").resolved(60, 12, 6), 60, positive=True)
+    assert {(c.normalise, c.lookback) for c in short if c.normalise == "profile"} == {("profile", 24)}
     assert {c.transform for c in configs} == {"standard", "log"}
     assert weekly_season("MS", 12) is None and weekly_season("h", 24) == 168
     yearly = search_space(TrainConfig(variant="auto").resolved(100, 1, 10), 100, positive=False)
