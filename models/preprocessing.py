@@ -180,34 +180,42 @@ class Affine(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="seqcast")
 class LastSteps(layers.Layer):
-    """The last ``steps`` time steps of a ``(B, L, F)`` window (members of a combination may look back less)."""
+    """The last ``steps`` time steps of a ``(B, L, P)`` window (members of a combination may look back less),
+    all its paths or only the path ``channel``."""
 
-    def __init__(self, steps: int, **kwargs):
+    def __init__(self, steps: int, channel: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.steps = int(steps)
+        self.channel = None if channel is None else int(channel)
 
     def call(self, window):
-        return window[:, -self.steps :, :]
+        if self.channel is None:
+            return window[:, -self.steps :, :]
+        return window[:, -self.steps :, self.channel : self.channel + 1]
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.steps, input_shape[2])
+        return (input_shape[0], self.steps, input_shape[2] if self.channel is None else 1)
 
     def get_config(self):
-        return {**super().get_config(), "steps": self.steps}
+        return {**super().get_config(), "steps": self.steps, "channel": self.channel}
 
 
 def combine_models(models: list[keras.Model], into_member: list[tuple[float, float]], name: str = "combination") -> keras.Model:
-    """One model averaging differently preprocessed forecasting models (a forecast combination).
+    """One model for a forecast combination of differently preprocessed forecasting models.
+
+    Its window has one path per member ``(B, L, K)`` and it outputs each member's next value ``(B, K)``: the
+    recursive loop feeds every member its own forecasts and averages the paths (``models/recursive.py``), so
+    the combination's forecast is the mean of its members' own forecasts. Averaging inside the recursion
+    instead would feed each member the others' forecasts, and one member's overshoot would steer the rest.
 
     ``into_member[k] = (scale, shift)`` maps the combination's input space to model k's; its output is mapped
     back with the inverse. The combination looks back as far as its longest member."""
     lookback = max(int(m.input_shape[1]) for m in models)
-    window = keras.Input((lookback, 1), name="window")
+    window = keras.Input((lookback, len(models)), name="window")
     outs = []
     for k, (model, (scale, shift)) in enumerate(zip(models, into_member)):
         member = keras.Model(model.inputs[0], model.outputs[0], name=f"model_{k}")
-        x = LastSteps(int(model.input_shape[1]), name=f"last_steps_{k}")(window)
+        x = LastSteps(int(model.input_shape[1]), channel=k, name=f"last_steps_{k}")(window)
         y = member(Affine(scale, shift, name=f"into_{k}")(x))
         outs.append(Affine(1.0 / scale, -shift / scale, name=f"back_{k}")(y))
-    stacked = outs[0] if len(outs) == 1 else layers.Concatenate(name="models")(outs)
-    return keras.Model(window, MemberMean(name="combination_mean")(stacked), name=name)
+    return keras.Model(window, layers.Concatenate(name="paths")(outs), name=name)

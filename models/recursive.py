@@ -63,11 +63,15 @@ def _batch_bucket(n: int) -> int:
 
 
 class RecursiveForecaster:
-    """Wraps a one-step model ``(B, lookback, 1) -> (B, 1)``, all in the model's (scaled) space."""
+    """Wraps a one-step model ``(B, lookback, P) -> (B, P)``, all in the model's (scaled) space.
+
+    ``P`` is 1 for one network. A forecast combination has a path per member (``combine_models``): each path
+    is fed back its own member's forecasts and the forecast is the mean over the paths."""
 
     def __init__(self, model: keras.Model):
         self.model = model
         self.lookback = int(model.input_shape[1])
+        self.paths = int(model.input_shape[2])
         self._unrolled = unrolled_copy(model)
         self._compiled = tf.function(self._loop, jit_compile=True, reduce_retracing=False)
         self._programs: dict[tuple[int, int], object] = {}
@@ -78,12 +82,13 @@ class RecursiveForecaster:
         out = tf.TensorArray(windows.dtype, size=buffer.shape[0])  # static size: the horizon bucket
         wide = self._unrolled is not None and windows.shape[0] >= UNROLLED_FROM_BATCH
         model = self._unrolled if wide else self.model  # chosen at trace time, per batch bucket
+        paths = tf.repeat(windows[:, :, None], self.paths, axis=2)
 
-        def body(i, window, out):
-            y = model(window[:, :, None], training=False)[:, 0]
-            return i + 1, tf.concat([window[:, 1:], y[:, None]], axis=1), out.write(i, y)
+        def body(i, paths, out):
+            y = model(paths, training=False)  # (B, P): each path's next value
+            return i + 1, tf.concat([paths[:, 1:], y[:, None, :]], axis=1), out.write(i, tf.reduce_mean(y, axis=1))
 
-        _, _, out = tf.while_loop(lambda i, *_: i < horizon, body, (tf.constant(0), windows, out))
+        _, _, out = tf.while_loop(lambda i, *_: i < horizon, body, (tf.constant(0), paths, out))
         return tf.transpose(out.stack())
 
     def _program(self, batch: int, steps: int):

@@ -33,7 +33,7 @@ def windows():
 
 @pytest.mark.parametrize(
     "layer",
-    [WindowNormalise("seasonal", 4), WindowNormalise("profile", 4), WindowNormalise("last"), WindowDenormalise(), MemberMean(), Affine(2.0, -1.0), LastSteps(3)],
+    [WindowNormalise("seasonal", 4), WindowNormalise("profile", 4), WindowNormalise("last"), WindowDenormalise(), MemberMean(), Affine(2.0, -1.0), LastSteps(3), LastSteps(3, channel=1)],
 )
 def test_layers_round_trip_their_config(layer):
     clone = type(layer).from_config(layer.get_config())
