@@ -1,4 +1,4 @@
-"""The compiled recursive loop equals the seed's predict-per-step loop, for one series and for a batch."""
+"""The compiled recursive loop equals the seed's predict-per-step loop, for one series, a batch and a combination."""
 
 import numpy as np
 import pytest
@@ -54,3 +54,15 @@ def test_bad_shapes_are_value_errors(model):
         RecursiveForecaster(model)(np.ones((1, 4)), 3)
     with pytest.raises(ValueError, match="horizon is 0; it must be at least 1"):
         RecursiveForecaster(model)(np.ones((1, 5)), 0)
+
+
+def test_a_model_with_paths_feeds_each_path_its_own_forecasts_and_averages_them():
+    from models.preprocessing import combine_models
+
+    members = [registry.build("lstm", lookback=5, units=6), registry.build("mlp", lookback=4, units=3)]
+    combination = combine_models(members, [(1.0, 0.0), (2.0, 0.5)])  # the second member works in 2x + 0.5
+    windows = np.random.default_rng(3).normal(size=(3, 5))  # a batch: the unrolled copy runs too
+    got = RecursiveForecaster(combination)(windows, 6)
+    for window, row in zip(windows, got):
+        own_paths = [predict_loop(members[0], window, 6), (predict_loop(members[1], 2 * window[1:] + 0.5, 6) - 0.5) / 2]
+        np.testing.assert_allclose(row, np.mean(own_paths, axis=0), rtol=1e-4, atol=1e-5)
