@@ -213,8 +213,9 @@ def calibration_errors(series, configs: list[TrainConfig], origins: list[int]) -
 
 
 def combine_forecasters(forecasters: list[Forecaster]) -> Forecaster:
-    """One Forecaster averaging several (same global transform): the first one's scaler, the others' inputs and
-    outputs mapped into and out of their own scalings inside the model."""
+    """One Forecaster whose forecast is the mean of several's forecasts (same global transform; see
+    ``combine_models``): the first one's scaler, the others' inputs and outputs mapped into and out of their
+    own scalings inside the model."""
     if len(forecasters) == 1:
         return forecasters[0]
     primary = forecasters[0].scaler
