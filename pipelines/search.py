@@ -27,6 +27,7 @@ DEFAULT_BUDGET_S = 240.0  # seconds; the benchmark's per-series figure is in REA
 COMBINE_TOP = 3  # configurations averaged in the served model
 COMBINE_WITHIN = 1.3  # ... whose backtest MASE is within this factor of the best
 REFIT_MEMBERS = 3  # seeds per configuration in the served model
+TRIAL_MEMBERS = 2  # seeds per trial: one seed ranks close configurations by chance
 MAX_FOLDS = 6
 CALIBRATION_REFITS = 2  # earlier origins where the chosen combination is refitted for the intervals
 SEARCH_SHARE = 0.6  # of the budget; the rest refits the chosen configurations (calibration, then the served model)
@@ -70,7 +71,7 @@ def search_space(base: TrainConfig, n: int, positive: bool, freq: str | None = N
     Each normalisation starts from its own baseline (naive, window mean, seasonal naive, level + seasonal
     profile) and learns a correction; the search's training schedule (lr, epochs, patience) suits that start."""
     season = base.season or 1
-    base = replace(base, learning_rate=3e-3, epochs=200, patience=20, members=1)
+    base = replace(base, learning_rate=3e-3, epochs=200, patience=20, members=TRIAL_MEMBERS)
     shapes = []  # (normalise, normalise_season, lookback)
     fit_n = n - base.horizon * base.folds
     week = weekly_season(freq, season)
