@@ -16,8 +16,7 @@ A forecasting model here is ``window -> WindowNormalise -> K member networks -> 
 
 Each member's output layer starts at zero, so an untrained model forecasts the normalisation's own baseline
 (naive for ``last``, the window mean for ``mean``, seasonal naive for ``seasonal``, level + profile for
-``profile``) and training learns
-only the correction the data supports.
+``profile``) and training learns only the correction the data supports.
 
 Members are independently initialised copies of the core network; they train side by side (one output
 column each, so each learns on its own) and the served model averages them (an ensemble over seeds).
