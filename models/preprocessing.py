@@ -180,7 +180,8 @@ class Affine(layers.Layer):
 @keras.saving.register_keras_serializable(package="seqcast")
 class LastSteps(layers.Layer):
     """The last ``steps`` time steps of a ``(B, L, P)`` window (members of a combination may look back less),
-    all its paths or only the path ``channel``."""
+    all its paths or only the path ``channel``. (``channel=None`` is how combinations registered before paths
+    were saved: they still load and serve.)"""
 
     def __init__(self, steps: int, channel: int | None = None, **kwargs):
         super().__init__(**kwargs)
