@@ -23,6 +23,14 @@ class Settings(BaseSettings):
     model_poll_seconds: float = 10.0
     max_body_bytes: int = 1_000_000
     max_image_pixels: int = 4_000_000  # /v1/classify: width x height of an upload, checked from its header
+    max_image_bytes: int = 12_000_000  # /v1/classify: decoded size of an upload (w x h x bands x bytes), from its header
+    image_decode_concurrency: int = 2  # /v1/classify: uploads decoded at once per process (bounds their memory)
+    registry_workers: int = 4  # threads for registry lookups and model loads; cached traffic never waits on them
+    registry_timeout_seconds: float = 10.0  # a request waits this long for a registry lookup, then gets a 503
+    not_found_ttl_seconds: float = 5.0  # how long an unknown model/alias/version answers 404 without asking again
+    max_cached_misses: int = 1024  # unknown (model, ref) pairs remembered for the TTL (LRU beyond this)
+    preload_retry_max_seconds: float = 30.0  # startup preload retries with backoff up to this interval
+    shutdown_grace_seconds: float = 10.0  # on SIGTERM, in-flight requests get this long, then the process exits
     preload_models: str = "*"  # served at startup: comma-separated names, "*" = every @champion, "" = none
     retrain_cron: str = "0 3 * * *"
 

@@ -14,6 +14,10 @@ MAX_LEVELS = 10
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Level = Annotated[float, Field(strict=True, gt=0, lt=1)]
 ModelName = Annotated[str, Field(min_length=1, max_length=256, description="registered model name")]
+MAX_VERSION = 2**31 - 1  # the registry stores versions as integers; larger ones cannot name a version
+Version = Annotated[
+    int, Field(strict=True, ge=1, le=MAX_VERSION, description="registry version (instead of an alias)")
+]
 
 
 class ForecastRequest(BaseModel):
@@ -28,7 +32,7 @@ class ForecastRequest(BaseModel):
     )
     horizon: int = Field(strict=True, ge=1, description="steps to forecast, 1 to SEQCAST_MAX_HORIZON")
     alias: str | None = Field(default=None, min_length=1, max_length=256, description="registry alias (default champion)")
-    version: int | None = Field(default=None, strict=True, ge=1, description="registry version (instead of an alias)")
+    version: Version | None = None
     levels: list[Level] | None = Field(
         default=None, max_length=MAX_LEVELS, description="prediction-interval levels in (0, 1), e.g. [0.8, 0.95]"
     )
