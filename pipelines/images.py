@@ -7,8 +7,8 @@ Every source becomes one :class:`ImageSet`: pixels ``x[N, H, W, C]`` in the sour
 (:mod:`pipelines.classifier`), so a PNG/JPEG upload (0..255 -> 0..1) and a JSON array (source units) are
 prepared exactly like the training data.
 
-Image files are opened through :func:`open_image`, which reads only the header to check the format and the
-pixel count before decoding anything (decompression bombs never get decoded).
+Image files are opened through :func:`open_image`, which reads only the header to check the format, the
+pixel count and the decoded size in bytes before decoding anything (decompression bombs never get decoded).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageMode, UnidentifiedImageError
 
 MIN_PER_CLASS = 5  # a stratified 20% test split needs at least one image per class, the val split another
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -42,6 +42,10 @@ class NotAnImage(ImageDataError):
 
 class TooManyPixels(ImageDataError):
     """An image over the pixel limit, found from its header alone (HTTP 413)."""
+
+
+class TooManyBytes(TooManyPixels):
+    """An image whose decoded pixels would be over the byte limit, found from its header alone (HTTP 413)."""
 
 
 @dataclass(frozen=True)
@@ -195,11 +199,34 @@ def load_npz(path: Path) -> ImageSet:
     return ImageSet(path.stem, x, index, labels, color_mode, offset, scale, source=f"npz: {path.resolve()}")
 
 
-def open_image(data: bytes | Path, max_pixels: int = DEFAULT_MAX_PIXELS, where: str = "the file") -> Image.Image:
-    """A PNG or JPEG, checked from its header alone (format, pixel count), then decoded.
+_MODE_NAMES = {
+    "1": "1-bit black-and-white", "L": "8-bit grayscale", "LA": "8-bit grayscale+alpha", "P": "8-bit palette",
+    "PA": "8-bit palette+alpha", "I;16": "16-bit grayscale", "I;16B": "16-bit grayscale", "I;16L": "16-bit grayscale",
+    "I": "32-bit grayscale", "F": "32-bit float grayscale", "RGB": "8-bit RGB", "RGBA": "8-bit RGBA",
+    "CMYK": "8-bit CMYK", "YCbCr": "8-bit YCbCr",
+}
 
-    Raises :class:`NotAnImage` for anything else (or a file that fails to decode) and :class:`TooManyPixels`
-    when width x height is over ``max_pixels`` -- before any pixel data is decompressed.
+
+def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
+    """width x height x bands x bytes per band of ``mode`` ("I;16": 1 x 2, "RGBA": 4 x 1)."""
+    descriptor = ImageMode.getmode(mode)
+    return size[0] * size[1] * len(descriptor.bands) * np.dtype(descriptor.typestr).itemsize
+
+
+def open_image(
+    data: bytes | Path,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    where: str = "the file",
+    max_bytes: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """A PNG or JPEG, checked from its header alone (format, pixel count, decoded bytes), then decoded.
+
+    Raises :class:`NotAnImage` for anything else (or a file that fails to decode), :class:`TooManyPixels`
+    when width x height is over ``max_pixels`` and :class:`TooManyBytes` when width x height x bands x bytes
+    per band is over ``max_bytes`` -- before any pixel data is decompressed. ``size`` (width, height): the
+    size the caller will shrink to; a JPEG at least twice as big is decoded at 1/2, 1/4 or 1/8 scale (never
+    below ``size``) and its bytes are checked at that scale.
     """
     stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else open(data, "rb")
     allowed = " or ".join(IMAGE_FORMATS)
@@ -215,6 +242,16 @@ def open_image(data: bytes | Path, max_pixels: int = DEFAULT_MAX_PIXELS, where: 
             raise TooManyPixels(
                 f"{where} is {width}x{height} = {width * height} pixels; at most {max_pixels} are allowed"
             )
+        if size is not None and image.format == "JPEG":
+            image.draft(None, tuple(size))  # DCT scaling: the full-size pixels are never held
+        if max_bytes is not None:
+            needed = decoded_bytes(image.mode, image.size)
+            if needed > max_bytes:
+                kind = _MODE_NAMES.get(image.mode, f"mode {image.mode}")
+                raise TooManyBytes(
+                    f"{where} decodes to {image.size[0]}x{image.size[1]} {kind} = {needed} bytes; "
+                    f"at most {max_bytes} are allowed"
+                )
         try:
             image.load()
         except Image.DecompressionBombError as exc:
@@ -230,19 +267,37 @@ def is_grayscale(image: Image.Image) -> bool:
     return image.mode in ("1", "L", "LA", "I", "I;16", "F")
 
 
+_BAND_PIXELS = 1 << 17  # pixels converted at a time from 16/32-bit: the float temporary stays ~1 MB
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16/32-bit grey ("I", "I;16", "F") as "L": value / 257, clipped, truncated; a band of rows at a time."""
+    width, height = image.size
+    out = np.empty((height, width), np.uint8)
+    step = max(1, _BAND_PIXELS // max(width, 1))
+    for top in range(0, height, step):
+        band = np.asarray(image.crop((0, top, width, min(top + step, height))), dtype=np.float64)
+        np.divide(band, 257.0, out=band)
+        np.clip(band, 0, 255, out=band)
+        out[top : top + step] = band  # truncates, as astype(np.uint8) did
+    return Image.fromarray(out)
+
+
 def to_array(image: Image.Image, color_mode: str, size: tuple[int, int] | None = None) -> np.ndarray:
     """``[H, W, C]`` float32 in 0..255 (C = 1 for grayscale, 3 for RGB); alpha is composited onto black.
 
     ``size`` (width, height): resized to it when it differs (box filter when shrinking, bilinear when growing).
+    Only the resized image becomes floats, so a large upload costs about its 8-bit size on top of itself.
     """
-    if image.mode in ("I", "I;16", "F"):  # 16-bit PNGs: scale to 8 bits first
-        image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8))
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit PNGs: scale to 8 bits first
+        image = _to_8bit(image)
     target = "L" if color_mode == "grayscale" else "RGB"
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, image)
-    image = image.convert(target)
+    if image.mode != target:  # convert() to the same mode would only copy
+        image = image.convert(target)
     if size is not None and image.size != tuple(size):
         shrinking = image.size[0] * image.size[1] > size[0] * size[1]
         image = image.resize(tuple(size), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)

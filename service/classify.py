@@ -11,7 +11,12 @@ Two bodies (DESIGN.md):
 -> ``{"model", "version", "predictions": [{"label", "probability"}, ...]}``, the ``top_k`` (default 5) most
 probable labels, best first. Bad input is a 4xx that names the problem: 415 for bytes that are not a PNG/JPEG
 (or another content type), 413 for an upload over ``SEQCAST_MAX_BODY_BYTES`` or an image over
-``SEQCAST_MAX_IMAGE_PIXELS`` (read from its header, never decoded), 422 for wrong fields, shapes or values.
+``SEQCAST_MAX_IMAGE_PIXELS`` pixels or ``SEQCAST_MAX_IMAGE_BYTES`` decoded bytes (both read from its header,
+before decoding), 422 for wrong fields, shapes or values.
+
+Memory: at most ``SEQCAST_IMAGE_DECODE_CONCURRENCY`` uploads per app are decoded at once (others wait), each
+bounded by ``SEQCAST_MAX_IMAGE_BYTES``; JPEGs are decoded at the smallest DCT scale that still covers the
+model's input.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from pipelines.classifier import Classifier, ImageInputError
-from pipelines.images import NotAnImage, TooManyPixels, open_image
+from pipelines.images import NotAnImage, TooManyBytes, TooManyPixels, open_image
 from pipelines.pyfunc_model import CLASSIFIER_ARTIFACT
+from pipelines.settings import Settings
 from service.cache import LoadedModel, ModelCache, register_loader
 from service.deps import CacheDep, SettingsDep
 from service.errors import BODY_RESPONSES, MODEL_RESPONSES, ErrorBody
-from service.schemas import FiniteNumber, ModelName
+from service.schemas import MAX_VERSION, FiniteNumber, ModelName, Version
 
 MAX_TOP_K = 1000
 DEFAULT_TOP_K = 5
@@ -60,7 +66,7 @@ class ClassifyRequest(BaseModel):
         description="height rows of width pixels in the training data's units: numbers (grayscale) or [R, G, B]",
     )
     alias: str | None = Field(default=None, min_length=1, max_length=256, description="registry alias (default champion)")
-    version: int | None = Field(default=None, strict=True, ge=1, description="registry version (instead of an alias)")
+    version: Version | None = None
     top_k: int = Field(default=DEFAULT_TOP_K, strict=True, ge=1, le=MAX_TOP_K, description="labels to return")
 
 
@@ -82,7 +88,7 @@ class UploadForm(BaseModel):
 
     model: ModelName
     alias: str | None = Field(default=None, min_length=1, max_length=256)
-    version: int | None = Field(default=None, ge=1)
+    version: Annotated[int, Field(ge=1, le=MAX_VERSION)] | None = None  # not strict: form values are text
     top_k: int = Field(default=DEFAULT_TOP_K, ge=1, le=MAX_TOP_K)
 
 
@@ -93,7 +99,7 @@ _MULTIPART_SCHEMA = {
         "file": {"type": "string", "format": "binary", "description": "a PNG or JPEG image"},
         "model": {"type": "string", "description": "registered model name"},
         "alias": {"type": "string"},
-        "version": {"type": "integer", "minimum": 1},
+        "version": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
         "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": DEFAULT_TOP_K},
     },
 }
@@ -109,7 +115,8 @@ _OPENAPI = {
 _RESPONSES = {
     **MODEL_RESPONSES,
     **BODY_RESPONSES,
-    413: {"model": ErrorBody, "description": "the request body is over the size limit, or the image over the pixel limit"},
+    413: {"model": ErrorBody, "description": "the request body is over the size limit, or the image over the pixel or "
+          "decoded-bytes limit"},
     415: {"model": ErrorBody, "description": "the upload is not a PNG or JPEG, or the body is neither multipart nor JSON"},
 }
 
@@ -128,6 +135,16 @@ async def _classifier_for(cache: ModelCache, model: str, alias: str | None, vers
     if loaded.kind != CLASSIFIER_ARTIFACT:
         raise HTTPException(422, f"model {model!r} version {loaded.version} is a {loaded.kind}, not an image classifier")
     return loaded
+
+
+def _decode_limiter(request: Request, settings: Settings) -> anyio.CapacityLimiter:
+    """The app's limiter on concurrent decodes, made on first use: inside the running event loop (older anyio
+    cannot make one outside it) and per app (one process, e.g. the tests, may hold many)."""
+    limiter = getattr(request.app.state, "image_decode_limiter", None)
+    if limiter is None:
+        limiter = anyio.CapacityLimiter(max(1, settings.image_decode_concurrency))
+        request.app.state.image_decode_limiter = limiter
+    return limiter
 
 
 async def _from_upload(request: Request) -> tuple[UploadForm, bytes]:
@@ -169,10 +186,20 @@ async def classify(request: Request, cache: CacheDep, settings: SettingsDep) -> 
         params, data = await _from_upload(request)
         loaded = await _classifier_for(cache, params.model, params.alias, params.version)
         classifier: Classifier = loaded.model
+        height, width, _ = classifier.input_shape
 
-        def run() -> np.ndarray:
-            image = open_image(data, settings.max_image_pixels, "the uploaded file")
-            return classifier.predict_proba(classifier.prepare_image(image)[None])[0]
+        def prepare() -> np.ndarray:
+            image = open_image(data, settings.max_image_pixels, "the uploaded file", settings.max_image_bytes, (width, height))
+            return classifier.prepare_image(image)[None]
+
+        try:  # only the decode holds a token: predicting an input-sized array needs little memory
+            batch = await anyio.to_thread.run_sync(prepare, limiter=_decode_limiter(request, settings))
+        except NotAnImage as exc:
+            raise HTTPException(415, f"{exc}; upload a PNG or JPEG") from None
+        except TooManyBytes as exc:
+            raise HTTPException(413, f"{exc} (SEQCAST_MAX_IMAGE_BYTES)") from None
+        except TooManyPixels as exc:
+            raise HTTPException(413, f"{exc} (SEQCAST_MAX_IMAGE_PIXELS)") from None
 
     elif content_type in ("application/json", ""):
         try:
@@ -186,20 +213,12 @@ async def classify(request: Request, cache: CacheDep, settings: SettingsDep) -> 
         except ImageInputError as exc:
             raise HTTPException(422, str(exc)) from None
 
-        def run() -> np.ndarray:
-            return classifier.predict_proba(batch)[0]
-
     else:
         raise HTTPException(
             415, f"content type {content_type!r} is not accepted; send multipart/form-data (a PNG/JPEG in the field "
             "'file' and the field 'model') or application/json ({\"model\": ..., \"image\": [[...]]})"
         )
-    try:
-        probabilities = await anyio.to_thread.run_sync(run)
-    except NotAnImage as exc:
-        raise HTTPException(415, f"{exc}; upload a PNG or JPEG") from None
-    except TooManyPixels as exc:
-        raise HTTPException(413, f"{exc} (SEQCAST_MAX_IMAGE_PIXELS)") from None
+    probabilities = await anyio.to_thread.run_sync(lambda: classifier.predict_proba(batch)[0])
     return _json_response(
         {"model": params.model, "version": loaded.version, "predictions": classifier.top_k(probabilities, params.top_k)}
     )

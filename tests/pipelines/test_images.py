@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tracemalloc
 import zlib
 
 import numpy as np
@@ -15,6 +16,7 @@ from pipelines.image_pipeline import GridError, parse_grid
 from pipelines.images import (
     ImageDataError,
     NotAnImage,
+    TooManyBytes,
     TooManyPixels,
     load_digits_set,
     load_images,
@@ -29,13 +31,14 @@ def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height but whose (tiny) data would not fill it: a bomb's header."""
+def png_header_only(width: int, height: int, bit_depth: int = 8, color_type: int = 0) -> bytes:
+    """A PNG whose header claims width x height but whose (tiny) data would not fill it: a bomb's header.
+    ``color_type``: 0 grayscale, 2 RGB, 6 RGBA."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
@@ -211,6 +214,72 @@ def test_bad_image_bytes_are_refused_from_the_header(data, error, message):
     with pytest.raises(error) as info:
         open_image(data, max_pixels=1_000_000)
     assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ((2000, 2000, 16, 0), "the file decodes to 2000x2000 16-bit grayscale = 8000000 bytes; at most 4000000 are allowed"),
+        ((1000, 1001, 8, 6), "the file decodes to 1000x1001 8-bit RGBA = 4004000 bytes; at most 4000000 are allowed"),
+        ((1200, 1200, 8, 2), "the file decodes to 1200x1200 8-bit RGB = 4320000 bytes; at most 4000000 are allowed"),
+    ],
+)
+def test_decoded_bytes_over_the_limit_are_refused_from_the_header(header, message):
+    """A few hundred bytes of PNG whose header promises more decoded bytes than allowed: refused undecoded
+    (decoding the missing data would have raised NotAnImage instead)."""
+    with pytest.raises(TooManyBytes) as info:
+        open_image(png_header_only(*header), max_pixels=4_000_000, max_bytes=4_000_000)
+    assert str(info.value) == message
+    assert isinstance(info.value, TooManyPixels)  # still a 413 for callers that only know TooManyPixels
+    with pytest.raises(NotAnImage, match="damaged PNG"):  # 2000x2000 8-bit is exactly 4000000 bytes: decoded
+        open_image(png_header_only(2000, 2000), max_pixels=4_000_000, max_bytes=4_000_000)
+
+
+def jpeg_bytes(width: int, height: int) -> bytes:
+    """A smooth RGB photo-like gradient."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    rgb = np.stack([xx * 255 // width, yy * 255 // height, (xx + yy) * 255 // (width + height)], axis=-1)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb.astype(np.uint8)).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_big_jpeg_is_decoded_downscaled_by_draft():
+    data = jpeg_bytes(1600, 1200)
+    full = open_image(data)
+    assert (full.size, full.mode) == ((1600, 1200), "RGB")
+    small = open_image(data, size=(8, 8))
+    assert (small.size, small.mode) == ((200, 150), "RGB")  # 1/8 scale, still at least 8x8
+    assert open_image(data, size=(300, 300)).size == (400, 300)  # 1/4: 1/8 would be under 300 high
+    assert open_image(png_bytes(np.zeros((64, 64))), size=(8, 8)).size == (64, 64)  # PNGs have no draft
+    # the bytes are checked at the drafted size: 5760000 bytes in full, 90000 drafted
+    assert open_image(data, max_bytes=100_000, size=(8, 8)).size == (200, 150)
+    with pytest.raises(TooManyBytes, match="decodes to 1600x1200 8-bit RGB = 5760000 bytes"):
+        open_image(data, max_bytes=100_000)
+    # the classifier's input from the drafted decode is the full decode's, up to JPEG rounding
+    for mode in ("grayscale", "rgb"):
+        np.testing.assert_allclose(to_array(small, mode, (8, 8)), to_array(full, mode, (8, 8)), atol=3)
+
+
+def test_16_bit_to_array_is_exact_without_full_size_float_copies():
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 65536, (2000, 2000), dtype=np.uint16)
+    image = Image.fromarray(values)
+    assert image.mode == "I;16"
+    tracemalloc.start()
+    try:
+        array = to_array(image, "grayscale", (8, 8))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000, peak  # the old float64 copies of 2000x2000 took 64 MB
+    reference = Image.fromarray((values.astype(np.float64) / 257.0).clip(0, 255).astype(np.uint8))
+    np.testing.assert_array_equal(array[..., 0], np.asarray(reference.resize((8, 8), Image.Resampling.BOX), np.float32))
+    odd = rng.integers(0, 65536, (37, 3001), dtype=np.uint16)  # rows in bands that do not divide the height
+    np.testing.assert_array_equal(to_array(Image.fromarray(odd), "grayscale")[..., 0], odd // 257)
+    wide = Image.fromarray(rng.integers(-70_000, 70_000, (5, 7), dtype=np.int32))  # "I": clipped to 0..255
+    expected = (np.asarray(wide, np.float64) / 257.0).clip(0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(to_array(wide, "grayscale")[..., 0], expected)
 
 
 def test_bmp_is_not_accepted():

@@ -7,6 +7,8 @@ import asyncio
 import io
 import json
 import struct
+import threading
+import time
 import zlib
 from dataclasses import replace
 
@@ -21,6 +23,7 @@ from pipelines.image_pipeline import ImageTrainConfig, train_images_and_register
 from pipelines.images import load_digits_set
 from pipelines.pyfunc_model import CLASSIFIER_ARTIFACT
 from pipelines.registry import CHAMPION, download, model_uri
+from service import classify as classify_module
 from service.app import create_app
 
 NAME = "svc_digits"
@@ -40,11 +43,11 @@ def digit_png(digit: np.ndarray, size: int | None = None) -> bytes:
     return png(np.round(digit[..., 0] * 255 / 16), size)
 
 
-def png_header_only(width: int, height: int) -> bytes:
+def png_header_only(width: int, height: int, bit_depth: int = 8) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
@@ -69,6 +72,12 @@ def digits(data_dir):
 @pytest.fixture(scope="module")
 def app(digits, data_dir):
     return create_app(make_settings(data_dir, preload_models="", max_image_pixels=10_000))
+
+
+@pytest.fixture(scope="module")
+def big_app(digits, data_dir):
+    """Room for 2000x2000 uploads (4000000 pixels) of at most 4000000 decoded bytes: 8-bit grey, not 16-bit."""
+    return create_app(make_settings(data_dir, preload_models="", max_body_bytes=200_000, max_image_bytes=4_000_000))
 
 
 def upload(app, content: bytes, model: str = NAME, filename: str = "digit.png", **fields):
@@ -322,3 +331,93 @@ def test_moving_champion_under_load_swaps_atomically(digits, data_dir):
         assert b["predictions"] == expected[b["version"]][k]  # each answer whole from the version it names
     assert {b["version"] for order, _, _, b in results if order >= swap_done_at} == {"2"}
     assert len([1 for *_, b in results if b["version"] == "1"]) >= 60
+
+
+def test_16_bit_png_over_the_byte_limit_is_413_before_decoding(big_app, digits, data_dir):
+    r = upload(big_app, png_header_only(2000, 2000, bit_depth=16))  # ~100 bytes; decoding it would fail (415)
+    assert (r.status_code, r.json()) == (413, {
+        "detail": "the uploaded file decodes to 2000x2000 16-bit grayscale = 8000000 bytes; at most 4000000 are allowed "
+        "(SEQCAST_MAX_IMAGE_BYTES)"
+    })
+    data, index = digits["data"], int(digits["test"][5])
+    grey = np.round(data.x[index, :, :, 0] * 255 / 16).astype(np.uint16)
+    big_16 = io.BytesIO()
+    Image.fromarray((grey * 257).repeat(250, 0).repeat(250, 1)).save(big_16, format="PNG")  # a real one, ~10 kB
+    r = upload(big_app, big_16.getvalue())
+    assert r.status_code == 413 and "2000x2000 16-bit grayscale = 8000000 bytes" in r.json()["detail"]
+    # the same image at 8 bits is exactly at the limit: decoded, box-filtered back to 8x8, classified as the small one
+    small = upload(big_app, digit_png(data.x[index])).json()
+    r = upload(big_app, digit_png(data.x[index], size=2000))
+    assert r.status_code == 200, r.text
+    assert r.json() == small and small["predictions"][0]["label"] == data.labels[data.y[index]]
+    # with room for it, the 16-bit image classifies exactly as the 8-bit one (value // 257)
+    roomy = create_app(make_settings(data_dir, preload_models="", max_body_bytes=200_000))
+    assert upload(roomy, big_16.getvalue()).json() == small
+
+
+def test_big_jpeg_is_drafted_under_the_byte_limit_where_a_png_is_not(big_app, digits):
+    """1600x1600 RGB is 7680000 bytes decoded in full: a PNG is refused, a JPEG is decoded at 1/8 (200x200)."""
+    data, index = digits["data"], int(digits["test"][7])
+    rgb = np.repeat(np.round(data.x[index] * 255 / 16), 3, axis=-1).astype(np.uint8).repeat(200, 0).repeat(200, 1)
+    as_png = png(rgb)
+    r = upload(big_app, as_png)
+    assert (r.status_code, r.json()["detail"]) == (
+        413, "the uploaded file decodes to 1600x1600 8-bit RGB = 7680000 bytes; at most 4000000 are allowed "
+        "(SEQCAST_MAX_IMAGE_BYTES)"
+    )
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=90)
+    assert len(buffer.getvalue()) < 200_000
+    r = upload(big_app, buffer.getvalue(), filename="digit.jpg")
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"][0]["label"] == data.labels[data.y[index]]
+
+
+def test_uploads_decoded_at_once_are_bounded_per_app(digits, data_dir, monkeypatch):
+    active, peak, lock = 0, 0, threading.Lock()
+    real_open_image = classify_module.open_image
+
+    def slow_open_image(*args, **kwargs):
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        try:
+            time.sleep(0.05)
+            return real_open_image(*args, **kwargs)
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(classify_module, "open_image", slow_open_image)
+    image = digit_png(digits["data"].x[0])
+
+    async def burst(app, n: int) -> list[int]:
+        async with client_for(app) as client:
+            files = {"file": ("d.png", image, "image/png")}
+            rs = await asyncio.gather(*(client.post("/v1/classify", files=files, data={"model": NAME}) for _ in range(n)))
+            return [r.status_code for r in rs]
+
+    for concurrency in (2, 1):  # a fresh app each: its own limiter, made in the running loop
+        app = create_app(make_settings(data_dir, preload_models="", image_decode_concurrency=concurrency))
+        peak = 0
+        assert asyncio.run(burst(app, 6)) == [200] * 6
+        assert peak == concurrency
+        assert asyncio.run(burst(app, 3)) == [200] * 3  # the limiter outlives the event loop that made it
+        assert peak == concurrency
+
+
+@pytest.mark.parametrize("body", ["json", "multipart"])
+def test_version_beyond_the_registry_range_is_422(app, digits, body):
+    huge = "9223372036854775808"  # 2**63: past any integer the registry can store
+    if body == "json":
+        raw = f'{{"model": "{NAME}", "image": {json.dumps([ROW] * 8)}, "version": {huge}}}'
+        r = call(app, "POST", "/v1/classify", content=raw, headers={"content-type": "application/json"})
+    else:
+        r = upload(app, digit_png(digits["data"].x[0]), version=huge)
+    assert r.status_code == 422, r.text
+    [error] = r.json()["detail"]
+    assert error["loc"] == ["body", "version"]
+    assert error["msg"] == "Input should be less than or equal to 2147483647"
+    r = call(app, "POST", "/v1/classify", json={"model": NAME, "image": [ROW] * 8, "version": 2**31 - 1})
+    assert (r.status_code, r.json()) == (404, {"detail": f"model '{NAME}' has no version 2147483647; GET /v1/models/{NAME} lists them"})
