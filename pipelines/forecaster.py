@@ -19,6 +19,9 @@ from pipelines.conformal import interval_widths
 from pipelines.scaling import Scaler
 
 CONFIG_FILE = "forecaster.json"
+# Histories further than this many training standard deviations from the training mean (after the global
+# transform) are refused: the networks saturate there and would answer as if the values were ordinary.
+MAX_DEVIATIONS = 20.0
 
 
 class HistoryError(ValueError):
@@ -43,14 +46,54 @@ class Forecaster:
         return self.lookback
 
     def check_history(self, history) -> np.ndarray:
+        """The history as float64, or a :class:`HistoryError` naming the first value the model cannot take.
+
+        Only the window the model reads (the last ``lookback`` values) has to be in its range."""
         values = np.asarray(history, dtype=np.float64)
         if values.ndim != 1:
             raise HistoryError(f"history must be a flat list of numbers; got shape {values.shape}")
         if len(values) < self.lookback:
             raise HistoryError(f"history has {len(values)} values; this model needs at least {self.lookback}")
         if not np.isfinite(values).all():
-            raise HistoryError("history holds NaN or infinite values; only finite numbers are allowed")
+            i = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise HistoryError(f"history[{i}] is {values[i]}; only finite numbers are allowed")
+        first = len(values) - self.lookback
+        window = values[first:]
+        if self.scaler.kind == "log" and (window <= 0).any():
+            i = first + int(np.flatnonzero(window <= 0)[0])
+            raise HistoryError(
+                f"history[{i}] is {values[i]:g}; this model log-transforms its input, so only values > 0 are allowed"
+            )
+        lo, hi = self.value_range()
+        outside = (window < lo) | (window > hi)
+        if outside.any():
+            i = first + int(np.flatnonzero(outside)[0])
+            raise HistoryError(
+                f"history[{i}] is {values[i]:g}, outside the range this model can represent: {lo:.6g} to {hi:.6g} "
+                f"(its training data's mean +- {MAX_DEVIATIONS:g} standard deviations"
+                f"{' on the log scale' if self.scaler.kind == 'log' else ''})"
+            )
         return values
+
+    def value_range(self) -> tuple[float, float]:
+        """The raw values this model can take: the training mean +- ``MAX_DEVIATIONS`` standard deviations."""
+        lo, hi = self.scaler.inverse(np.array([-MAX_DEVIATIONS, MAX_DEVIATIONS]))
+        return float(lo), float(hi)
+
+    def example_history(self) -> np.ndarray:
+        """A history every model accepts (the training mean, from the saved scaler): for warm-up and probes."""
+        return np.full(self.lookback, float(self.scaler.inverse(np.zeros(1))[0]))
+
+    def usual_horizon(self) -> int:
+        return int(self.meta.get("horizon") or 12)
+
+    def is_compiled(self, horizon: int, batch: int = 1) -> bool:
+        """Whether forecasting ``batch`` series ``horizon`` steps ahead runs without compiling first."""
+        return self._recursive.is_compiled(batch, horizon)
+
+    def warm(self) -> None:
+        """Compile the single-series program for the usual horizon and forecast once through the whole path."""
+        self.forecast(self.example_history(), self.usual_horizon())
 
     def forecast_batch(self, histories, horizon: int) -> np.ndarray:
         """Many histories (each at least ``lookback`` long) -> ``forecast[B, horizon]`` in one compiled call."""

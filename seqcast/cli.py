@@ -101,10 +101,15 @@ def cmd_train_images(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from pipelines.settings import get_settings
+    from service.logs import LOG_CONFIG
+
     # uvloop + httptools (uvicorn[standard]); per-request access lines are off by default: /metrics counts
-    # every request, and at hundreds of requests per second the log line costs more than the forecast
-    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port, log_level="info",
-                loop="uvloop", http="httptools", access_log=args.access_log)
+    # every request, and at hundreds of requests per second the log line costs more than the forecast.
+    # The grace period bounds shutdown: requests still running after it are cancelled and the process exits.
+    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port, log_config=LOG_CONFIG,
+                loop="uvloop", http="httptools", access_log=args.access_log,
+                timeout_graceful_shutdown=max(1, round(get_settings().shutdown_grace_seconds)))
     return 0
 
 

@@ -1,8 +1,9 @@
-"""The FastAPI app: forecast, model and operations routers over one shared model cache.
+"""The FastAPI app: forecast, classify, model and operations routers over one shared model cache.
 
 ``create_app(settings)`` builds a self-contained app (own cache, own metrics registry); ``seqcast serve``
-runs it under uvicorn. On startup a background thread loads ``SEQCAST_PRELOAD_MODELS`` (``/ready`` says
-when it is done) and the cache starts polling aliases every ``SEQCAST_MODEL_POLL_SECONDS``.
+runs it under uvicorn. On startup a background thread loads ``SEQCAST_PRELOAD_MODELS``, retrying with backoff
+while the registry is unreachable or a model cannot be loaded (``/ready`` is 503 until each is served), and
+the cache starts polling aliases every ``SEQCAST_MODEL_POLL_SECONDS``.
 """
 
 from __future__ import annotations
@@ -14,32 +15,77 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pipelines import tracking
+from pipelines.classifier import Classifier
+from pipelines.pyfunc_model import CLASSIFIER_ARTIFACT, FORECASTER_ARTIFACT
 from pipelines.registry import CHAMPION
 from pipelines.settings import Settings, get_settings
 from service import classify, forecast, models_api, ops
-from service.cache import ModelCache
-from service.errors import install_error_handlers
+from service.cache import Loader, ModelCache
+from service.errors import UnhandledErrors, install_error_handlers
 from service.limits import BodySizeLimit
 from service.metrics import Metrics, MetricsMiddleware
 
 log = logging.getLogger(__name__)
 
 
-def preload(cache: ModelCache, names: str, done: threading.Event) -> None:
-    """Load ``@champion`` of the named models (``*``: every registered model that has one)."""
-    try:
-        if names.strip() == "*":
-            wanted = [m.name for m in cache.client.search_registered_models(max_results=1000) if CHAMPION in (m.aliases or {})]
-        else:
-            wanted = [n.strip() for n in names.split(",") if n.strip()]
-        for name in wanted:
+class Preload:
+    """Loads ``@champion`` of the named models (``*``: every registered model that has one) in a thread, and
+    retries what failed (registry down, a version that cannot be served) with backoff until all are served."""
+
+    def __init__(self, cache: ModelCache, names: str, max_delay: float):
+        self.cache = cache
+        self.names = names
+        self.max_delay = max_delay
+        self.wanted: list[str] | None = None  # None until the registry has been asked (for "*")
+        self.failures: dict[str, str] = {}  # name -> why its champion is not served yet
+        self._stop = threading.Event()
+
+    def missing(self) -> list[str] | None:
+        """Wanted models without a served champion (None: not known yet)."""
+        if self.wanted is None:
+            return None
+        return [name for name in self.wanted if self.cache.peek(name) is None]
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="seqcast-preload", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            if self._attempt():
+                return
+            if self._stop.wait(delay):
+                return
+            delay = min(2 * delay, self.max_delay)
+
+    def _attempt(self) -> bool:
+        if self.wanted is None:
             try:
-                loaded = cache.get(name)
-                log.info("serving %s@%s: version %s (%s)", name, CHAMPION, loaded.version, loaded.kind)
+                self.wanted = self._resolve()
+            except Exception as exc:  # noqa: BLE001 - the registry may be down at startup: retry
+                self._note("the registry", f"cannot list the models to preload: {exc}")
+                return False
+        for name in self.missing() or []:
+            try:
+                self.cache.get(name)
+                self.failures.pop(name, None)
             except Exception as exc:  # noqa: BLE001 - one bad model must not stop the others
-                log.warning("could not load %s@%s: %s", name, CHAMPION, exc)
-    finally:
-        done.set()
+                self._note(name, str(exc))
+        return not self.missing()
+
+    def _resolve(self) -> list[str]:
+        if self.names.strip() == "*":
+            registered = self.cache.client.search_registered_models(max_results=1000)
+            return [m.name for m in registered if CHAMPION in (m.aliases or {})]
+        return [n.strip() for n in self.names.split(",") if n.strip()]
+
+    def _note(self, name: str, error: str) -> None:
+        if self.failures.get(name) != error:  # log each distinct failure once, not at every retry
+            log.warning("could not load %s@%s (retrying): %s", name, CHAMPION, error)
+        self.failures[name] = error
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,40 +93,51 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     cache = ModelCache(
         tracking.configure(settings),
+        loaders={
+            FORECASTER_ARTIFACT: forecast.FORECASTER_LOADER,
+            CLASSIFIER_ARTIFACT: Loader(Classifier.load, classify.warm_classifier),
+        },
         poll_seconds=settings.model_poll_seconds,
+        workers=settings.registry_workers,
+        timeout=settings.registry_timeout_seconds,
+        miss_ttl=settings.not_found_ttl_seconds,
+        max_misses=settings.max_cached_misses,
         on_swap=lambda name, old, new: metrics.swaps.labels(name).inc(),
         on_load=lambda loaded, seconds: (
             metrics.loads.labels(loaded.name, loaded.kind).inc(),
             metrics.load_seconds.observe(seconds),
         ),
     )
-    preloaded = threading.Event()
+    preload = Preload(cache, settings.preload_models, settings.preload_retry_max_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        threading.Thread(target=preload, args=(cache, settings.preload_models, preloaded), daemon=True).start()
+        preload.start()
         cache.start()
         try:
             yield
         finally:
+            preload.stop()
             cache.stop()
 
     app = FastAPI(
         title="seqcast",
         version="0.1.0",
-        description="Recursive multi-step forecasts from models in the MLflow registry.",
+        description="Recursive multi-step forecasts and image classes from models in the MLflow registry.",
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.cache = cache
     app.state.metrics = metrics
-    app.state.preloaded = preloaded
+    app.state.preload = preload
     install_error_handlers(app)
     app.include_router(ops.router)
     app.include_router(forecast.router)
     app.include_router(classify.router)
     app.include_router(models_api.router)
-    # added last = outermost: metrics see the 413s the size limit sends
+    # added last = outermost: metrics see the 413s the size limit sends and the 500s of UnhandledErrors
+    app.add_middleware(UnhandledErrors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+

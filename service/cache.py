@@ -1,18 +1,29 @@
-"""The in-process model cache shared by every model-serving router (forecast now, classify later).
+"""The in-process model cache shared by every model-serving router (forecast and classify).
 
 Models come from the MLflow registry by alias (``@champion`` unless asked otherwise) or by version. A
 downloaded model says what it is by its artifact folder: ``artifacts/forecaster/`` for a forecaster,
-``artifacts/classifier/`` for the classifier; each kind registers a loader (:func:`register_loader`).
+``artifacts/classifier/`` for the classifier; each kind has a :class:`Loader`, given by whoever builds the
+cache (``service.app.create_app``).
+
+Cached traffic never waits on the registry: a hit is one dict lookup on the event loop. Misses run on the
+cache's own small pool of daemon threads (:class:`RegistryPool`), never on the pool FastAPI and anyio share,
+and a request waits at most ``timeout`` seconds for one (then 503). Concurrent misses for one key share one
+lookup; an unknown model, alias or version (404) and a version that cannot be served (503) are remembered
+for ``miss_ttl`` seconds, in a bounded LRU, so repeating them costs no registry call.
 
 Hot swap: an alias entry is one immutable :class:`LoadedModel` in a dict. A request takes the reference
-once and keeps it, so requests in flight finish on the old model; a poller (every
-``model_poll_seconds``) or :meth:`ModelCache.refresh` resolves the alias again, loads and warms the new
-version off the request path, then replaces the dict entry in one assignment.
+once and keeps it, so requests in flight finish on the old model; a poller (every ``poll_seconds``) or
+:meth:`ModelCache.refresh` resolves the alias again, loads and warms the new version off the request path,
+then replaces the dict entry in one assignment. A version that cannot be loaded leaves the old one serving
+and is reported (:meth:`ModelCache.errors`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
+import queue
 import tempfile
 import threading
 import time
@@ -20,15 +31,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import anyio
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipelines.registry import CHAMPION, download, model_uri
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,20 +49,16 @@ class Loader:
     warm: Callable[[Any], None] | None = None  # compile the hot path before the model takes traffic
 
 
-LOADERS: dict[str, Loader] = {}
-
-
-def register_loader(kind: str, load: Callable[[Path], Any], warm: Callable[[Any], None] | None = None) -> None:
-    """Serve registry models that hold ``artifacts/<kind>/`` with ``load`` (e.g. ``"classifier"``)."""
-    LOADERS[kind] = Loader(load, warm)
-
-
 class ModelNotFound(LookupError):
-    """Unknown model name, version or alias; the message says what exists."""
+    """Unknown model name, version or alias; the message says what exists (404)."""
 
 
 class ModelLoadError(RuntimeError):
-    """A registered version that cannot be served (unknown kind, broken artifacts)."""
+    """A registered version that cannot be served: unknown kind, broken or refused artifacts (503)."""
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry did not answer in time, failed, or has too many lookups queued (503)."""
 
 
 @dataclass(frozen=True)
@@ -74,27 +82,106 @@ def is_not_found(exc: MlflowException) -> bool:
     return getattr(exc, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
 
 
+class RegistryPool:
+    """A few daemon threads for registry I/O, with a bounded backlog.
+
+    Daemon threads, because a call stuck on a locked or unreachable registry must never hold up shutdown; a
+    bounded backlog, because requests that gave up waiting must not leave unbounded work behind."""
+
+    def __init__(self, workers: int, max_backlog: int):
+        self.workers = max(1, workers)
+        self.max_backlog = max_backlog
+        self._queue: queue.Queue = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        if self._queue.qsize() >= self.max_backlog:
+            raise RegistryUnavailable(
+                f"the model registry is slow: {self._queue.qsize()} lookups are already waiting; retry shortly"
+            )
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((future, fn, args))
+        with self._lock:
+            if len(self._threads) < self.workers:
+                thread = threading.Thread(target=self._work, name=f"seqcast-registry-{len(self._threads)}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            for _ in self._threads:
+                self._queue.put(None)
+            self._threads.clear()
+
+
+class _Expiring(OrderedDict):
+    """key -> (expires_at, value), at most ``size`` entries (least recently set dropped first)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def put(self, key, value, ttl: float) -> None:
+        self[key] = (time.monotonic() + ttl, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+    def live(self, key):
+        entry = self.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            self.pop(key, None)
+            return None
+        return entry[1]
+
+
 class ModelCache:
     def __init__(
         self,
         client: MlflowClient,
         *,
+        loaders: dict[str, Loader],
         poll_seconds: float = 10.0,
-        loaders: dict[str, Loader] | None = None,
         max_versions: int = 8,
+        workers: int = 4,
+        timeout: float = 10.0,
+        miss_ttl: float = 5.0,
+        max_misses: int = 1024,
         on_swap: Callable[[str, str | None, str], None] | None = None,
         on_load: Callable[[LoadedModel, float], None] | None = None,
     ):
         self.client = client
+        self.loaders = loaders
         self.poll_seconds = poll_seconds
-        self.loaders = LOADERS if loaders is None else loaders
         self.max_versions = max_versions
+        self.timeout = timeout
+        self.miss_ttl = miss_ttl
         self.on_swap = on_swap
         self.on_load = on_load
+        self.pool = RegistryPool(workers, max_backlog=64 * max(1, workers))
         self._aliases: dict[tuple[str, str], LoadedModel] = {}  # (name, "@alias") -> model: the swap point
-        self._versions: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()  # LRU of pinned versions
+        self._versions: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()  # LRU of loaded versions
         self._lock = threading.Lock()  # guards the dicts
-        self._key_locks: dict[tuple[str, str], threading.Lock] = {}  # one load per key at a time
+        self._inflight: dict[tuple[str, str], concurrent.futures.Future] = {}  # one lookup per key at a time
+        self._refused = _Expiring(max_misses)  # key -> ModelNotFound | ModelLoadError, for miss_ttl seconds
+        self._errors = _Expiring(max_misses)  # key -> why its newest version cannot be served (until it can)
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
 
@@ -105,61 +192,130 @@ class ModelCache:
         return (self._versions if ref[0] != "@" else self._aliases).get((name, ref))
 
     def get(self, name: str, alias: str | None = None, version: int | str | None = None) -> LoadedModel:
-        """The cached model, loading it on a miss (blocking: call from a worker thread, or use ``aget``)."""
+        """The cached model, loading it on a miss; blocks up to ``timeout`` (for threads: preload, tests)."""
         cached = self.peek(name, alias, version)
         if cached is not None:
             return cached
-        key = (name, ref_of(alias, version))
-        with self._key_lock(key):
-            cached = self.peek(name, alias, version)
-            if cached is not None:
-                return cached
-            if version is not None:
-                return self._load_version(name, str(version))
-            loaded = self._load_version(name, self._resolve_alias(name, alias or CHAMPION))
-            with self._lock:
-                self._aliases[key] = loaded
-            return loaded
+        future = self._lookup((name, ref_of(alias, version)))
+        try:
+            return future.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            raise self._too_slow() from None
 
     async def aget(self, name: str, alias: str | None = None, version: int | str | None = None) -> LoadedModel:
+        """:meth:`get` for the event loop: a hit costs a dict lookup; a miss waits on the registry pool."""
         cached = self.peek(name, alias, version)
         if cached is not None:
             return cached
-        return await anyio.to_thread.run_sync(self.get, name, alias, version)
+        return await self.wait(self._lookup((name, ref_of(alias, version))))
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a registry call (``fn(*args)``) on the registry pool; 503 after ``timeout`` seconds."""
+        return await self.wait(self.pool.submit(fn, *args))
+
+    async def wait(self, future: concurrent.futures.Future[T]) -> T:
+        # shield: one waiter timing out must not cancel the lookup the others share
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self.timeout)
+        except asyncio.TimeoutError:
+            raise self._too_slow() from None
+
+    def _too_slow(self) -> RegistryUnavailable:
+        return RegistryUnavailable(
+            f"the model registry did not answer within {self.timeout:g} s (SEQCAST_REGISTRY_TIMEOUT_SECONDS); retry shortly"
+        )
+
+    def _lookup(self, key: tuple[str, str]) -> concurrent.futures.Future[LoadedModel]:
+        with self._lock:
+            refused = self._refused.live(key)
+            if refused is not None:
+                raise type(refused)(*refused.args)
+            future = self._inflight.get(key)
+            if future is None:
+                future = self.pool.submit(self._load_key, key)
+                self._inflight[key] = future
+            return future
+
+    def _load_key(self, key: tuple[str, str]) -> LoadedModel:
+        name, ref = key
+        try:
+            version = self._resolve_alias(name, ref[1:]) if ref[0] == "@" else ref
+            loaded = self._load_version(name, version)
+            with self._lock:
+                if ref[0] == "@":
+                    self._aliases[key] = loaded
+                self._errors.pop(key, None)
+        except (ModelNotFound, ModelLoadError) as exc:
+            with self._lock:
+                self._refused.put(key, exc, self.miss_ttl)
+            raise
+        except RegistryUnavailable:
+            raise
+        except Exception as exc:
+            raise RegistryUnavailable(f"the model registry failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+        log.info("serving %s%s: version %s (%s)", name, ref if ref[0] == "@" else f"/{ref}", loaded.version, loaded.kind)
+        return loaded
 
     # --- alias changes ----------------------------------------------------------------------------
     def refresh(self, name: str | None = None) -> list[dict]:
         """Resolve every cached alias (of ``name``, or all) again and swap in the versions they now name.
 
-        A version that fails to load keeps the old one serving (logged); a deleted alias or model is dropped.
-        """
+        A version that fails to load keeps the old one serving, and the change says why; a deleted alias or
+        model is dropped."""
         changes = []
         for key in [k for k in list(self._aliases) if name is None or k[0] == name]:
             model_name, ref = key
             old = self._aliases.get(key)
+            previous = old and old.version
+            version = None
             try:
                 version = self._resolve_alias(model_name, ref[1:])
-                with self._key_lock(key):
-                    if old is not None and old.version == version:
-                        changes.append({"ref": ref, "version": version, "previous": version, "changed": False})
-                        continue
-                    new = self._load_version(model_name, version)
-                    with self._lock:
-                        self._aliases[key] = new  # the atomic swap: later requests see `new`
+                if previous == version:
+                    changes.append({"ref": ref, "version": version, "previous": previous, "changed": False})
+                    continue
+                new = self._load_version(model_name, version)
             except ModelNotFound as exc:
                 log.warning("dropping %s%s from the cache: %s", model_name, ref, exc)
                 with self._lock:
                     self._aliases.pop(key, None)
-                changes.append({"ref": ref, "version": None, "previous": old and old.version, "changed": True})
+                changes.append({"ref": ref, "version": None, "previous": previous, "changed": True})
                 continue
-            except Exception:  # noqa: BLE001 - the registry or a broken version must not take serving down
-                log.exception("could not refresh %s%s; still serving version %s", model_name, ref, old and old.version)
+            except Exception as exc:  # noqa: BLE001 - the registry or a broken version must not take serving down
+                error = str(exc) if isinstance(exc, ModelLoadError) else f"the model registry failed: {exc}"
+                log.warning("%s%s: %s; still serving version %s", model_name, ref, error, previous)
+                with self._lock:
+                    self._errors.put(key, {"version": version, "error": error}, float("inf"))
+                changes.append({"ref": ref, "version": previous, "previous": previous, "changed": False, "error": error})
                 continue
-            log.info("%s%s moved from version %s to %s", model_name, ref, old and old.version, version)
+            with self._lock:
+                self._aliases[key] = new  # the atomic swap: later requests see `new`
+                self._errors.pop(key, None)
+            log.info("%s%s moved from version %s to %s", model_name, ref, previous, version)
             if self.on_swap:
-                self.on_swap(model_name, old and old.version, version)
-            changes.append({"ref": ref, "version": version, "previous": old and old.version, "changed": True})
+                self.on_swap(model_name, previous, version)
+            changes.append({"ref": ref, "version": version, "previous": previous, "changed": True})
         return changes
+
+    def reload(self, name: str) -> list[dict]:
+        """``POST /reload``: forget what was refused for ``name``, then refresh it, or load ``@champion`` if
+        nothing of it is served yet (blocking: run it on the pool)."""
+        with self._lock:
+            for store in (self._refused, self._errors):
+                for key in [k for k in store if k[0] == name]:
+                    store.pop(key, None)
+        if self.serves(name):
+            return self.refresh(name)
+        ref = ref_of(None, None)
+        try:
+            loaded = self._load_key((name, ref))
+        except ModelLoadError as exc:
+            with self._lock:
+                self._errors.put((name, ref), {"version": None, "error": str(exc)}, float("inf"))
+            return [{"ref": ref, "version": None, "previous": None, "changed": False, "error": str(exc)}]
+        return [{"ref": ref, "version": loaded.version, "previous": None, "changed": True}]
 
     def start(self) -> None:
         """Poll aliases every ``poll_seconds`` in a daemon thread (idempotent)."""
@@ -172,8 +328,9 @@ class ModelCache:
     def stop(self) -> None:
         self._stop.set()
         if self._poller is not None:
-            self._poller.join(timeout=5)
+            self._poller.join(timeout=1)  # a daemon thread: a poll stuck on the registry ends with the process
             self._poller = None
+        self.pool.shutdown()
 
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_seconds):
@@ -191,6 +348,11 @@ class ModelCache:
             if name is None or n == name
         ]
 
+    def errors(self, name: str | None = None) -> dict[str, dict]:
+        """``"name@alias"`` -> ``{"version", "error"}`` for each ref whose newest version cannot be served."""
+        with self._lock:
+            return {f"{n}{ref}": entry[1] for (n, ref), entry in self._errors.items() if name is None or n == name}
+
     def serves(self, name: str) -> bool:
         """Whether any alias of ``name`` is cached (so the poller watches it)."""
         return any(n == name for n, _ in list(self._aliases))
@@ -198,11 +360,7 @@ class ModelCache:
     def __len__(self) -> int:
         return len(self._aliases) + len(self._versions)
 
-    # --- the registry side ------------------------------------------------------------------------
-    def _key_lock(self, key: tuple[str, str]) -> threading.Lock:
-        with self._lock:
-            return self._key_locks.setdefault(key, threading.Lock())
-
+    # --- the registry side (on the pool or the poller, never on the event loop) -------------------
     def check_model(self, name: str) -> None:
         try:
             self.client.get_registered_model(name)
@@ -247,9 +405,15 @@ class ModelCache:
                 )
             kind = kinds[0]
             loader = self.loaders[kind]
-            model = loader.load(root / kind)
+            try:
+                model = loader.load(root / kind)
+            except Exception as exc:
+                raise ModelLoadError(f"model {name!r} version {version} cannot be served: {exc}") from exc
         if loader.warm is not None:
-            loader.warm(model)
+            try:
+                loader.warm(model)
+            except Exception:  # noqa: BLE001 - a warm-up is an optimisation; the model still serves
+                log.exception("warm-up of %s version %s failed; it serves, compiling on first use", name, version)
         loaded = LoadedModel(name, version, kind, model, time.time())
         if self.on_load:
             self.on_load(loaded, time.perf_counter() - started)

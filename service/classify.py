@@ -36,7 +36,7 @@ from pipelines.classifier import Classifier, ImageInputError
 from pipelines.images import NotAnImage, TooManyBytes, TooManyPixels, open_image
 from pipelines.pyfunc_model import CLASSIFIER_ARTIFACT
 from pipelines.settings import Settings
-from service.cache import LoadedModel, ModelCache, register_loader
+from service.cache import LoadedModel, ModelCache
 from service.deps import CacheDep, SettingsDep
 from service.errors import BODY_RESPONSES, MODEL_RESPONSES, ErrorBody
 from service.schemas import MAX_VERSION, FiniteNumber, ModelName, Version
@@ -49,8 +49,6 @@ def warm_classifier(classifier: Classifier) -> None:
     """Trace the compiled forward pass before the model takes traffic."""
     classifier.predict_proba(np.zeros((1, *classifier.input_shape), np.float32))
 
-
-register_loader(CLASSIFIER_ARTIFACT, Classifier.load, warm_classifier)
 
 router = APIRouter(prefix="/v1", tags=["classify"])
 

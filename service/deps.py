@@ -21,15 +21,16 @@ API_KEY_HEADER = "X-API-Key"
 _api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="SEQCAST_API_KEY")
 
 
-def app_settings(request: Request) -> Settings:
+# async: FastAPI runs a plain ``def`` dependency in the shared thread pool, a thread hop per request
+async def app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def model_cache(request: Request) -> ModelCache:
+async def model_cache(request: Request) -> ModelCache:
     return request.app.state.cache
 
 
-def app_metrics(request: Request) -> Metrics:
+async def app_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
@@ -38,7 +39,7 @@ CacheDep = Annotated[ModelCache, Depends(model_cache)]
 MetricsDep = Annotated[Metrics, Depends(app_metrics)]
 
 
-def require_api_key(settings: SettingsDep, given: Annotated[str | None, Security(_api_key_header)]) -> None:
+async def require_api_key(settings: SettingsDep, given: Annotated[str | None, Security(_api_key_header)]) -> None:
     if not settings.api_key:
         raise HTTPException(503, "mutating endpoints are off: the server has no SEQCAST_API_KEY set")
     if not given:

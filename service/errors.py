@@ -1,14 +1,21 @@
 """One error shape for every router: ``{"detail": ...}`` saying what was wrong and what is allowed.
 
-Routers raise :class:`fastapi.HTTPException`, :class:`pipelines.forecaster.HistoryError` (-> 422) or
-:class:`service.cache.ModelNotFound` (-> 404); :data:`ERROR_RESPONSES` documents them in OpenAPI.
+Routers raise :class:`fastapi.HTTPException`, :class:`pipelines.forecaster.HistoryError` (-> 422),
+:class:`service.cache.ModelNotFound` (-> 404), :class:`service.cache.ModelLoadError` or
+:class:`service.cache.RegistryUnavailable` (-> 503); the ``*_RESPONSES`` dicts document them in OpenAPI.
+Anything else is a bug: :class:`UnhandledErrors` logs it with its traceback and answers a JSON 500 with a
+request id, and the connection stays usable (an exception that reaches the server makes it drop the
+connection).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-
 import math
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from pipelines.forecaster import HistoryError
-from service.cache import ModelLoadError, ModelNotFound
+from service.cache import ModelLoadError, ModelNotFound, RegistryUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,10 @@ AUTH_RESPONSES = {
     403: _described("the X-API-Key header is wrong"),
     503: _described("the server has no API key configured, so mutating endpoints are off"),
 }
-MODEL_RESPONSES = {404: _described("unknown model, version or alias")}
+MODEL_RESPONSES = {
+    404: _described("unknown model, version or alias"),
+    503: _described("the registry did not answer in time, or the version cannot be served (the detail says which)"),
+}
 BODY_RESPONSES = {
     400: _described("the body cannot be read as UTF-8 JSON"),
     413: _described("the request body is over the size limit"),
@@ -99,5 +109,43 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ModelLoadError)
     async def model_load_error(request: Request, exc: ModelLoadError) -> JSONResponse:
-        log.error("%s", exc)
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(RegistryUnavailable)
+    async def registry_unavailable(request: Request, exc: RegistryUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+
+class UnhandledErrors:
+    """ASGI middleware: an exception no handler took becomes a logged JSON 500 with a request id.
+
+    Starlette's own last resort sends a 500 and then re-raises, and the server answers that by closing the
+    connection, so the client's next request on it fails too."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            request_id = uuid.uuid4().hex[:16]
+            log.exception("unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id)
+            if started:
+                raise  # half a response is out: nothing sensible can follow it on this connection
+            body = json.dumps({"detail": f"internal error; the server logged it as request {request_id}",
+                               "request_id": request_id}).encode()
+            await send({"type": "http.response.start", "status": 500, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id.encode())]})
+            await send({"type": "http.response.body", "body": body})

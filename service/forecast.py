@@ -1,8 +1,9 @@
 """``POST /v1/forecast`` and ``POST /v1/forecast/batch``: recursive multi-step forecasts from the registry.
 
-One series is forecast inline on the event loop (well under a millisecond of compiled work, less than a
-thread hop would cost); a batch is grouped by (model version, horizon) and each group is one batched
-compiled call, run in a worker thread so other requests keep flowing.
+One series is forecast inline on the event loop when its program is compiled (well under a millisecond of
+compiled work, less than a thread hop would cost); a shape not compiled yet (a new horizon bucket, hundreds
+of milliseconds to compile) runs in a worker thread. A batch is grouped by (model version, horizon) and each
+group is one batched compiled call, run in a worker thread so other requests keep flowing.
 """
 
 from __future__ import annotations
@@ -18,18 +19,13 @@ from pipelines.data import infer_freq, next_timestamps
 from pipelines.forecaster import Forecaster, HistoryError
 from pipelines.pyfunc_model import FORECASTER_ARTIFACT
 from pipelines.settings import Settings
-from service.cache import LoadedModel, ModelCache, register_loader
+from service.cache import LoadedModel, Loader, ModelCache
 from service.deps import CacheDep, MetricsDep, SettingsDep
 from service.errors import BODY_RESPONSES, MODEL_RESPONSES
 from service.schemas import BatchForecastRequest, BatchForecastResponse, ForecastRequest, ForecastResponse
 
 
-def warm_forecaster(forecaster: Forecaster) -> None:
-    """Compile the single-series program for the model's usual horizon before it takes traffic."""
-    forecaster.forecast(np.zeros(forecaster.min_history), int(forecaster.meta.get("horizon") or 12))
-
-
-register_loader(FORECASTER_ARTIFACT, Forecaster.load, warm_forecaster)
+FORECASTER_LOADER = Loader(Forecaster.load, Forecaster.warm)
 
 router = APIRouter(prefix="/v1", tags=["forecast"])
 
@@ -119,7 +115,10 @@ async def forecast(request: ForecastRequest, cache: CacheDep, settings: Settings
     forecaster: Forecaster = loaded.model
     history = _checked_history(request, forecaster, settings)
     timestamps = _continued_timestamps(request, forecaster)
-    values = forecaster.forecast(history, request.horizon)
+    if forecaster.is_compiled(request.horizon):
+        values = forecaster.forecast(history, request.horizon)
+    else:  # compiling takes hundreds of ms: never on the event loop
+        values = await anyio.to_thread.run_sync(forecaster.forecast, history, request.horizon)
     metrics.series.labels(request.model, loaded.version).inc()
     return _json(_response(loaded, request, values, timestamps))
 

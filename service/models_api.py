@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 from fastapi import APIRouter
 from mlflow.exceptions import MlflowException
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from service.cache import ModelNotFound, is_not_found
+from service.cache import ModelCache, ModelNotFound, is_not_found
 from service.deps import ApiKeyDep, CacheDep
 from service.errors import AUTH_RESPONSES, MODEL_RESPONSES
 
@@ -22,12 +22,20 @@ class LoadedEntry(BaseModel):
     loaded_at: float
 
 
+class LoadError(BaseModel):
+    version: str | None = Field(default=None, description="the version that could not be served")
+    error: str
+
+
 class ModelSummary(BaseModel):
     name: str
     description: str | None = None
     aliases: dict[str, str]
     latest_version: str | None = None
     loaded: list[LoadedEntry]
+    errors: dict[str, LoadError] = Field(
+        default_factory=dict, description="ref (e.g. @champion) -> why the version it names is not served"
+    )
 
 
 class VersionInfo(BaseModel):
@@ -52,6 +60,7 @@ class AliasChange(BaseModel):
     version: str | None = None
     previous: str | None = None
     changed: bool
+    error: str | None = Field(default=None, description="why the version the ref names could not be served")
 
 
 class ReloadResult(BaseModel):
@@ -59,22 +68,24 @@ class ReloadResult(BaseModel):
     changes: list[AliasChange]
 
 
-def _loaded(cache, name: str) -> list[dict]:
+def _loaded(cache: ModelCache, name: str) -> list[dict]:
     return [{k: v for k, v in entry.items() if k != "model"} for entry in cache.loaded(name)]
 
 
-def _summary(cache, registered) -> dict:
+def _summary(cache: ModelCache, registered) -> dict:
     versions = [int(v.version) for v in registered.latest_versions or []]
+    prefix = len(registered.name)
     return {
         "name": registered.name,
         "description": registered.description or None,
         "aliases": {alias: str(version) for alias, version in (registered.aliases or {}).items()},
         "latest_version": str(max(versions)) if versions else None,
         "loaded": _loaded(cache, registered.name),
+        "errors": {key[prefix:]: entry for key, entry in cache.errors(registered.name).items()},
     }
 
 
-def _registered(cache, name: str):
+def _registered(cache: ModelCache, name: str):
     try:
         return cache.client.get_registered_model(name)
     except MlflowException as exc:
@@ -83,14 +94,7 @@ def _registered(cache, name: str):
         raise
 
 
-@router.get("", response_model=ModelList, summary="Registered models, their aliases and what this process has loaded")
-def list_models(cache: CacheDep) -> dict:
-    registered = cache.client.search_registered_models(max_results=1000)
-    return {"models": [_summary(cache, r) for r in sorted(registered, key=lambda r: r.name)]}
-
-
-@router.get("/{name}", response_model=ModelDetail, responses=MODEL_RESPONSES, summary="One model's versions and aliases")
-def get_model(name: str, cache: CacheDep) -> dict:
+def _detail(cache: ModelCache, name: str) -> dict:
     registered = _registered(cache, name)
     escaped = name.replace("\\", "\\\\").replace("'", "\\'")
     versions = cache.client.search_model_versions(f"name = '{escaped}'")
@@ -114,15 +118,30 @@ def get_model(name: str, cache: CacheDep) -> dict:
     }
 
 
+# Registry calls run on the cache's registry pool (cache.call): a slow registry answers 503 after the
+# timeout and never holds the threads other requests need.
+@router.get("", response_model=ModelList, summary="Registered models, their aliases and what this process has loaded")
+async def list_models(cache: CacheDep) -> dict:
+    registered = await cache.call(cache.client.search_registered_models, None, 1000)
+    return {"models": [_summary(cache, r) for r in sorted(registered, key=lambda r: r.name)]}
+
+
+@router.get("/{name}", response_model=ModelDetail, responses=MODEL_RESPONSES, summary="One model's versions and aliases")
+async def get_model(name: str, cache: CacheDep) -> dict:
+    return await cache.call(_detail, cache, name)
+
+
+def _reload(cache: ModelCache, name: str) -> dict:
+    _registered(cache, name)
+    return {"name": name, "changes": cache.reload(name)}
+
+
 @router.post(
     "/{name}/reload",
     response_model=ReloadResult,
     responses={**MODEL_RESPONSES, **AUTH_RESPONSES},
-    summary="Resolve this model's aliases again now and hot-swap what moved (API key)",
+    response_model_exclude_unset=True,  # "error" only on the changes that failed
+    summary="Resolve this model's aliases again now and hot-swap what moved; each change says if it failed (API key)",
 )
-def reload_model(name: str, cache: CacheDep, _: ApiKeyDep) -> dict:
-    _registered(cache, name)
-    if not cache.serves(name):  # nothing served yet: load @champion now
-        loaded = cache.get(name)
-        return {"name": name, "changes": [{"ref": "@champion", "version": loaded.version, "previous": None, "changed": True}]}
-    return {"name": name, "changes": cache.refresh(name)}
+async def reload_model(name: str, cache: CacheDep, _: ApiKeyDep) -> dict:
+    return await cache.call(_reload, cache, name)

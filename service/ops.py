@@ -30,15 +30,24 @@ async def health() -> dict:
 @router.get(
     "/ready",
     response_model=Ready,
-    responses={503: {"model": ErrorBody, "description": "startup models still loading, or none loaded"}},
+    responses={503: {"model": ErrorBody, "description": "a startup model is not served yet (the detail says why), or none is"}},
     summary="Models are loaded and the service can forecast",
 )
 async def ready(request: Request, cache: CacheDep) -> dict:
-    if not request.app.state.preloaded.is_set():
-        raise HTTPException(503, "still loading the startup models (SEQCAST_PRELOAD_MODELS)")
+    preload = request.app.state.preload
+    missing = preload.missing()
+    if missing is None:
+        raise HTTPException(503, f"still loading the startup models (SEQCAST_PRELOAD_MODELS){_why(preload, ['the registry'])}")
+    if missing:
+        raise HTTPException(503, f"the champion of {', '.join(missing)} is not served yet{_why(preload, missing)}")
     if len(cache) == 0:
         raise HTTPException(503, "no model is loaded; register one (seqcast train) or forecast with a registered model")
     return {"status": "ready", "models": [{k: v for k, v in e.items()} for e in cache.loaded()]}
+
+
+def _why(preload, names: list[str]) -> str:
+    reasons = [f"{name}: {preload.failures[name]}" for name in names if name in preload.failures]
+    return f" ({'; '.join(reasons)})" if reasons else ""
 
 
 @router.get(

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -35,8 +39,11 @@ def server(tmp_path_factory):
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     port = _free_port()
-    proc = subprocess.Popen([SEQCAST, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = data_dir / "serve.log"
+    env.update(SEQCAST_SHUTDOWN_GRACE_SECONDS="1", SEQCAST_REGISTRY_TIMEOUT_SECONDS="60")
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen([SEQCAST, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=stderr, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -45,19 +52,31 @@ def server(tmp_path_factory):
                 break
         except httpx.HTTPError:
             pass
-        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert proc.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() < deadline, "seqcast serve never became ready"
         time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-    assert API_KEY not in proc.stderr.read()  # the key is never logged
+    yield Served(url, proc, data_dir, log)
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert API_KEY not in log.read_text()  # the key is never logged
+
+
+@dataclass
+class Served:
+    url: str
+    proc: subprocess.Popen
+    data_dir: Path
+    log: Path
+
+    def __str__(self) -> str:
+        return self.url
 
 
 def test_serve_forecasts_the_trained_champion(server):
     history = [1.0 + 0.01 * i for i in range(24)]
     stamps = [f"2024-01-{d:02d}" for d in range(1, 25)]
-    r = httpx.post(f"{server}/v1/forecast", json={"model": "sine", "history": history, "timestamps": stamps, "horizon": 48})
+    r = httpx.post(f"{server.url}/v1/forecast", json={"model": "sine", "history": history, "timestamps": stamps, "horizon": 48})
     assert r.status_code == 200
     body = r.json()
     assert (body["model"], body["version"], len(body["forecast"])) == ("sine", "1", 48)
@@ -66,7 +85,7 @@ def test_serve_forecasts_the_trained_champion(server):
 
 
 def test_serve_rejects_bad_input_and_oversized_chunked_bodies(server):
-    r = httpx.post(f"{server}/v1/forecast", content='{"model": "sine", "history": [NaN], "horizon": 3}',
+    r = httpx.post(f"{server.url}/v1/forecast", content='{"model": "sine", "history": [NaN], "horizon": 3}',
                    headers={"content-type": "application/json"})
     assert r.status_code == 422
     assert r.json()["detail"][0]["msg"] == "Input should be a finite number"
@@ -77,17 +96,43 @@ def test_serve_rejects_bad_input_and_oversized_chunked_bodies(server):
             yield b"1.0," * 2000
         yield b"1.0], \"horizon\": 3}"
 
-    r = httpx.post(f"{server}/v1/forecast", content=chunks(), headers={"content-type": "application/json"})
+    r = httpx.post(f"{server.url}/v1/forecast", content=chunks(), headers={"content-type": "application/json"})
     assert (r.status_code, r.json()) == (
         413, {"detail": "request body is over the limit of 1000000 bytes (SEQCAST_MAX_BODY_BYTES)"}
     )
 
 
 def test_serve_reload_needs_the_key(server):
-    assert httpx.post(f"{server}/v1/models/sine/reload").status_code == 401
-    assert httpx.post(f"{server}/v1/models/sine/reload", headers={"X-API-Key": "nope"}).status_code == 403
-    r = httpx.post(f"{server}/v1/models/sine/reload", headers={"X-API-Key": API_KEY})
+    assert httpx.post(f"{server.url}/v1/models/sine/reload").status_code == 401
+    assert httpx.post(f"{server.url}/v1/models/sine/reload", headers={"X-API-Key": "nope"}).status_code == 403
+    r = httpx.post(f"{server.url}/v1/models/sine/reload", headers={"X-API-Key": API_KEY})
     assert (r.status_code, r.json()) == (
         200, {"name": "sine", "changes": [{"ref": "@champion", "version": "1", "previous": "1", "changed": False}]}
     )
-    assert 'route="/v1/models/{name}/reload",status="403"' in httpx.get(f"{server}/metrics").text
+    assert 'route="/v1/models/{name}/reload",status="403"' in httpx.get(f"{server.url}/metrics").text
+
+
+def test_serve_logs_loads_with_time_and_level(server):
+    line = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO service\.cache: serving sine@champion: version 1 \(forecaster\)$", re.M)
+    assert line.search(server.log.read_text()), server.log.read_text()[-3000:]
+
+
+def test_sigterm_exits_within_the_grace_period_while_a_request_waits_on_the_registry(server):
+    """Last in this module: it stops the server. The request waits on a locked registry (busy for 20 s)."""
+    db = sqlite3.connect(server.data_dir / "mlflow.db", isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")
+    try:
+        waiting = threading.Thread(target=lambda: httpx.post(
+            f"{server.url}/v1/forecast", json={"model": "other", "history": [1.0] * 12, "horizon": 2}, timeout=60
+        ))  # fmt: skip
+        waiting.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        server.proc.terminate()
+        server.proc.wait(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+        waiting.join(timeout=60)
+    assert took < 6, f"shutdown took {took:.1f} s with a 1 s grace period"
