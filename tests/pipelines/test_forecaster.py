@@ -44,8 +44,10 @@ def test_batch_equals_singles(forecaster):
 def test_history_errors_name_the_numbers(forecaster):
     with pytest.raises(HistoryError, match="history has 3 values; this model needs at least 5"):
         forecaster.forecast([1.0, 2.0, 3.0], 4)
-    with pytest.raises(HistoryError, match="NaN or infinite"):
+    with pytest.raises(HistoryError, match=r"^history\[2\] is nan; only finite numbers are allowed$"):
         forecaster.forecast([1.0, 2.0, np.nan, 4.0, 5.0], 4)
+    with pytest.raises(HistoryError, match=r"^history\[4\] is 1e\+09, outside the range this model can represent: "):
+        forecaster.forecast([1.0, 2.0, 3.0, 4.0, 1e9], 4)
     with pytest.raises(HistoryError, match="horizon is 0; it must be at least 1"):
         forecaster.forecast(np.ones(5), 0)
 
