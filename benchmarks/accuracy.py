@@ -66,7 +66,9 @@ class _ErrorRecords(logging.Handler):
         """The errors logged since the last call, with their exceptions, as one line."""
         taken, self.records = self.records, []
         return "; ".join(
-            f"{r.getMessage()}: {type(r.exc_info[1]).__name__}: {r.exc_info[1]}" if r.exc_info and r.exc_info[1] else r.getMessage()
+            f"{r.getMessage()}: {type(r.exc_info[1]).__name__}: {r.exc_info[1]}"
+            if r.exc_info and r.exc_info[1]
+            else r.getMessage()
             for r in taken
         )
 
@@ -82,7 +84,7 @@ class ServedApp:
 
         self.app = create_app(Settings(data_dir=data_dir, preload_models="", model_poll_seconds=0))
 
-    def __enter__(self) -> "ServedApp":
+    def __enter__(self) -> ServedApp:
         import httpx
         from anyio.from_thread import start_blocking_portal
 
@@ -106,11 +108,16 @@ class ServedApp:
 
 def served_forecast(client, name: str, history: np.ndarray, horizon: int) -> tuple[dict, np.ndarray, dict]:
     """``POST /v1/forecast`` of ``name``'s ``@champion`` -> (body, forecast, {level: (lower, upper)})."""
-    request = {"model": name, "history": np.asarray(history, dtype=float).tolist(), "horizon": horizon, "levels": list(LEVELS)}
+    request = {
+        "model": name,
+        "history": np.asarray(history, dtype=float).tolist(),
+        "horizon": horizon,
+        "levels": list(LEVELS),
+    }
     client.server_errors.take()
     try:
         r = client.post("/v1/forecast", json=request)
-    except Exception as exc:  # noqa: BLE001 - the app raised: a client of `seqcast serve` gets a bare HTTP 500
+    except Exception as exc:
         raise ServiceFailure(f"HTTP 500 ({type(exc).__name__}: {exc})") from exc
     if r.status_code != 200:
         try:
@@ -123,25 +130,41 @@ def served_forecast(client, name: str, history: np.ndarray, horizon: int) -> tup
     forecast = np.asarray(body["forecast"], dtype=float)
     bands = {float(level): band for level, band in body.get("intervals", {}).items()}
     if forecast.shape != (horizon,) or set(bands) != set(LEVELS):
-        raise ServiceFailure(f"HTTP 200 without {horizon} forecasts and intervals at {LEVELS}: {json.dumps(body)[:300]}")
-    intervals = {lv: (np.asarray(bands[lv]["lower"], dtype=float), np.asarray(bands[lv]["upper"], dtype=float)) for lv in LEVELS}
+        raise ServiceFailure(
+            f"HTTP 200 without {horizon} forecasts and intervals at {LEVELS}: {json.dumps(body)[:300]}"
+        )
+    intervals = {
+        lv: (np.asarray(bands[lv]["lower"], dtype=float), np.asarray(bands[lv]["upper"], dtype=float)) for lv in LEVELS
+    }
     return body, forecast, intervals
 
 
-def seqcast_forecast(client, series, horizon: int, budget: float, trials: int | None, seed: int) -> tuple[np.ndarray, dict, dict]:
+def seqcast_forecast(
+    client, series, horizon: int, budget: float, trials: int | None, seed: int
+) -> tuple[np.ndarray, dict, dict]:
     """The same code path as ``seqcast train --variant auto`` then ``POST /v1/forecast``: train, register,
     forecast through the service. Raises :class:`ServiceFailure` when the service does not answer 200."""
     from pipelines import tracking
-    from pipelines.pipeline import train_and_register
-    from pipelines.training import TrainConfig
+    from pipelines.forecasting.pipeline import train_and_register
+    from pipelines.forecasting.training import TrainConfig
 
-    outcome = train_and_register(series, TrainConfig(variant="auto", horizon=horizon, budget=budget, trials=trials, seed=seed), f"bench-{series.name}")
+    outcome = train_and_register(
+        series,
+        TrainConfig(variant="auto", horizon=horizon, budget=budget, trials=trials, seed=seed),
+        f"bench-{series.name}",
+    )
     tags = tracking.configure().get_model_version(outcome.name, outcome.version).tags
     config = json.loads(tags.get("window_config", "{}"))
-    info = {"variant": outcome.variant, "config": config, "chosen": config.get("meta", {}).get("chosen", outcome.variant)}
+    info = {
+        "variant": outcome.variant,
+        "config": config,
+        "chosen": config.get("meta", {}).get("chosen", outcome.variant),
+    }
     body, forecast, intervals = served_forecast(client, outcome.name, series.values, horizon)
     if body.get("version") != outcome.version:
-        raise ServiceFailure(f"served version {body.get('version')} of {outcome.name}, not the one just registered ({outcome.version})")
+        raise ServiceFailure(
+            f"served version {body.get('version')} of {outcome.name}, not the one just registered ({outcome.version})"
+        )
     return forecast, intervals, info
 
 
@@ -153,7 +176,9 @@ def geometric_mean(values) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=150.0, help="seconds of --variant auto search per series")
-    parser.add_argument("--trials", type=int, help="exactly this many configurations per series (reproducible; overrides --budget)")
+    parser.add_argument(
+        "--trials", type=int, help="exactly this many configurations per series (reproducible; overrides --budget)"
+    )
     parser.add_argument("--seed", type=int, default=TRAIN_SEED, help="seqcast's training seed")
     parser.add_argument("--series", default=",".join(SERIES))
     parser.add_argument("--json", help="also write the results here")
@@ -163,8 +188,8 @@ def main(argv=None) -> int:
     data_dir = tempfile.mkdtemp(prefix="seqcast-accuracy-")  # a throwaway MLflow store
     os.environ["SEQCAST_DATA_DIR"] = data_dir
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    from pipelines import metrics
-    from pipelines.data import load_series
+    from pipelines.forecasting import metrics
+    from pipelines.forecasting.data import load_series
 
     started = time.monotonic()
     rows, covered, n_points = [], {lv: 0 for lv in LEVELS}, 0
@@ -179,7 +204,9 @@ def main(argv=None) -> int:
 
             t0 = time.monotonic()
             try:
-                forecast, intervals, info = seqcast_forecast(client, train, horizon, args.budget, args.trials, args.seed)
+                forecast, intervals, info = seqcast_forecast(
+                    client, train, horizon, args.budget, args.trials, args.seed
+                )
                 error = None
             except ServiceFailure as exc:
                 forecast, intervals, info, error = None, {}, {"chosen": None}, str(exc)
@@ -200,7 +227,9 @@ def main(argv=None) -> int:
                 row["coverage"][str(level)] = inside / horizon
             if error is None:
                 n_points += horizon
-                print(f"{name}: seqcast MASE {row['mase']['seqcast']:.3f} ({row['chosen']}, {seconds:.0f}s)", flush=True)
+                print(
+                    f"{name}: seqcast MASE {row['mase']['seqcast']:.3f} ({row['chosen']}, {seconds:.0f}s)", flush=True
+                )
             else:
                 print(f"{name}: seqcast FAILED ({seconds:.0f}s): {error}", flush=True)
             rows.append(row)
@@ -212,7 +241,9 @@ def main(argv=None) -> int:
     print("| series | " + " | ".join(methods) + " |")
     print("| --- |" + " --- |" * len(methods))
     for row in rows:
-        cells = ["FAILED" if row["mase"][m] is None else f"{row['mase'][m]:.3f} / {row['smape'][m]:.1f}" for m in methods]
+        cells = [
+            "FAILED" if row["mase"][m] is None else f"{row['mase'][m]:.3f} / {row['smape'][m]:.1f}" for m in methods
+        ]
         print(f"| {row['series']} | " + " | ".join(cells) + " |")
     # over the series every method forecast, so the columns stay comparable
     geo = {m: geometric_mean([r["mase"][m] for r in scored]) if scored else None for m in methods}

@@ -22,8 +22,20 @@ def run(split_seed: int, extra: list[str], threads: int | None) -> tuple[float, 
     with tempfile.TemporaryDirectory(prefix="seqcast-bench-") as tmp:
         env = {**os.environ, "SEQCAST_DATA_DIR": tmp}
         env.pop("MLFLOW_TRACKING_URI", None)
-        command = [sys.executable, "-m", "seqcast", "train-images", "--data", "digits", "--name", "digits",
-                   "--quiet", "--split-seed", str(split_seed), *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "seqcast",
+            "train-images",
+            "--data",
+            "digits",
+            "--name",
+            "digits",
+            "--quiet",
+            "--split-seed",
+            str(split_seed),
+            *extra,
+        ]
         if threads:  # pin to N cores, as on the 2-core CI machine
             command = ["taskset", "-c", ",".join(str(c) for c in range(threads)), *command]
         started = time.perf_counter()

@@ -31,7 +31,7 @@ SIDE = 2000  # 4000000 pixels: the default SEQCAST_MAX_IMAGE_PIXELS
 
 def _digit(scale_to: int) -> np.ndarray:
     """A digits image, 0..255, scaled up (nearest) to scale_to x scale_to: large decoded, small compressed."""
-    from pipelines.images import load_digits_set
+    from pipelines.vision.data import load_digits_set
 
     data = load_digits_set()
     grey = np.round(data.x[0, :, :, 0] * 255 / 16).astype(np.uint16)
@@ -78,7 +78,7 @@ def _status_kb(field: str) -> int | None:
 class PeakRss:
     """Peak resident memory (bytes) from start() to stop()."""
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         self.base = self._rss()
         self.peak = self.base
         self._hwm = False
@@ -141,26 +141,31 @@ def burst(kind: str, uploads: int) -> None:
             await asyncio.sleep(0.2)
             with PeakRss() as rss:
                 started = time.perf_counter()
-                responses = await asyncio.gather(*(
-                    client.post("/v1/classify", files={"file": (filename, content)}, data={"model": NAME})
-                    for _ in range(uploads)
-                ))
+                responses = await asyncio.gather(
+                    *(
+                        client.post("/v1/classify", files={"file": (filename, content)}, data={"model": NAME})
+                        for _ in range(uploads)
+                    )
+                )
                 seconds = time.perf_counter() - started
             detail = next((r.text for r in responses if r.status_code != 200), "")
             return [r.status_code for r in responses], seconds, rss, detail
 
     statuses, seconds, rss, detail = asyncio.run(main())
     codes = ",".join(f"{statuses.count(c)}x{c}" for c in sorted(set(statuses)))
-    print(f"RESULT {len(content)} {rss.base} {rss.peak} {seconds:.3f} {codes} {settings.image_decode_concurrency} "
-          f"{settings.max_image_bytes} {detail[:200]!r}", flush=True)
+    print(
+        f"RESULT {len(content)} {rss.base} {rss.peak} {seconds:.3f} {codes} {settings.image_decode_concurrency} "
+        f"{settings.max_image_bytes} {detail[:200]!r}",
+        flush=True,
+    )
 
 
 def register(data_dir: str) -> None:
     os.environ["SEQCAST_DATA_DIR"] = data_dir
     from pipelines import tracking
-    from pipelines.image_pipeline import ImageTrainConfig, train_images_and_register
-    from pipelines.images import load_digits_set
-    from pipelines.registry import CHAMPION
+    from pipelines.tracking.registry import CHAMPION
+    from pipelines.vision.data import load_digits_set
+    from pipelines.vision.pipeline import ImageTrainConfig, train_images_and_register
 
     train_images_and_register(load_digits_set(), ImageTrainConfig(epochs=2, augment=0.0), NAME)
     tracking.configure().set_registered_model_alias(NAME, CHAMPION, "1")
@@ -179,20 +184,32 @@ def main() -> None:
     env.pop("MLFLOW_TRACKING_URI", None)
     with tempfile.TemporaryDirectory(prefix="seqcast-bench-") as tmp:
         env["SEQCAST_DATA_DIR"] = tmp
-        subprocess.run([sys.executable, "-c", f"from benchmarks.classify_memory import register; register({tmp!r})"],
-                       env=env, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", f"from benchmarks.classify_memory import register; register({tmp!r})"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         print(f"{args.uploads} concurrent uploads per row, each row in a fresh warm process")
-        print(f"{'upload':<44} {'file kB':>8} {'base MB':>8} {'peak +MB':>9} {'wall s':>7}  responses  (decode concurrency, max bytes)")
+        print(
+            f"{'upload':<44} {'file kB':>8} {'base MB':>8} {'peak +MB':>9} {'wall s':>7}  responses  (decode concurrency, max bytes)"
+        )
         for kind in args.only.split(","):
             _, _, description = upload_bytes(kind)
-            out = subprocess.run([sys.executable, "-m", "benchmarks.classify_memory", "--burst", kind,
-                                  "--uploads", str(args.uploads)], env=env, capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.classify_memory", "--burst", kind, "--uploads", str(args.uploads)],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if out.returncode != 0 or line is None:
                 raise SystemExit(f"burst {kind} failed ({out.returncode}):\n{out.stderr[-3000:]}")
             size, base, peak, seconds, codes, concurrency, max_bytes, detail = line.split(" ", 8)[1:]
-            print(f"{description:<44} {int(size) / 1000:>8.1f} {int(base) / 2**20:>8.0f} "
-                  f"{(int(peak) - int(base)) / 2**20:>9.1f} {float(seconds):>7.2f}  {codes}  ({concurrency}, {max_bytes})")
+            print(
+                f"{description:<44} {int(size) / 1000:>8.1f} {int(base) / 2**20:>8.0f} "
+                f"{(int(peak) - int(base)) / 2**20:>9.1f} {float(seconds):>7.2f}  {codes}  ({concurrency}, {max_bytes})"
+            )
             if detail != "''":
                 print(f"    first non-200: {detail}")
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from models import registry  # noqa: E402
+from models import builders  # noqa: E402
 from models.preprocessing import build_forecast_model  # noqa: E402
 
 SIZES = [1, 2, 3, 5, 9, 17, 33, 65, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 10000]
@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
 
     recursive = load_recursive(args.rev)
-    _, model = build_forecast_model(lambda length: registry.build("lstm", lookback=length, units=8), 12)
+    _, model = build_forecast_model(lambda length: builders.build("lstm", lookback=length, units=8), 12)
     kwargs = {}
     if args.max_programs is not None:
         if "max_programs" not in inspect.signature(recursive.RecursiveForecaster).parameters:
@@ -104,8 +104,10 @@ def main() -> None:
         forecaster(windows, horizon)
         ms = (time.perf_counter() - t0) * 1e3
         rss = rss_mb()
-        print(f"{label:>4} {batch:6d} {horizon:7d} {ms:9.1f} {programs(forecaster):8d} {rss:8.1f} {rss - start:+7.1f}",
-              flush=True)
+        print(
+            f"{label:>4} {batch:6d} {horizon:7d} {ms:9.1f} {programs(forecaster):8d} {rss:8.1f} {rss - start:+7.1f}",
+            flush=True,
+        )
         return rss
 
     after = {}
@@ -116,10 +118,12 @@ def main() -> None:
         after["h"] = forecast("h", 1, horizon)
         after["h"] = forecast("h", 1000, horizon)
 
-    print(f"\nRSS growth: {after['1'] - start:+.1f} MB after pass 1 ({len(SIZES)} batch sizes), "
-          f"{after['2'] - after['1']:+.1f} MB more in pass 2 (the same sizes again), "
-          f"{after['h'] - after['2']:+.1f} MB more for horizons {HORIZONS[0]}..{HORIZONS[-1]}; "
-          f"{programs(forecaster)} programs")
+    print(
+        f"\nRSS growth: {after['1'] - start:+.1f} MB after pass 1 ({len(SIZES)} batch sizes), "
+        f"{after['2'] - after['1']:+.1f} MB more in pass 2 (the same sizes again), "
+        f"{after['h'] - after['2']:+.1f} MB more for horizons {HORIZONS[0]}..{HORIZONS[-1]}; "
+        f"{programs(forecaster)} programs"
+    )
 
     if hasattr(forecaster, "compile"):
         batch, horizon = 3, 3000  # a horizon bucket nothing above asked for
@@ -132,8 +136,10 @@ def main() -> None:
         t0 = time.perf_counter()
         forecaster(rng.normal(size=(batch, 12)), horizon)
         called = (time.perf_counter() - t0) * 1e3
-        print(f"is_compiled({batch}, {horizon}): {was} ({checked:.0f} us); compile: {compiled:.0f} ms; "
-              f"is_compiled now: {forecaster.is_compiled(batch, horizon)}; the forecast after it: {called:.1f} ms")
+        print(
+            f"is_compiled({batch}, {horizon}): {was} ({checked:.0f} us); compile: {compiled:.0f} ms; "
+            f"is_compiled now: {forecaster.is_compiled(batch, horizon)}; the forecast after it: {called:.1f} ms"
+        )
         t0 = time.perf_counter()
         for _ in range(10_000):
             forecaster.is_compiled(1, 12)

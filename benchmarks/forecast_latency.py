@@ -27,12 +27,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
+import httpx
+import numpy as np
 
-from pipelines import tracking  # noqa: E402
-from pipelines.data import load_series  # noqa: E402
-from pipelines.registry import CHAMPION, load_forecaster, model_uri, version_by_alias  # noqa: E402
+from pipelines import tracking
+from pipelines.forecasting.data import load_series
+from pipelines.forecasting.forecaster import load_forecaster
+from pipelines.tracking.registry import CHAMPION, model_uri, version_by_alias
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,10 @@ def start_server(name: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "SEQCAST_PRELOAD_MODELS": name}
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("seqcast")), "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -99,7 +103,9 @@ def run_wrk(url: str, body: dict, connections: int, seconds: int) -> dict:
         )
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     os.unlink(script.name)
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
@@ -127,15 +133,17 @@ def main() -> int:
         raise SystemExit(f"no {args.model}@{CHAMPION}; run `make train-defaults` first")
     forecaster = load_forecaster(model_uri(args.model, version=champion.version))
     series = load_series("sine_noise").values
-    history = series[-max(forecaster.min_history, 48):].round(6).tolist()
+    history = series[-max(forecaster.min_history, 48) :].round(6).tolist()
     model = forecaster.model
     layers = ", ".join(f"{type(l).__name__}({getattr(l, 'units', '')})" for l in model.layers[1:])
-    print(f"model: {args.model} version {champion.version}: {layers}, lookback {forecaster.lookback}; "
-          f"horizon {horizon}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"model: {args.model} version {champion.version}: {layers}, lookback {forecaster.lookback}; "
+        f"horizon {horizon}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}"
+    )
 
     rows = []
     # 1. the seed's loop (same model, scaled window, same horizon)
-    window = forecaster.scaler.transform(np.asarray(history[-forecaster.lookback:]))
+    window = forecaster.scaler.transform(np.asarray(history[-forecaster.lookback :]))
     seed_loop(model, window, 2)
     seed = timed(lambda: seed_loop(model, window, horizon), args.seed_steps_repeat)
     rows.append(("seed loop: predict per step", *percentiles(seed), 1 / np.median(seed)))
@@ -168,7 +176,8 @@ def main() -> int:
             http.post("/v1/forecast/batch", json=batch_body).raise_for_status()
             http_batch = timed(lambda: http.post("/v1/forecast/batch", json=batch_body).raise_for_status(), 3)
             http_singles = timed(
-                lambda: [http.post("/v1/forecast", json={**body, "history": h}).raise_for_status() for h in histories], 1
+                lambda: [http.post("/v1/forecast", json={**body, "history": h}).raise_for_status() for h in histories],
+                1,
             )
             rows.append(("HTTP batch of 1000 (one request)", *percentiles(http_batch), 1000 / np.median(http_batch)))
             rows.append(("HTTP 1000 single requests (c=1)", *percentiles(http_singles), 1000 / np.median(http_singles)))
@@ -199,10 +208,18 @@ def main() -> int:
         (f"HTTP sequential p50 {percentiles(seq)[0]:.3f} ms <= 10 ms", percentiles(seq)[0] <= 10),
     ]
     if wrk:
-        checks.append((f"HTTP c=16: {wrk['rps']:.0f} req/s >= 500 with {wrk['errors']} errors", wrk["rps"] >= 500 and not wrk["errors"]))
+        checks.append(
+            (
+                f"HTTP c=16: {wrk['rps']:.0f} req/s >= 500 with {wrk['errors']} errors",
+                wrk["rps"] >= 500 and not wrk["errors"],
+            )
+        )
     checks += [
         (f"in process: batch of 1000 = {batch_ratio:.3f} of 1000 single calls (<= 0.1)", batch_ratio <= 0.1),
-        (f"over HTTP: batch of 1000 = {http_batch_ratio:.3f} of 1000 single requests (<= 0.1)", http_batch_ratio <= 0.1),
+        (
+            f"over HTTP: batch of 1000 = {http_batch_ratio:.3f} of 1000 single requests (<= 0.1)",
+            http_batch_ratio <= 0.1,
+        ),
     ]
     print()
     for text, ok in checks:

@@ -40,12 +40,33 @@ def main() -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="seqcast-bench-lock-"))
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env.update(SEQCAST_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="3", SEQCAST_MODEL_POLL_SECONDS="0")
-    subprocess.run([SEQCAST, "train", "--data", "sine_noise", "--name", "sine", "--variant", "lstm", "--units", "8",
-                    "--lookback", "12", "--epochs", "2", "--quiet"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            SEQCAST,
+            "train",
+            "--data",
+            "sine_noise",
+            "--name",
+            "sine",
+            "--variant",
+            "lstm",
+            "--units",
+            "8",
+            "--lookback",
+            "12",
+            "--epochs",
+            "2",
+            "--quiet",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([SEQCAST, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [SEQCAST, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 from keras import layers, regularizers
 
-from models.registry import register
+from models.builders import register
 
 MIN_SIDE = 4  # the smallest image either network accepts (two 2x2 poolings with "same" padding)
 
@@ -77,7 +77,11 @@ def cnn(
     return _compile(keras.Model(inputs, out, name="cnn"), keras.optimizers.Adam(learning_rate))
 
 
-@register("small_cnn", "classify", "the notes' grid-search CNN: Conv2D(filters, field) -> MaxPool -> Dense(L2) -> softmax, SGD")
+@register(
+    "small_cnn",
+    "classify",
+    "the notes' grid-search CNN: Conv2D(filters, field) -> MaxPool -> Dense(L2) -> softmax, SGD",
+)
 def small_cnn(
     input_shape,
     classes: int,
@@ -92,7 +96,9 @@ def small_cnn(
     _check_input(input_shape, classes)
     reg = regularizers.L2(l2) if l2 else None
     inputs = keras.Input(tuple(int(v) for v in input_shape), name="image")
-    x = layers.Conv2D(filters, receptive_field, padding="same", activation="relu", kernel_regularizer=reg, name="conv")(inputs)
+    x = layers.Conv2D(filters, receptive_field, padding="same", activation="relu", kernel_regularizer=reg, name="conv")(
+        inputs
+    )
     x = layers.MaxPooling2D(2, name="pool")(x)
     x = layers.Flatten(name="flatten")(x)
     if dropout:

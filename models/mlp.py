@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from models.builders import register
 from models.recurrent import compile_forecaster
-from models.registry import register
 
 
 @register("mlp", "forecast", "flattened window -> depth Dense layers -> linear head")

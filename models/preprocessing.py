@@ -200,7 +200,9 @@ class LastSteps(layers.Layer):
         return {**super().get_config(), "steps": self.steps, "channel": self.channel}
 
 
-def combine_models(models: list[keras.Model], into_member: list[tuple[float, float]], name: str = "combination") -> keras.Model:
+def combine_models(
+    models: list[keras.Model], into_member: list[tuple[float, float]], name: str = "combination"
+) -> keras.Model:
     """One model for a forecast combination of differently preprocessed forecasting models.
 
     Its window has one path per member ``(B, L, K)`` and it outputs each member's next value ``(B, K)``: the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.registry import register
+from models.builders import register
 
 RNN_LAYERS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 
@@ -69,7 +69,9 @@ def dense_gru(
     x = layers.Dense(units, activation="relu", name="dense_0")(inputs)
     x = layers.Dense(units, activation="relu", name="dense_1")(x)
     for i in range(depth):
-        x = layers.GRU(units, activation=activation, dropout=dropout, return_sequences=i < depth - 1, name=f"gru_{i}")(x)
+        x = layers.GRU(units, activation=activation, dropout=dropout, return_sequences=i < depth - 1, name=f"gru_{i}")(
+            x
+        )
     out = layers.Dense(outputs, name="next")(x)
     return compile_forecaster(keras.Model(inputs, out, name="dense_gru"), learning_rate)
 

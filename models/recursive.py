@@ -47,7 +47,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-
 log = logging.getLogger(__name__)
 
 _FAST_CALL = True  # TensorFlow 2.21's ConcreteFunction._call_flat (pinned range); False uses the public call
@@ -213,7 +212,10 @@ class RecursiveForecaster:
         if batch > 1 and wide > self.max_programs:
             log.warning(
                 "%s: nothing compiled is %d steps long; compiled one more batch program (%d, bound %d)",
-                self.model.name, steps, wide, self.max_programs,
+                self.model.name,
+                steps,
+                wide,
+                self.max_programs,
             )
 
     def _run(self, program, windows: np.ndarray, horizon: int, steps: int) -> tf.Tensor:

@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     model_poll_seconds: float = 10.0
     max_body_bytes: int = 1_000_000
     max_image_pixels: int = 4_000_000  # /v1/classify: width x height of an upload, checked from its header
-    max_image_bytes: int = 12_000_000  # /v1/classify: decoded size of an upload (w x h x bands x bytes), from its header
+    max_image_bytes: int = (
+        12_000_000  # /v1/classify: decoded size of an upload (w x h x bands x bytes), from its header
+    )
     image_decode_concurrency: int = 2  # /v1/classify: uploads decoded at once per process (bounds their memory)
     registry_workers: int = 4  # threads for registry lookups and model loads; cached traffic never waits on them
     registry_timeout_seconds: float = 10.0  # a request waits this long for a registry lookup, then gets a 503

@@ -18,7 +18,7 @@ def _quiet_libraries() -> None:
 def _has_champion(name: str) -> bool:
     """For --if-missing: say so and skip when NAME already has a champion."""
     from pipelines import tracking
-    from pipelines.registry import CHAMPION, version_by_alias
+    from pipelines.tracking.registry import CHAMPION, version_by_alias
 
     champion = version_by_alias(tracking.configure(), name, CHAMPION)
     if champion is not None:
@@ -32,9 +32,9 @@ def _print_registration(outcome) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pipelines.data import DataError, load_series
-    from pipelines.pipeline import train_and_register
-    from pipelines.training import TrainConfig
+    from pipelines.forecasting.data import DataError, load_series
+    from pipelines.forecasting.pipeline import train_and_register
+    from pipelines.forecasting.training import TrainConfig
 
     if args.if_missing and _has_champion(args.name):
         return 0
@@ -43,9 +43,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    overrides = {k: getattr(args, k) for k in ("lookback", "horizon", "season", "epochs", "seed", "units", "depth",
-                                             "activation", "dropout", "learning_rate", "folds", "budget", "trials")
-                 if getattr(args, k) is not None}
+    overrides = {
+        k: getattr(args, k)
+        for k in (
+            "lookback",
+            "horizon",
+            "season",
+            "epochs",
+            "seed",
+            "units",
+            "depth",
+            "activation",
+            "dropout",
+            "learning_rate",
+            "folds",
+            "budget",
+            "trials",
+        )
+        if getattr(args, k) is not None
+    }
     config = TrainConfig(variant=args.variant, **overrides)
     try:
         outcome = train_and_register(series, config, args.name, verbose=0 if args.quiet else 1)
@@ -63,8 +79,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_images(args: argparse.Namespace) -> int:
-    from pipelines.image_pipeline import GridError, ImageTrainConfig, parse_grid, train_images_and_register
-    from pipelines.images import ImageDataError, load_images
+    from pipelines.vision.data import ImageDataError, load_images
+    from pipelines.vision.pipeline import GridError, ImageTrainConfig, parse_grid, train_images_and_register
 
     if args.if_missing and _has_champion(args.name):
         return 0
@@ -74,8 +90,11 @@ def cmd_train_images(args: argparse.Namespace) -> int:
     except (GridError, ImageDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    overrides = {k: getattr(args, k) for k in ("variant", "epochs", "seed", "learning_rate", "l2", "dropout",
-                                             "batch_size", "augment", "split_seed") if getattr(args, k) is not None}
+    overrides = {
+        k: getattr(args, k)
+        for k in ("variant", "epochs", "seed", "learning_rate", "l2", "dropout", "batch_size", "augment", "split_seed")
+        if getattr(args, k) is not None
+    }
     try:
         config = ImageTrainConfig(**overrides)
         outcome = train_images_and_register(data, config, args.name, grid=grid, verbose=0 if args.quiet else 2)
@@ -84,11 +103,15 @@ def cmd_train_images(args: argparse.Namespace) -> int:
         return 2
     print(f"run id: {outcome.run_id}")
     print(f"variant: {outcome.variant}")
-    print(f"data: {data.name}, {len(data)} images of {data.input_shape[0]}x{data.input_shape[1]} {data.color_mode}, "
-          f"{len(data.labels)} classes")
+    print(
+        f"data: {data.name}, {len(data)} images of {data.input_shape[0]}x{data.input_shape[1]} {data.color_mode}, "
+        f"{len(data.labels)} classes"
+    )
     for cell in outcome.grid:
-        print(f"grid eta={cell['eta']:g} lambda={cell['lambda']:g}: train_accuracy {cell['train_accuracy']:.4f}, "
-              f"val_accuracy {cell.get('best_val_accuracy', float('nan')):.4f}, test_accuracy {cell['test_accuracy']:.4f}")
+        print(
+            f"grid eta={cell['eta']:g} lambda={cell['lambda']:g}: train_accuracy {cell['train_accuracy']:.4f}, "
+            f"val_accuracy {cell.get('best_val_accuracy', float('nan')):.4f}, test_accuracy {cell['test_accuracy']:.4f}"
+        )
     for key in ("train_accuracy", "best_val_accuracy", "test_accuracy", "test_loss"):
         if key in outcome.metrics:
             print(f"{key}: {outcome.metrics[key]:.4f}")
@@ -107,9 +130,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # uvloop + httptools (uvicorn[standard]); per-request access lines are off by default: /metrics counts
     # every request, and at hundreds of requests per second the log line costs more than the forecast.
     # The grace period bounds shutdown: requests still running after it are cancelled and the process exits.
-    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port, log_config=LOG_CONFIG,
-                loop="uvloop", http="httptools", access_log=args.access_log,
-                timeout_graceful_shutdown=max(1, round(get_settings().shutdown_grace_seconds)))
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_config=LOG_CONFIG,
+        loop="uvloop",
+        http="httptools",
+        access_log=args.access_log,
+        timeout_graceful_shutdown=max(1, round(get_settings().shutdown_grace_seconds)),
+    )
     return 0
 
 
@@ -118,8 +149,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri,
-               "--host", args.host, "--port", str(args.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        settings.tracking_uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     if settings.mlflow_tracking_uri is None:
         command += ["--default-artifact-root", settings.artifact_root.as_uri()]
     os.execv(sys.executable, command)
@@ -131,9 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a forecaster, track it in MLflow, register it, promote if better")
-    train.add_argument("--data", required=True, help="CSV/Parquet path or a built-in (sine_noise, manybody, wineind, ...)")
+    train.add_argument(
+        "--data", required=True, help="CSV/Parquet path or a built-in (sine_noise, manybody, wineind, ...)"
+    )
     train.add_argument("--name", required=True, help="registered model name")
-    train.add_argument("--variant", default="lstm", help="simple_rnn | lstm | gru | dense_gru | one_step | mlp | auto (search by backtest)")
+    train.add_argument(
+        "--variant",
+        default="lstm",
+        help="simple_rnn | lstm | gru | dense_gru | one_step | mlp | auto (search by backtest)",
+    )
     train.add_argument("--lookback", type=int)
     train.add_argument("--horizon", type=int)
     train.add_argument("--season", type=int)
@@ -160,9 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
         "higher test accuracy. --grid runs one nested MLflow run per (eta, lambda) cell, logs train/test accuracy "
         "heatmaps on the parent run and registers the cell with the best validation accuracy.",
     )
-    images.add_argument("--data", required=True,
-                        help="digits (built-in), an .npz with x and y (or keras.datasets' x_train/y_train), "
-                        "or a folder with one sub-folder of PNG/JPEG files per class")
+    images.add_argument(
+        "--data",
+        required=True,
+        help="digits (built-in), an .npz with x and y (or keras.datasets' x_train/y_train), "
+        "or a folder with one sub-folder of PNG/JPEG files per class",
+    )
     images.add_argument("--name", required=True, help="registered model name")
     images.add_argument("--variant", help="cnn (CIFAR-style stack, default) | small_cnn (the notes' grid network)")
     images.add_argument("--epochs", type=int, help="default 100 (early stopping on the validation loss)")
@@ -171,10 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--l2", type=float, help="lambda: L2 weight penalty, default 0")
     images.add_argument("--dropout", type=float, help="default 0.2")
     images.add_argument("--batch-size", dest="batch_size", type=int)
-    images.add_argument("--augment", type=float, help="random shifts up to this fraction of the size; 0 = none (default 0.1)")
+    images.add_argument(
+        "--augment", type=float, help="random shifts up to this fraction of the size; 0 = none (default 0.1)"
+    )
     images.add_argument("--split-seed", dest="split_seed", type=int, help="seed of the test split (default 0)")
-    images.add_argument("--grid", help="eta=V,V,...,lambda=V,V,... e.g. eta=0.001,0.01,lambda=0.0001,0.001 "
-                        "(a key left out keeps --learning-rate / --l2)")
+    images.add_argument(
+        "--grid",
+        help="eta=V,V,...,lambda=V,V,... e.g. eta=0.001,0.01,lambda=0.0001,0.001 "
+        "(a key left out keeps --learning-rate / --l2)",
+    )
     images.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     images.add_argument("--if-missing", action="store_true", help="skip when NAME already has a champion")
     images.set_defaults(func=cmd_train_images)

@@ -15,15 +15,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pipelines import tracking
-from pipelines.classifier import Classifier
-from pipelines.pyfunc_model import CLASSIFIER_ARTIFACT, FORECASTER_ARTIFACT
-from pipelines.registry import CHAMPION
+from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from pipelines.settings import Settings, get_settings
-from service import classify, forecast, models_api, ops
+from pipelines.tracking.registry import CHAMPION
+from pipelines.vision.classifier import Classifier
+from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
 from service.cache import Loader, ModelCache
 from service.errors import UnhandledErrors, install_error_handlers
 from service.limits import BodySizeLimit
-from service.metrics import Metrics, MetricsMiddleware
+from service.monitoring import Metrics, MetricsMiddleware
+from service.routes import classify, forecast, models, ops
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +135,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(forecast.router)
     app.include_router(classify.router)
-    app.include_router(models_api.router)
+    app.include_router(models.router)
     # added last = outermost: metrics see the 413s the size limit sends and the 500s of UnhandledErrors
     app.add_middleware(UnhandledErrors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
-

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipelines.registry import CHAMPION, download, model_uri
+from pipelines.tracking.registry import CHAMPION, download, model_uri
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class ModelCache:
         # shield: one waiter timing out must not cancel the lookup the others share
         try:
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise self._too_slow() from None
 
     def _too_slow(self) -> RegistryUnavailable:
@@ -256,7 +256,9 @@ class ModelCache:
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
-        log.info("serving %s%s: version %s (%s)", name, ref if ref[0] == "@" else f"/{ref}", loaded.version, loaded.kind)
+        log.info(
+            "serving %s%s: version %s (%s)", name, ref if ref[0] == "@" else f"/{ref}", loaded.version, loaded.kind
+        )
         return loaded
 
     # --- alias changes ----------------------------------------------------------------------------
@@ -288,7 +290,9 @@ class ModelCache:
                 log.warning("%s%s: %s; still serving version %s", model_name, ref, error, previous)
                 with self._lock:
                     self._errors.put(key, {"version": version, "error": error}, float("inf"))
-                changes.append({"ref": ref, "version": previous, "previous": previous, "changed": False, "error": error})
+                changes.append(
+                    {"ref": ref, "version": previous, "previous": previous, "changed": False, "error": error}
+                )
                 continue
             with self._lock:
                 self._aliases[key] = new  # the atomic swap: later requests see `new`
@@ -336,7 +340,7 @@ class ModelCache:
         while not self._stop.wait(self.poll_seconds):
             try:
                 self.refresh()
-            except Exception:  # noqa: BLE001 - keep polling
+            except Exception:
                 log.exception("model poll failed")
 
     # --- what is loaded ---------------------------------------------------------------------------
@@ -412,7 +416,7 @@ class ModelCache:
         if loader.warm is not None:
             try:
                 loader.warm(model)
-            except Exception:  # noqa: BLE001 - a warm-up is an optimisation; the model still serves
+            except Exception:
                 log.exception("warm-up of %s version %s failed; it serves, compiling on first use", name, version)
         loaded = LoadedModel(name, version, kind, model, time.time())
         if self.on_load:

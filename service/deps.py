@@ -15,7 +15,7 @@ from fastapi.security import APIKeyHeader
 
 from pipelines.settings import Settings
 from service.cache import ModelCache
-from service.metrics import Metrics
+from service.monitoring import Metrics
 
 API_KEY_HEADER = "X-API-Key"
 _api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="SEQCAST_API_KEY")

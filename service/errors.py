@@ -1,6 +1,6 @@
 """One error shape for every router: ``{"detail": ...}`` saying what was wrong and what is allowed.
 
-Routers raise :class:`fastapi.HTTPException`, :class:`pipelines.forecaster.HistoryError` (-> 422),
+Routers raise :class:`fastapi.HTTPException`, :class:`pipelines.forecasting.forecaster.HistoryError` (-> 422),
 :class:`service.cache.ModelNotFound` (-> 404), :class:`service.cache.ModelLoadError` or
 :class:`service.cache.RegistryUnavailable` (-> 503); the ``*_RESPONSES`` dicts document them in OpenAPI.
 Anything else is a bug: :class:`UnhandledErrors` logs it with its traceback and answers a JSON 500 with a
@@ -15,16 +15,15 @@ import logging
 import math
 import uuid
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.exception_handlers import http_exception_handler
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipelines.forecaster import HistoryError
+from pipelines.forecasting.forecaster import HistoryError
 from service.cache import ModelLoadError, ModelNotFound, RegistryUnavailable
 
 log = logging.getLogger(__name__)
@@ -61,8 +60,11 @@ MODEL_RESPONSES = {
 BODY_RESPONSES = {
     400: _described("the body cannot be read as UTF-8 JSON"),
     413: _described("the request body is over the size limit"),
-    422: {"model": InvalidRequest, "description": "the body is not a valid request (a list of issues) or the model "
-          "cannot forecast it (one message, e.g. a history shorter than the model's lookback)"},
+    422: {
+        "model": InvalidRequest,
+        "description": "the body is not a valid request (a list of issues) or the model "
+        "cannot forecast it (one message, e.g. a history shorter than the model's lookback)",
+    },
 }
 
 
@@ -92,7 +94,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 400 and exc.detail == UNREADABLE_BODY:
-            return JSONResponse({"detail": "the body cannot be read: send UTF-8 JSON (Content-Type: application/json)"}, 400)
+            return JSONResponse(
+                {"detail": "the body cannot be read: send UTF-8 JSON (Content-Type: application/json)"}, 400
+            )
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -143,9 +147,18 @@ class UnhandledErrors:
             log.exception("unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id)
             if started:
                 raise  # half a response is out: nothing sensible can follow it on this connection
-            body = json.dumps({"detail": f"internal error; the server logged it as request {request_id}",
-                               "request_id": request_id}).encode()
-            await send({"type": "http.response.start", "status": 500, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", request_id.encode())]})
+            body = json.dumps(
+                {"detail": f"internal error; the server logged it as request {request_id}", "request_id": request_id}
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"x-request-id", request_id.encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})

@@ -15,9 +15,7 @@ FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Level = Annotated[float, Field(strict=True, gt=0, lt=1)]
 ModelName = Annotated[str, Field(min_length=1, max_length=256, description="registered model name")]
 MAX_VERSION = 2**31 - 1  # the registry stores versions as integers; larger ones cannot name a version
-Version = Annotated[
-    int, Field(strict=True, ge=1, le=MAX_VERSION, description="registry version (instead of an alias)")
-]
+Version = Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION, description="registry version (instead of an alias)")]
 
 
 class ForecastRequest(BaseModel):
@@ -31,7 +29,9 @@ class ForecastRequest(BaseModel):
         default=None, description="ISO-8601 time of each history value; the forecast continues their frequency"
     )
     horizon: int = Field(strict=True, ge=1, description="steps to forecast, 1 to SEQCAST_MAX_HORIZON")
-    alias: str | None = Field(default=None, min_length=1, max_length=256, description="registry alias (default champion)")
+    alias: str | None = Field(
+        default=None, min_length=1, max_length=256, description="registry alias (default champion)"
+    )
     version: Version | None = None
     levels: list[Level] | None = Field(
         default=None, max_length=MAX_LEVELS, description="prediction-interval levels in (0, 1), e.g. [0.8, 0.95]"

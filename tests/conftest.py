@@ -3,10 +3,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from pipelines.settings import get_settings  # noqa: E402
+from pipelines.settings import get_settings
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,7 @@ def settings(data_dir):
 
 @pytest.fixture
 def tiny_series():
-    from pipelines.data import Series
+    from pipelines.forecasting.data import Series
 
     t = np.arange(120)
     values = 10 + np.sin(2 * np.pi * t / 12) + 0.01 * t + 0.1 * np.random.default_rng(0).normal(size=120)

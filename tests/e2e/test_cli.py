@@ -80,7 +80,9 @@ def test_ui_lists_runs_and_a_tracking_server_overrides_the_store(env, tmp_path):
     from mlflow.tracking import MlflowClient
 
     port = _free_port()
-    ui = subprocess.Popen([SEQCAST, "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ui = subprocess.Popen(
+        [SEQCAST, "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         uri = f"http://127.0.0.1:{port}"
         assert _wait_for(f"{uri}/health", ui).status_code == 200
@@ -91,7 +93,9 @@ def test_ui_lists_runs_and_a_tracking_server_overrides_the_store(env, tmp_path):
         for run in runs[:2]:
             assert {"variant", "lookback", "horizon", "seed", "data_fingerprint"} <= set(run.data.params)
             assert "test_mase" in run.data.metrics
-            assert {"loss_curve.png", "forecast_vs_actual.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+            assert {"loss_curve.png", "forecast_vs_actual.png"} <= {
+                a.path for a in client.list_artifacts(run.info.run_id)
+            }
 
         remote = {**env, "MLFLOW_TRACKING_URI": uri}
         result = seqcast(remote, "train", "--data", "manybody", "--name", "remote", "--epochs", "2", "--quiet")
@@ -105,7 +109,9 @@ def test_ui_lists_runs_and_a_tracking_server_overrides_the_store(env, tmp_path):
 
 def test_serve_answers_health(env):
     port = _free_port()
-    server = subprocess.Popen([SEQCAST, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [SEQCAST, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         assert _wait_for(f"http://127.0.0.1:{port}/health", server).status_code == 200
     finally:

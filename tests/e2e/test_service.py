@@ -30,20 +30,43 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("serve-data")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(SEQCAST_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="3", SEQCAST_API_KEY=API_KEY,
-               SEQCAST_MODEL_POLL_SECONDS="0.5")
+    env.update(
+        SEQCAST_DATA_DIR=str(data_dir),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        SEQCAST_API_KEY=API_KEY,
+        SEQCAST_MODEL_POLL_SECONDS="0.5",
+    )
     trained = subprocess.run(
-        [SEQCAST, "train", "--data", "sine_noise", "--name", "sine", "--variant", "lstm", "--units", "4",
-         "--lookback", "12", "--epochs", "1", "--quiet"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            SEQCAST,
+            "train",
+            "--data",
+            "sine_noise",
+            "--name",
+            "sine",
+            "--variant",
+            "lstm",
+            "--units",
+            "4",
+            "--lookback",
+            "12",
+            "--epochs",
+            "1",
+            "--quiet",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     port = _free_port()
     log = data_dir / "serve.log"
     env.update(SEQCAST_SHUTDOWN_GRACE_SECONDS="1", SEQCAST_REGISTRY_TIMEOUT_SECONDS="60")
     with open(log, "w") as stderr:
-        proc = subprocess.Popen([SEQCAST, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=stderr, text=True)
+        proc = subprocess.Popen(
+            [SEQCAST, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -76,7 +99,9 @@ class Served:
 def test_serve_forecasts_the_trained_champion(server):
     history = [1.0 + 0.01 * i for i in range(24)]
     stamps = [f"2024-01-{d:02d}" for d in range(1, 25)]
-    r = httpx.post(f"{server.url}/v1/forecast", json={"model": "sine", "history": history, "timestamps": stamps, "horizon": 48})
+    r = httpx.post(
+        f"{server.url}/v1/forecast", json={"model": "sine", "history": history, "timestamps": stamps, "horizon": 48}
+    )
     assert r.status_code == 200
     body = r.json()
     assert (body["model"], body["version"], len(body["forecast"])) == ("sine", "1", 48)
@@ -85,8 +110,11 @@ def test_serve_forecasts_the_trained_champion(server):
 
 
 def test_serve_rejects_bad_input_and_oversized_chunked_bodies(server):
-    r = httpx.post(f"{server.url}/v1/forecast", content='{"model": "sine", "history": [NaN], "horizon": 3}',
-                   headers={"content-type": "application/json"})
+    r = httpx.post(
+        f"{server.url}/v1/forecast",
+        content='{"model": "sine", "history": [NaN], "horizon": 3}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 422
     assert r.json()["detail"][0]["msg"] == "Input should be a finite number"
 
@@ -94,11 +122,12 @@ def test_serve_rejects_bad_input_and_oversized_chunked_bodies(server):
         yield b'{"model": "sine", "history": ['
         for _ in range(200):
             yield b"1.0," * 2000
-        yield b"1.0], \"horizon\": 3}"
+        yield b'1.0], "horizon": 3}'
 
     r = httpx.post(f"{server.url}/v1/forecast", content=chunks(), headers={"content-type": "application/json"})
     assert (r.status_code, r.json()) == (
-        413, {"detail": "request body is over the limit of 1000000 bytes (SEQCAST_MAX_BODY_BYTES)"}
+        413,
+        {"detail": "request body is over the limit of 1000000 bytes (SEQCAST_MAX_BODY_BYTES)"},
     )
 
 
@@ -107,13 +136,17 @@ def test_serve_reload_needs_the_key(server):
     assert httpx.post(f"{server.url}/v1/models/sine/reload", headers={"X-API-Key": "nope"}).status_code == 403
     r = httpx.post(f"{server.url}/v1/models/sine/reload", headers={"X-API-Key": API_KEY})
     assert (r.status_code, r.json()) == (
-        200, {"name": "sine", "changes": [{"ref": "@champion", "version": "1", "previous": "1", "changed": False}]}
+        200,
+        {"name": "sine", "changes": [{"ref": "@champion", "version": "1", "previous": "1", "changed": False}]},
     )
     assert 'route="/v1/models/{name}/reload",status="403"' in httpx.get(f"{server.url}/metrics").text
 
 
 def test_serve_logs_loads_with_time_and_level(server):
-    line = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO service\.cache: serving sine@champion: version 1 \(forecaster\)$", re.M)
+    line = re.compile(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO service\.cache: serving sine@champion: version 1 \(forecaster\)$",
+        re.M,
+    )
     assert line.search(server.log.read_text()), server.log.read_text()[-3000:]
 
 

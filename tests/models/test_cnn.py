@@ -5,9 +5,9 @@ import keras
 import numpy as np
 import pytest
 
-from models import registry
+from models import builders
 from models.cnn import cifar_padding
-from pipelines.training import seed_everything
+from pipelines.seeding import seed_everything
 
 SHAPE = (8, 8, 1)
 CLASSES = 3
@@ -25,11 +25,13 @@ def images():
     return x, y.astype(np.int64)
 
 
-@pytest.mark.parametrize("name", registry.names("classify"))
+@pytest.mark.parametrize("name", builders.names("classify"))
 def test_classify_model_conformance(name, images, tmp_path):
     seed_everything(0)
     x, y = images
-    model = registry.build(name, input_shape=SHAPE, classes=CLASSES, learning_rate=0.05 if name == "small_cnn" else 5e-3)
+    model = builders.build(
+        name, input_shape=SHAPE, classes=CLASSES, learning_rate=0.05 if name == "small_cnn" else 5e-3
+    )
     assert model.input_shape == (None, *SHAPE)
     assert model.output_shape == (None, CLASSES)
     history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, shuffle=False)
@@ -44,8 +46,8 @@ def test_classify_model_conformance(name, images, tmp_path):
 
 
 def test_classify_registry_lists_both_networks():
-    assert registry.names("classify") == ["cnn", "small_cnn"]
-    assert not set(registry.names("classify")) & set(registry.names("forecast"))
+    assert builders.names("classify") == ["cnn", "small_cnn"]
+    assert not set(builders.names("classify")) & set(builders.names("forecast"))
 
 
 @pytest.mark.parametrize(
@@ -58,7 +60,7 @@ def test_classify_registry_lists_both_networks():
 )
 def test_cifar_stack_fits_the_input_size(shape, padding, flat):
     assert cifar_padding(*shape[:2]) == padding
-    model = registry.build("cnn", input_shape=shape, classes=10)
+    model = builders.build("cnn", input_shape=shape, classes=10)
     kinds = [type(layer).__name__ for layer in model.layers[1:]]
     assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "Flatten", "Dense", "Dense"]
     assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)] == [32, 64, 64]
@@ -68,14 +70,15 @@ def test_cifar_stack_fits_the_input_size(shape, padding, flat):
 
 
 def test_cnn_dropout_and_l2_are_hyperparameters():
-    model = registry.build("cnn", input_shape=SHAPE, classes=10, dropout=0.3, l2=1e-3)
+    model = builders.build("cnn", input_shape=SHAPE, classes=10, dropout=0.3, l2=1e-3)
     assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [0.3, 0.3]
     assert model.get_layer("conv_1").kernel_regularizer.get_config() == {"l2": pytest.approx(1e-3)}
 
 
 def test_small_cnn_is_the_notes_grid_network():
-    model = registry.build("small_cnn", input_shape=SHAPE, classes=10, learning_rate=0.1, l2=1e-4,
-                           receptive_field=5, filters=7, units=20)
+    model = builders.build(
+        "small_cnn", input_shape=SHAPE, classes=10, learning_rate=0.1, l2=1e-4, receptive_field=5, filters=7, units=20
+    )
     kinds = [type(layer).__name__ for layer in model.layers[1:]]
     assert kinds == ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"]
     conv = model.get_layer("conv")
@@ -97,7 +100,7 @@ def test_small_cnn_is_the_notes_grid_network():
     ],
 )
 def test_bad_shapes_are_named(kwargs, message):
-    for name in registry.names("classify"):
+    for name in builders.names("classify"):
         with pytest.raises(ValueError) as info:
-            registry.build(name, **kwargs)
+            builders.build(name, **kwargs)
         assert str(info.value) == message

@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from models import registry
+from models import builders
 from models.baselines import naive, seasonal_naive
 from models.preprocessing import Affine, LastSteps, MemberMean, WindowDenormalise, WindowNormalise, build_forecast_model
 from models.recursive import RecursiveForecaster
-from pipelines.training import seed_everything
+from pipelines.seeding import seed_everything
 
 LOOKBACK, SEASON = 8, 4
 
@@ -16,7 +16,7 @@ LOOKBACK, SEASON = 8, 4
 def _model(normalise, members=1, variant="mlp"):
     seed_everything(0)
     return build_forecast_model(
-        lambda length: registry.build(variant, lookback=length, units=4),
+        lambda length: builders.build(variant, lookback=length, units=4),
         LOOKBACK,
         normalise=normalise,
         season=SEASON,
@@ -33,7 +33,16 @@ def windows():
 
 @pytest.mark.parametrize(
     "layer",
-    [WindowNormalise("seasonal", 4), WindowNormalise("profile", 4), WindowNormalise("last"), WindowDenormalise(), MemberMean(), Affine(2.0, -1.0), LastSteps(3), LastSteps(3, channel=1)],
+    [
+        WindowNormalise("seasonal", 4),
+        WindowNormalise("profile", 4),
+        WindowNormalise("last"),
+        WindowDenormalise(),
+        MemberMean(),
+        Affine(2.0, -1.0),
+        LastSteps(3),
+        LastSteps(3, channel=1),
+    ],
 )
 def test_layers_round_trip_their_config(layer):
     clone = type(layer).from_config(layer.get_config())
@@ -41,14 +50,19 @@ def test_layers_round_trip_their_config(layer):
 
 
 def test_unknown_normalisation_names_the_allowed_ones():
-    with pytest.raises(ValueError, match="unknown normalisation 'zscore'; allowed: none, last, mean, seasonal, profile"):
+    with pytest.raises(
+        ValueError, match="unknown normalisation 'zscore'; allowed: none, last, mean, seasonal, profile"
+    ):
         WindowNormalise("zscore")
 
 
 @pytest.mark.parametrize("normalise, lookback, needed", [("seasonal", 5, 6), ("profile", 7, 8)])
 def test_lookback_too_short_for_the_season_is_explained(normalise, lookback, needed):
-    with pytest.raises(ValueError, match=f"lookback {lookback} is too short for '{normalise}' normalisation with season 4; it needs at least {needed}"):
-        build_forecast_model(lambda n: registry.build("mlp", lookback=n), lookback, normalise=normalise, season=4)
+    with pytest.raises(
+        ValueError,
+        match=f"lookback {lookback} is too short for '{normalise}' normalisation with season 4; it needs at least {needed}",
+    ):
+        build_forecast_model(lambda n: builders.build("mlp", lookback=n), lookback, normalise=normalise, season=4)
 
 
 def level_plus_profile(windows, season=SEASON):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from models import registry
+from models import builders
 from models.recursive import RecursiveForecaster, unrolled_copy
 
 
@@ -18,7 +18,7 @@ def predict_loop(model, window, horizon):
 
 @pytest.fixture(scope="module")
 def model():
-    return registry.build("lstm", lookback=5, units=6)
+    return builders.build("lstm", lookback=5, units=6)
 
 
 @pytest.mark.parametrize("horizon", [1, 7, 20])
@@ -40,7 +40,7 @@ def test_a_padded_batch_runs_the_unrolled_copy_and_matches(model):
 
 
 def test_models_without_recurrent_layers_are_not_copied():
-    assert unrolled_copy(registry.build("lstm", lookback=3, units=2)) is not None
+    assert unrolled_copy(builders.build("lstm", lookback=3, units=2)) is not None
     import keras
 
     inputs = keras.Input((4, 1))
@@ -59,7 +59,7 @@ def test_bad_shapes_are_value_errors(model):
 def test_a_model_with_paths_feeds_each_path_its_own_forecasts_and_averages_them():
     from models.preprocessing import combine_models
 
-    members = [registry.build("lstm", lookback=5, units=6), registry.build("mlp", lookback=4, units=3)]
+    members = [builders.build("lstm", lookback=5, units=6), builders.build("mlp", lookback=4, units=3)]
     combination = combine_models(members, [(1.0, 0.0), (2.0, 0.5)])  # the second member works in 2x + 0.5
     windows = np.random.default_rng(3).normal(size=(3, 5))  # a batch: the unrolled copy runs too
     got = RecursiveForecaster(combination)(windows, 6)
@@ -73,12 +73,50 @@ def test_a_model_with_paths_feeds_each_path_its_own_forecasts_and_averages_them(
 GOLDEN = {  # (batch, horizon): {row: forecast}, from the implementation before the bound (one program per shape)
     (1, 7): {0: [-0.1197205, -0.1482874, -0.1757997, -0.1941165, -0.2082731, -0.2222661, -0.2267697]},
     (3, 20): {
-        0: [-0.2461986, -0.2616777, -0.2479391, -0.2458993, -0.2396149, -0.2367379, -0.2356309, -0.234852,
-            -0.2343951, -0.2341178, -0.2339675, -0.2338822, -0.233832, -0.2338031, -0.2337865, -0.233777,
-            -0.2337715, -0.2337684, -0.2337666, -0.2337656],
-        2: [-0.3657729, -0.327616, -0.2982656, -0.2765465, -0.2577285, -0.245926, -0.241108, -0.2380904,
-            -0.2362546, -0.2351782, -0.2345736, -0.2342329, -0.2340339, -0.2339191, -0.2338531, -0.2338153,
-            -0.2337936, -0.2337811, -0.2337739, -0.2337698],
+        0: [
+            -0.2461986,
+            -0.2616777,
+            -0.2479391,
+            -0.2458993,
+            -0.2396149,
+            -0.2367379,
+            -0.2356309,
+            -0.234852,
+            -0.2343951,
+            -0.2341178,
+            -0.2339675,
+            -0.2338822,
+            -0.233832,
+            -0.2338031,
+            -0.2337865,
+            -0.233777,
+            -0.2337715,
+            -0.2337684,
+            -0.2337666,
+            -0.2337656,
+        ],
+        2: [
+            -0.3657729,
+            -0.327616,
+            -0.2982656,
+            -0.2765465,
+            -0.2577285,
+            -0.245926,
+            -0.241108,
+            -0.2380904,
+            -0.2362546,
+            -0.2351782,
+            -0.2345736,
+            -0.2342329,
+            -0.2340339,
+            -0.2339191,
+            -0.2338531,
+            -0.2338153,
+            -0.2337936,
+            -0.2337811,
+            -0.2337739,
+            -0.2337698,
+        ],
     },
     (300, 6): {
         0: [-0.205558, -0.2110272, -0.2164599, -0.2236775, -0.2283118, -0.2308529],
@@ -96,7 +134,7 @@ GOLDEN = {  # (batch, horizon): {row: forecast}, from the implementation before 
 
 @pytest.fixture(scope="module")
 def fixed_model():
-    model = registry.build("lstm", lookback=5, units=6)
+    model = builders.build("lstm", lookback=5, units=6)
     rng = np.random.default_rng(42)
     model.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in model.get_weights()])
     return model
@@ -140,7 +178,9 @@ def test_is_compiled_is_false_before_compile_and_true_after_and_then_a_call_does
     forecaster.compile(3, 10)
     assert forecaster.traces == 1
     assert forecaster.is_compiled(3, 10) and forecaster.is_compiled(4, 128)  # the same buckets
-    assert not forecaster.is_compiled(5, 10) and not forecaster.is_compiled(3, 129) and not forecaster.is_compiled(1, 10)
+    assert (
+        not forecaster.is_compiled(5, 10) and not forecaster.is_compiled(3, 129) and not forecaster.is_compiled(1, 10)
+    )
     windows = windows_for(3)
     np.testing.assert_allclose(forecaster(windows, 10), reference(windows, 10), rtol=1e-5, atol=1e-6)
     assert forecaster.traces == 1

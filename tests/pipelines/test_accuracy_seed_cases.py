@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from pipelines.data import load_series
-from pipelines.pipeline import train_candidate
-from pipelines.training import TrainConfig
+from pipelines.forecasting.data import load_series
+from pipelines.forecasting.pipeline import train_candidate
+from pipelines.forecasting.training import TrainConfig
 
 
 def test_sine_noise_one_step_mse_reaches_the_noise_floor():

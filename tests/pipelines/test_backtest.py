@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from models.baselines import BASELINES, drift, naive, seasonal_naive
-from pipelines import metrics
-from pipelines.backtest import backtest, fold_origins
-from pipelines.conformal import backtest_coverage, coverage, interval_widths
-from pipelines.scaling import Scaler
-from pipelines.search import Trial, backtest_folds, best_trial, run_trials, search_space, weekly_season
-from pipelines.training import TrainConfig
+from pipelines.forecasting import metrics
+from pipelines.forecasting.backtest import backtest, fold_origins
+from pipelines.forecasting.conformal import backtest_coverage, coverage, interval_widths
+from pipelines.forecasting.scaling import Scaler
+from pipelines.forecasting.search import Trial, backtest_folds, best_trial, run_trials, search_space, weekly_season
+from pipelines.forecasting.training import TrainConfig
 
 
 def test_folds_expand_and_overlap_with_a_step():
@@ -18,7 +18,9 @@ def test_folds_expand_and_overlap_with_a_step():
 
 
 def test_too_many_folds_name_the_numbers():
-    with pytest.raises(ValueError, match="series has 30 values; 3 fold\\(s\\) of horizon 10 with step 10 need at least 32"):
+    with pytest.raises(
+        ValueError, match="series has 30 values; 3 fold\\(s\\) of horizon 10 with step 10 need at least 32"
+    ):
         fold_origins(30, 10, 3)
 
 
@@ -118,9 +120,9 @@ def test_backtest_folds_leave_most_of_the_series_to_fit():
 
 
 def test_a_combination_forecasts_the_mean_of_its_members_forecasts_and_round_trips(tmp_path):
-    from pipelines.forecaster import Forecaster
-    from pipelines.search import combine_forecasters
-    from pipelines.training import fit_forecaster
+    from pipelines.forecasting.forecaster import Forecaster
+    from pipelines.forecasting.search import combine_forecasters
+    from pipelines.forecasting.training import fit_forecaster
 
     t = np.arange(80, dtype=float)
     values = 50 + 0.5 * t + 3 * np.sin(2 * np.pi * t / 4)
@@ -149,7 +151,7 @@ def test_backtest_coverage_leaves_each_fold_out():
 
 
 def test_calibration_origins_lie_before_the_backtest_and_leave_enough_to_fit():
-    from pipelines.search import CALIBRATION_REFITS, calibration_origins
+    from pipelines.forecasting.search import CALIBRATION_REFITS, calibration_origins
 
     assert CALIBRATION_REFITS == 2
     assert calibration_origins(130, 20, 90, lookback=12) == [50, 70]
@@ -158,9 +160,9 @@ def test_calibration_origins_lie_before_the_backtest_and_leave_enough_to_fit():
 
 
 def test_calibration_errors_come_from_refits_that_see_only_the_past():
-    from pipelines.data import Series
-    from pipelines.search import calibration_errors
-    from pipelines.training import fit_forecaster
+    from pipelines.forecasting.data import Series
+    from pipelines.forecasting.search import calibration_errors
+    from pipelines.forecasting.training import fit_forecaster
 
     t = np.arange(90, dtype=float)
     values = 20 + 0.2 * t + np.sin(2 * np.pi * t / 4)

@@ -4,15 +4,22 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from pipelines.pipeline import train_and_register
-from pipelines.registry import load_forecaster, model_uri
-from pipelines.training import TrainConfig
+from pipelines.forecasting.forecaster import load_forecaster
+from pipelines.forecasting.pipeline import train_and_register
+from pipelines.forecasting.training import TrainConfig
+from pipelines.tracking.registry import model_uri
 
 
 def test_auto_searches_registers_and_calibrates_intervals(tiny_series, settings):
     outcome = train_and_register(tiny_series, TrainConfig(variant="auto", horizon=6, trials=3, seed=0), "auto-tiny")
     assert outcome.promoted
-    for key in ("test_mase", "test_smape", "baseline_seasonal_naive_mase", "baseline_naive_mase", "baseline_drift_mase"):
+    for key in (
+        "test_mase",
+        "test_smape",
+        "baseline_seasonal_naive_mase",
+        "baseline_naive_mase",
+        "baseline_drift_mase",
+    ):
         assert np.isfinite(outcome.metrics[key]), key
 
     assert 0 <= outcome.metrics["interval_coverage_80"] <= outcome.metrics["interval_coverage_95"] <= 1

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.data import DataError, builtin_names, from_frame, load_series, season_for_freq
+from pipelines.forecasting.data import DataError, builtin_names, from_frame, load_series, season_for_freq
 
 
 def frame(values, start="2020-01-01", freq="D", times=None):
@@ -44,7 +44,9 @@ def test_unsorted_rows_are_sorted():
 def test_duplicate_timestamp_rejected():
     times = list(pd.date_range("2020-01-01", periods=5, freq="D"))
     times[3] = times[2]
-    with pytest.raises(DataError, match=r"duplicate timestamp 2020-01-03 00:00:00 in column 'timestamp' at rows \[2, 3\]"):
+    with pytest.raises(
+        DataError, match=r"duplicate timestamp 2020-01-03 00:00:00 in column 'timestamp' at rows \[2, 3\]"
+    ):
         from_frame(frame(np.arange(5.0), times=times))
 
 
@@ -86,6 +88,8 @@ def test_unknown_column_and_builtin_named():
         from_frame(pd.DataFrame({"timestamp": ["2020-01-01", "yesterday"], "value": [1, 2]}))
 
 
-@pytest.mark.parametrize("freq,season", [("MS", 12), ("QS", 4), ("YS", 1), ("30min", 48), ("h", 24), ("D", 7), ("W", 52)])
+@pytest.mark.parametrize(
+    "freq,season", [("MS", 12), ("QS", 4), ("YS", 1), ("30min", 48), ("h", 24), ("D", 7), ("W", 52)]
+)
 def test_season_from_frequency(freq, season):
     assert season_for_freq(freq) == season

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from models import registry
-from pipelines.forecaster import Forecaster, HistoryError
-from pipelines.scaling import Scaler
-from pipelines.training import seed_everything
+from models import builders
+from pipelines.forecasting.forecaster import Forecaster, HistoryError
+from pipelines.forecasting.scaling import Scaler
+from pipelines.seeding import seed_everything
 
 
 @pytest.fixture(scope="module")
 def forecaster():
     seed_everything(3)
-    model = registry.build("gru", lookback=5, units=6)
+    model = builders.build("gru", lookback=5, units=6)
     return Forecaster(model=model, scaler=Scaler(10.0, 2.0), lookback=5, variant="gru", season=1)
 
 
@@ -21,7 +21,11 @@ def predict_per_step(forecaster, history, horizon):
     window = list(forecaster.scaler.transform(history[-forecaster.lookback :]))
     out = []
     for _ in range(horizon):
-        y = float(forecaster.model.predict(np.array(window[-forecaster.lookback :], np.float32)[None, :, None], verbose=0)[0, 0])
+        y = float(
+            forecaster.model.predict(np.array(window[-forecaster.lookback :], np.float32)[None, :, None], verbose=0)[
+                0, 0
+            ]
+        )
         window.append(y)
         out.append(y)
     return forecaster.scaler.inverse(out)
@@ -29,7 +33,9 @@ def predict_per_step(forecaster, history, horizon):
 
 def test_recursive_equals_predict_per_step(forecaster):
     history = 10 + 2 * np.sin(np.arange(30) / 3)
-    np.testing.assert_allclose(forecaster.forecast(history, 13), predict_per_step(forecaster, history, 13), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        forecaster.forecast(history, 13), predict_per_step(forecaster, history, 13), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_batch_equals_singles(forecaster):

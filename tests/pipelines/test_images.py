@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.image_pipeline import GridError, parse_grid
-from pipelines.images import (
+from pipelines.vision.data import (
     ImageDataError,
     NotAnImage,
     TooManyBytes,
@@ -23,6 +22,7 @@ from pipelines.images import (
     open_image,
     to_array,
 )
+from pipelines.vision.pipeline import GridError, parse_grid
 
 
 def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
@@ -39,7 +39,12 @@ def png_header_only(width: int, height: int, bit_depth: int = 8, color_type: int
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def write_folder(root, sizes: dict[str, list[tuple[int, int]]], mode: str = "L"):
@@ -87,8 +92,10 @@ def test_npz_in_the_keras_datasets_layout_with_label_names(tmp_path):
     path = tmp_path / "cifar_like.npz"
     np.savez(
         path,
-        x_train=rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8), y_train=np.repeat([[0], [1]], 10, axis=0),
-        x_test=rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8), y_test=np.repeat([[0], [1]], 5, axis=0),
+        x_train=rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8),
+        y_train=np.repeat([[0], [1]], 10, axis=0),
+        x_test=rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8),
+        y_test=np.repeat([[0], [1]], 5, axis=0),
         label_names=np.array(["airplane", "automobile"]),
     )
     data = load_images(path)
@@ -106,15 +113,27 @@ def test_npz_values_in_0_1_keep_their_scale(tmp_path):
 @pytest.mark.parametrize(
     "arrays, message",
     [
-        ({"x": np.zeros((12, 4, 4)), "y": np.array([0, 1] * 5 + [2, 2])},
-         "class '2' has 2 images; at least 5 are needed per class"),
+        (
+            {"x": np.zeros((12, 4, 4)), "y": np.array([0, 1] * 5 + [2, 2])},
+            "class '2' has 2 images; at least 5 are needed per class",
+        ),
         ({"x": np.zeros((10, 4, 4)), "y": np.zeros(10, dtype=int)}, "1 class(es) found ('0'); at least 2 are needed"),
-        ({"x": np.zeros((10, 4, 4)), "y": np.arange(9) % 2}, "x has 10 images but y has 9 labels; give one label per image"),
-        ({"x": np.zeros((10, 4, 4, 2)), "y": np.arange(10) % 2},
-         "x must be [N, height, width] (grayscale) or [N, height, width, 1 or 3]; got shape (10, 4, 4, 2)"),
-        ({"x": np.full((10, 4, 4), 300.0), "y": np.arange(10) % 2}, "pixel values run from 300 to 300; allowed are 0..1 or 0..255"),
-        ({"images": np.zeros((10, 4, 4)), "labels": np.arange(10) % 2},
-         "holds arrays images, labels; expected x and y (or x_train and y_train)"),
+        (
+            {"x": np.zeros((10, 4, 4)), "y": np.arange(9) % 2},
+            "x has 10 images but y has 9 labels; give one label per image",
+        ),
+        (
+            {"x": np.zeros((10, 4, 4, 2)), "y": np.arange(10) % 2},
+            "x must be [N, height, width] (grayscale) or [N, height, width, 1 or 3]; got shape (10, 4, 4, 2)",
+        ),
+        (
+            {"x": np.full((10, 4, 4), 300.0), "y": np.arange(10) % 2},
+            "pixel values run from 300 to 300; allowed are 0..1 or 0..255",
+        ),
+        (
+            {"images": np.zeros((10, 4, 4)), "labels": np.arange(10) % 2},
+            "holds arrays images, labels; expected x and y (or x_train and y_train)",
+        ),
     ],
 )
 def test_npz_errors_name_the_problem(tmp_path, arrays, message):
@@ -179,7 +198,10 @@ def test_folder_with_an_unreadable_file_names_it(tmp_path):
     [
         ("cifar", "'cifar' is neither a built-in (digits) nor an existing .npz file or folder"),
         ("{tmp}/x.csv", "{tmp}/x.csv is a .csv file; give a .npz, a folder or digits"),
-        ("{tmp}/empty", "{tmp}/empty has no sub-folders; put each class's PNG/JPEG files in a sub-folder named after it"),
+        (
+            "{tmp}/empty",
+            "{tmp}/empty has no sub-folders; put each class's PNG/JPEG files in a sub-folder named after it",
+        ),
     ],
 )
 def test_unknown_sources(tmp_path, spec, message):
@@ -205,8 +227,16 @@ def test_open_image_decodes_png_and_jpeg():
     [
         (b"hello, I am text", NotAnImage, "the file is not a PNG or JPEG image"),
         (b"GIF89a" + b"\x00" * 40, NotAnImage, "the file is not a PNG or JPEG image"),
-        (png_bytes(np.random.default_rng(0).integers(0, 256, (40, 40)))[:800], NotAnImage, "the file is a damaged PNG image that cannot be decoded"),
-        (png_header_only(3000, 1000), TooManyPixels, "the file is 3000x1000 = 3000000 pixels; at most 1000000 are allowed"),
+        (
+            png_bytes(np.random.default_rng(0).integers(0, 256, (40, 40)))[:800],
+            NotAnImage,
+            "the file is a damaged PNG image that cannot be decoded",
+        ),
+        (
+            png_header_only(3000, 1000),
+            TooManyPixels,
+            "the file is 3000x1000 = 3000000 pixels; at most 1000000 are allowed",
+        ),
         (png_header_only(100_000, 100_000), TooManyPixels, "the file is a decompression bomb"),
     ],
 )
@@ -219,7 +249,10 @@ def test_bad_image_bytes_are_refused_from_the_header(data, error, message):
 @pytest.mark.parametrize(
     "header, message",
     [
-        ((2000, 2000, 16, 0), "the file decodes to 2000x2000 16-bit grayscale = 8000000 bytes; at most 4000000 are allowed"),
+        (
+            (2000, 2000, 16, 0),
+            "the file decodes to 2000x2000 16-bit grayscale = 8000000 bytes; at most 4000000 are allowed",
+        ),
         ((1000, 1001, 8, 6), "the file decodes to 1000x1001 8-bit RGBA = 4004000 bytes; at most 4000000 are allowed"),
         ((1200, 1200, 8, 2), "the file decodes to 1200x1200 8-bit RGB = 4320000 bytes; at most 4000000 are allowed"),
     ],

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.classifier import Classifier
-from pipelines.image_pipeline import ImageTrainConfig, train_candidate, train_images_and_register
-from pipelines.images import ImageSet, load_digits_set
-from pipelines.pyfunc_model import CLASSIFIER_ARTIFACT
-from pipelines.registry import CHAMPION, download, model_uri
+from pipelines.tracking.registry import CHAMPION, download, model_uri
+from pipelines.vision.classifier import Classifier
+from pipelines.vision.data import ImageSet, load_digits_set
+from pipelines.vision.pipeline import ImageTrainConfig, train_candidate, train_images_and_register
+from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
 from seqcast.cli import main
 
 FAST = ImageTrainConfig(epochs=2, batch_size=32, augment=0.1)
@@ -66,14 +66,24 @@ def test_run_holds_params_curves_and_artifacts(two_versions, settings, data):
     client = MlflowClient(settings.tracking_uri)
     run = client.get_run(first.run_id)
     params = run.data.params
-    assert (params["variant"], params["epochs"], params["data"], params["input_shape"]) == ("cnn", "2", "digits_small", "8x8x1")
+    assert (params["variant"], params["epochs"], params["data"], params["input_shape"]) == (
+        "cnn",
+        "2",
+        "digits_small",
+        "8x8x1",
+    )
     assert (params["classes"], params["color_mode"], params["data_images"]) == ("4", "grayscale", "100")
     assert set(first.metrics) >= {"train_accuracy", "best_val_accuracy", "test_accuracy", "test_loss"}
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert [m.step for m in client.get_metric_history(first.run_id, key)] == [0, 1]
     artifacts = {a.path for a in client.list_artifacts(first.run_id)}
-    assert {"confusion_matrix.png", "misclassified.png", "training_curves.png", "confusion_matrix.json",
-            "classifier_config.json"} <= artifacts
+    assert {
+        "confusion_matrix.png",
+        "misclassified.png",
+        "training_curves.png",
+        "confusion_matrix.json",
+        "classifier_config.json",
+    } <= artifacts
     confusion = json.loads(open(client.download_artifacts(first.run_id, "confusion_matrix.json")).read())
     matrix = np.array(confusion["matrix"])
     assert matrix.sum() == 20 and np.trace(matrix) == round(first.metrics["test_accuracy"] * 20)
@@ -82,8 +92,12 @@ def test_run_holds_params_curves_and_artifacts(two_versions, settings, data):
 def test_registered_model_keeps_shape_normalisation_and_labels(two_versions, data):
     classifier = Classifier.load(download(model_uri("img_pipeline", version="1")) / "artifacts" / CLASSIFIER_ARTIFACT)
     assert classifier.config() | {"meta": {}} == {
-        "variant": "cnn", "input_shape": [8, 8, 1], "color_mode": "grayscale",
-        "normalisation": {"offset": 0.0, "scale": 16.0, "file_range": 255.0}, "labels": ["0", "1", "2", "3"], "meta": {},
+        "variant": "cnn",
+        "input_shape": [8, 8, 1],
+        "color_mode": "grayscale",
+        "normalisation": {"offset": 0.0, "scale": 16.0, "file_range": 255.0},
+        "labels": ["0", "1", "2", "3"],
+        "meta": {},
     }
 
 
@@ -122,14 +136,20 @@ def test_pyfunc_champion_classifies_in_a_separate_process(two_versions, settings
         "frame = model.predict(np.array(json.loads(sys.stdin.read())))\n"
         "print(json.dumps({'label': frame['label'].tolist(), 'columns': list(frame.columns)}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], input=json.dumps(images.tolist()), capture_output=True,
-                         text=True, timeout=180)
+    out = subprocess.run(
+        [sys.executable, "-c", script], input=json.dumps(images.tolist()), capture_output=True, text=True, timeout=180
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     champion = MlflowClient(settings.tracking_uri).get_model_version_by_alias("img_pipeline", CHAMPION).version
-    classifier = Classifier.load(download(model_uri("img_pipeline", version=champion)) / "artifacts" / CLASSIFIER_ARTIFACT)
+    classifier = Classifier.load(
+        download(model_uri("img_pipeline", version=champion)) / "artifacts" / CLASSIFIER_ARTIFACT
+    )
     expected = classifier.predict_proba(classifier.prepare_arrays(images)).argmax(axis=1)
-    assert result == {"label": [data.labels[i] for i in expected], "columns": ["label", "probability", "0", "1", "2", "3"]}
+    assert result == {
+        "label": [data.labels[i] for i in expected],
+        "columns": ["label", "probability", "0", "1", "2", "3"],
+    }
 
 
 def test_cli_trains_an_npz_and_reports(tmp_path, data_dir, capsys, data):
@@ -146,8 +166,14 @@ def test_cli_trains_an_npz_and_reports(tmp_path, data_dir, capsys, data):
     "args, message",
     [
         (["--data", "nope"], "error: 'nope' is neither a built-in (digits) nor an existing .npz file or folder"),
-        (["--data", "digits", "--grid", "eta=0.1,mu=2"], "error: grid key 'mu' is unknown; allowed keys are eta and lambda"),
-        (["--data", "digits", "--variant", "lstm"], "error: unknown variant 'lstm'; image classifiers are cnn, small_cnn"),
+        (
+            ["--data", "digits", "--grid", "eta=0.1,mu=2"],
+            "error: grid key 'mu' is unknown; allowed keys are eta and lambda",
+        ),
+        (
+            ["--data", "digits", "--variant", "lstm"],
+            "error: unknown variant 'lstm'; image classifiers are cnn, small_cnn",
+        ),
     ],
 )
 def test_cli_errors_exit_2_with_the_reason(args, message, data_dir, capsys):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.pipeline import train_and_register, train_candidate
-from pipelines.registry import CHAMPION
-from pipelines.training import TrainConfig
+from pipelines.forecasting.pipeline import train_and_register, train_candidate
+from pipelines.forecasting.training import TrainConfig
+from pipelines.tracking.registry import CHAMPION
 
 FAST = dict(epochs=3, units=8, lookback=8, horizon=6, seed=1)
 
@@ -22,14 +22,16 @@ def two_versions(data_dir, tiny_series_module):
     first = train_and_register(tiny_series_module, TrainConfig(variant="gru", learning_rate=1e-2, **FAST), "spine")
     # a deliberately worse setting: one unit, a learning rate too small to move it
     second = train_and_register(
-        tiny_series_module, TrainConfig(variant="simple_rnn", **{**FAST, "units": 1, "epochs": 1}, learning_rate=1e-5), "spine"
+        tiny_series_module,
+        TrainConfig(variant="simple_rnn", **{**FAST, "units": 1, "epochs": 1}, learning_rate=1e-5),
+        "spine",
     )
     return first, second
 
 
 @pytest.fixture(scope="module")
 def tiny_series_module():
-    from pipelines.data import Series
+    from pipelines.forecasting.data import Series
 
     t = np.arange(120)
     values = 10 + np.sin(2 * np.pi * t / 12) + 0.01 * t + 0.1 * np.random.default_rng(0).normal(size=120)
@@ -59,14 +61,23 @@ def test_run_holds_params_metrics_and_artifacts(two_versions, settings):
     params = run.data.params
     assert params["variant"] == "gru" and params["lookback"] == "8" and params["horizon"] == "6"
     assert params["seed"] == "1" and params["data_length"] == "120" and len(params["data_fingerprint"]) == 16
-    for key in ("test_mae", "test_rmse", "test_smape", "test_mase", "baseline_seasonal_naive_mase", "baseline_naive_mase"):
+    for key in (
+        "test_mae",
+        "test_rmse",
+        "test_smape",
+        "test_mase",
+        "baseline_seasonal_naive_mase",
+        "baseline_naive_mase",
+    ):
         assert np.isfinite(run.data.metrics[key])
     assert len(client.get_metric_history(first.run_id, "loss")) == 3
     assert len(client.get_metric_history(first.run_id, "val_loss")) == 3
     assert len(client.get_metric_history(first.run_id, "test_mase_by_step")) == 6
     names = {a.path for a in client.list_artifacts(first.run_id)}
     assert {"loss_curve.png", "forecast_vs_actual.png", "window_config.json"} <= names
-    config = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="window_config.json")).read_text())
+    config = json.loads(
+        Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="window_config.json")).read_text()
+    )
     assert config["lookback"] == 8 and config["scaler"]["kind"] == "standard"
 
 
@@ -86,10 +97,12 @@ def test_pyfunc_champion_predicts_in_a_separate_process(two_versions, settings, 
         "print(json.dumps(model.predict(history, params={'horizon': 5}).tolist()))\n"
     )
     history = tiny_series_module.values[:100].tolist()
-    out = subprocess.run([sys.executable, "-c", script], input=json.dumps(history), capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [sys.executable, "-c", script], input=json.dumps(history), capture_output=True, text=True, timeout=180
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     forecast = json.loads(out.stdout.strip().splitlines()[-1])
-    from pipelines.registry import load_forecaster
+    from pipelines.forecasting.forecaster import load_forecaster
 
     expected = load_forecaster("models:/spine@champion").forecast(history, 5)
     np.testing.assert_allclose(forecast, expected, rtol=1e-6)

@@ -3,7 +3,7 @@ import time
 import numpy as np
 import pytest
 
-from pipelines.windows import to_windows
+from pipelines.forecasting.windows import to_windows
 
 
 # The lecture notes' two loops, copied literally, as the reference.

@@ -9,10 +9,11 @@ import pytest
 from svc_helpers import HORIZON, LOOKBACK, MODEL, make_settings
 
 from pipelines import tracking
-from pipelines.data import Series
-from pipelines.pipeline import train_and_register
-from pipelines.registry import CHAMPION, load_forecaster, model_uri
-from pipelines.training import TrainConfig
+from pipelines.forecasting.data import Series
+from pipelines.forecasting.forecaster import load_forecaster
+from pipelines.forecasting.pipeline import train_and_register
+from pipelines.forecasting.training import TrainConfig
+from pipelines.tracking.registry import CHAMPION, model_uri
 
 for noisy in ("mlflow", "alembic", "service.cache"):
     logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -35,7 +36,6 @@ def registered(data_dir):
     client.set_registered_model_alias(MODEL, CHAMPION, "1")
     forecasters = {v: load_forecaster(model_uri(MODEL, version=v)) for v in ("1", "2")}
     return {"name": MODEL, "client": client, "forecasters": forecasters, "series": series}
-
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import asyncio
 
 import httpx
 
-from pipelines.registry import CHAMPION
 from pipelines.settings import Settings
+from pipelines.tracking.registry import CHAMPION
 
 MODEL = "svc_sine"
 LOOKBACK = 6
@@ -26,8 +26,14 @@ def copy_versions(client, source: str, name: str) -> str:
 
 
 def make_settings(data_dir, **overrides) -> Settings:
-    values = {"data_dir": data_dir, "api_key": API_KEY, "max_horizon": 100, "max_body_bytes": 20_000,
-              "model_poll_seconds": 0, "preload_models": MODEL}
+    values = {
+        "data_dir": data_dir,
+        "api_key": API_KEY,
+        "max_horizon": 100,
+        "max_body_bytes": 20_000,
+        "model_poll_seconds": 0,
+        "preload_models": MODEL,
+    }
     values.update(overrides)
     return Settings(**values)
 

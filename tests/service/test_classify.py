@@ -18,13 +18,13 @@ from PIL import Image
 from svc_helpers import API_KEY, call, client_for, copy_versions, make_settings
 
 from pipelines import tracking
-from pipelines.classifier import Classifier
-from pipelines.image_pipeline import ImageTrainConfig, train_images_and_register
-from pipelines.images import load_digits_set
-from pipelines.pyfunc_model import CLASSIFIER_ARTIFACT
-from pipelines.registry import CHAMPION, download, model_uri
-from service import classify as classify_module
+from pipelines.tracking.registry import CHAMPION, download, model_uri
+from pipelines.vision.classifier import Classifier
+from pipelines.vision.data import load_digits_set
+from pipelines.vision.pipeline import ImageTrainConfig, train_images_and_register
+from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
 from service.app import create_app
+from service.routes import classify as classify_module
 
 NAME = "svc_digits"
 
@@ -48,7 +48,12 @@ def png_header_only(width: int, height: int, bit_depth: int = 8) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def load_version(name: str, version: str) -> Classifier:
@@ -65,8 +70,13 @@ def digits(data_dir):
     client = tracking.configure()
     client.set_registered_model_alias(NAME, CHAMPION, "1")
     _, test = data.split(config.test_fraction, config.split_seed)
-    return {"data": data, "test": test, "accuracy": first.metrics["test_accuracy"], "client": client,
-            "classifiers": {v: load_version(NAME, v) for v in ("1", "2")}}
+    return {
+        "data": data,
+        "test": test,
+        "accuracy": first.metrics["test_accuracy"],
+        "client": client,
+        "classifiers": {v: load_version(NAME, v) for v in ("1", "2")},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +91,13 @@ def big_app(digits, data_dir):
 
 
 def upload(app, content: bytes, model: str = NAME, filename: str = "digit.png", **fields):
-    return call(app, "POST", "/v1/classify", files={"file": (filename, content, "image/png")},
-                data={"model": model, **{k: str(v) for k, v in fields.items()}})
+    return call(
+        app,
+        "POST",
+        "/v1/classify",
+        files={"file": (filename, content, "image/png")},
+        data={"model": model, **{k: str(v) for k, v in fields.items()}},
+    )
 
 
 def test_png_of_test_split_digits_comes_back_with_the_right_label(app, digits):
@@ -120,7 +135,9 @@ def test_any_size_and_colour_is_converted_to_the_models_input(app, digits):
     rgb = np.repeat(np.round(data.x[index] * 255 / 16), 3, axis=-1)
     assert upload(app, png(rgb)).json()["predictions"] == small
     buffer = io.BytesIO()
-    Image.fromarray(np.round(data.x[index, :, :, 0] * 255 / 16).astype(np.uint8)).resize((32, 32)).save(buffer, "JPEG", quality=95)
+    Image.fromarray(np.round(data.x[index, :, :, 0] * 255 / 16).astype(np.uint8)).resize((32, 32)).save(
+        buffer, "JPEG", quality=95
+    )
     r = upload(app, buffer.getvalue(), filename="digit.jpg")
     assert r.status_code == 200 and r.json()["predictions"][0]["label"] == small[0]["label"]
 
@@ -145,7 +162,10 @@ def test_bytes_that_are_not_an_image_are_415(app, digits):
     buffer = io.BytesIO()
     Image.new("L", (8, 8)).save(buffer, format="GIF")
     r = upload(app, buffer.getvalue(), filename="digit.gif")
-    assert (r.status_code, r.json()) == (415, {"detail": "the uploaded file is not a PNG or JPEG image; upload a PNG or JPEG"})
+    assert (r.status_code, r.json()) == (
+        415,
+        {"detail": "the uploaded file is not a PNG or JPEG image; upload a PNG or JPEG"},
+    )
     noise = png(np.random.default_rng(0).integers(0, 256, (60, 60)))
     r = upload(app, noise[: len(noise) // 2])
     assert r.status_code == 415
@@ -160,15 +180,17 @@ def test_other_content_types_are_415(app, digits):
 
 def test_images_over_the_pixel_limit_are_413_from_the_header(app, digits):
     r = upload(app, png(np.zeros((100, 200))))  # 20 000 pixels, a few hundred bytes
-    assert (r.status_code, r.json()) == (413, {
-        "detail": "the uploaded file is 200x100 = 20000 pixels; at most 10000 are allowed (SEQCAST_MAX_IMAGE_PIXELS)"
-    })
+    assert (r.status_code, r.json()) == (
+        413,
+        {"detail": "the uploaded file is 200x100 = 20000 pixels; at most 10000 are allowed (SEQCAST_MAX_IMAGE_PIXELS)"},
+    )
     r = upload(app, png_header_only(100_000, 100_000))  # a bomb: never decoded
     assert r.status_code == 413
     assert r.json()["detail"].startswith("the uploaded file is a decompression bomb")
     r = upload(app, png_header_only(5_000, 4))
     assert (r.status_code, r.json()["detail"]) == (
-        413, "the uploaded file is 5000x4 = 20000 pixels; at most 10000 are allowed (SEQCAST_MAX_IMAGE_PIXELS)"
+        413,
+        "the uploaded file is 5000x4 = 20000 pixels; at most 10000 are allowed (SEQCAST_MAX_IMAGE_PIXELS)",
     )
 
 
@@ -176,7 +198,10 @@ def test_upload_over_the_size_limit_is_413(app, digits):
     noise = png(np.random.default_rng(1).integers(0, 256, (100, 100, 3)))
     assert len(noise) > 20_000
     r = upload(app, noise)
-    assert (r.status_code, r.json()) == (413, {"detail": "request body is over the limit of 20000 bytes (SEQCAST_MAX_BODY_BYTES)"})
+    assert (r.status_code, r.json()) == (
+        413,
+        {"detail": "request body is over the limit of 20000 bytes (SEQCAST_MAX_BODY_BYTES)"},
+    )
 
 
 ROW = [0.0] * 8
@@ -225,8 +250,10 @@ def test_json_of_the_wrong_types_is_422_naming_the_field(app, digits, raw, loc):
     "data, detail",
     [
         ({"model": NAME}, "field 'file' is missing: send the image as the multipart file field 'file' (PNG or JPEG)"),
-        ({"model": NAME, "file": "not a file"},
-         "field 'file' must be a file upload: send the image as the multipart file field 'file' (PNG or JPEG)"),
+        (
+            {"model": NAME, "file": "not a file"},
+            "field 'file' must be a file upload: send the image as the multipart file field 'file' (PNG or JPEG)",
+        ),
     ],
 )
 def test_multipart_without_a_file_is_422(app, digits, data, detail):
@@ -252,16 +279,25 @@ def test_multipart_field_errors_are_422(app, digits):
 
 def test_unknown_models_and_versions_are_404(app, digits):
     r = upload(app, digit_png(digits["data"].x[0]), model="no_such_model")
-    assert (r.status_code, r.json()) == (404, {"detail": "no registered model named 'no_such_model'; GET /v1/models lists them"})
+    assert (r.status_code, r.json()) == (
+        404,
+        {"detail": "no registered model named 'no_such_model'; GET /v1/models lists them"},
+    )
     r = call(app, "POST", "/v1/classify", json={"model": NAME, "image": [ROW] * 8, "version": 99})
-    assert (r.status_code, r.json()) == (404, {"detail": f"model '{NAME}' has no version 99; GET /v1/models/{NAME} lists them"})
+    assert (r.status_code, r.json()) == (
+        404,
+        {"detail": f"model '{NAME}' has no version 99; GET /v1/models/{NAME} lists them"},
+    )
 
 
 def test_forecasters_and_classifiers_are_not_mixed_up(digits, registered, data_dir):
     app = create_app(make_settings(data_dir, preload_models=""))
     forecaster = registered["name"]
     r = call(app, "POST", "/v1/classify", json={"model": forecaster, "image": [ROW] * 8})
-    assert (r.status_code, r.json()) == (422, {"detail": f"model '{forecaster}' version 1 is a forecaster, not an image classifier"})
+    assert (r.status_code, r.json()) == (
+        422,
+        {"detail": f"model '{forecaster}' version 1 is a forecaster, not an image classifier"},
+    )
     r = call(app, "POST", "/v1/forecast", json={"model": NAME, "history": [1.0] * 10, "horizon": 2})
     assert (r.status_code, r.json()) == (422, {"detail": f"model '{NAME}' version 1 is a classifier, not a forecaster"})
 
@@ -290,7 +326,8 @@ def test_moving_champion_under_load_swaps_atomically(digits, data_dir):
     data = digits["data"]
     images = [data.x[int(i), :, :, 0] for i in digits["test"][:8]]
     expected = {
-        v: [c.top_k(c.predict_proba(c.prepare_arrays(img))[0], 3) for img in images] for v, c in digits["classifiers"].items()
+        v: [c.top_k(c.predict_proba(c.prepare_arrays(img))[0], 3) for img in images]
+        for v, c in digits["classifiers"].items()
     }
     assert expected["1"] != expected["2"]
     app = create_app(make_settings(data_dir, preload_models=""))
@@ -320,7 +357,10 @@ def test_moving_champion_under_load_swaps_atomically(digits, data_dir):
                 moved_at = started
                 digits["client"].set_registered_model_alias(name, CHAMPION, "2")
                 r = await client.post(f"/v1/models/{name}/reload", headers={"X-API-Key": API_KEY})
-                assert r.json() == {"name": name, "changes": [{"ref": "@champion", "version": "2", "previous": "1", "changed": True}]}
+                assert r.json() == {
+                    "name": name,
+                    "changes": [{"ref": "@champion", "version": "2", "previous": "1", "changed": True}],
+                }
                 swap_done_at = started
 
             await asyncio.gather(*(worker(w) for w in range(16)), mover())
@@ -337,10 +377,13 @@ def test_moving_champion_under_load_swaps_atomically(digits, data_dir):
 
 def test_16_bit_png_over_the_byte_limit_is_413_before_decoding(big_app, digits, data_dir):
     r = upload(big_app, png_header_only(2000, 2000, bit_depth=16))  # ~100 bytes; decoding it would fail (415)
-    assert (r.status_code, r.json()) == (413, {
-        "detail": "the uploaded file decodes to 2000x2000 16-bit grayscale = 8000000 bytes; at most 4000000 are allowed "
-        "(SEQCAST_MAX_IMAGE_BYTES)"
-    })
+    assert (r.status_code, r.json()) == (
+        413,
+        {
+            "detail": "the uploaded file decodes to 2000x2000 16-bit grayscale = 8000000 bytes; at most 4000000 are allowed "
+            "(SEQCAST_MAX_IMAGE_BYTES)"
+        },
+    )
     data, index = digits["data"], int(digits["test"][5])
     grey = np.round(data.x[index, :, :, 0] * 255 / 16).astype(np.uint16)
     big_16 = io.BytesIO()
@@ -364,8 +407,9 @@ def test_big_jpeg_is_drafted_under_the_byte_limit_where_a_png_is_not(big_app, di
     as_png = png(rgb)
     r = upload(big_app, as_png)
     assert (r.status_code, r.json()["detail"]) == (
-        413, "the uploaded file decodes to 1600x1600 8-bit RGB = 7680000 bytes; at most 4000000 are allowed "
-        "(SEQCAST_MAX_IMAGE_BYTES)"
+        413,
+        "the uploaded file decodes to 1600x1600 8-bit RGB = 7680000 bytes; at most 4000000 are allowed "
+        "(SEQCAST_MAX_IMAGE_BYTES)",
     )
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=90)
@@ -397,7 +441,9 @@ def test_uploads_decoded_at_once_are_bounded_per_app(digits, data_dir, monkeypat
     async def burst(app, n: int) -> list[int]:
         async with client_for(app) as client:
             files = {"file": ("d.png", image, "image/png")}
-            rs = await asyncio.gather(*(client.post("/v1/classify", files=files, data={"model": NAME}) for _ in range(n)))
+            rs = await asyncio.gather(
+                *(client.post("/v1/classify", files=files, data={"model": NAME}) for _ in range(n))
+            )
             return [r.status_code for r in rs]
 
     for concurrency in (2, 1):  # a fresh app each: its own limiter, made in the running loop
@@ -422,4 +468,7 @@ def test_version_beyond_the_registry_range_is_422(app, digits, body):
     assert error["loc"] == ["body", "version"]
     assert error["msg"] == "Input should be less than or equal to 2147483647"
     r = call(app, "POST", "/v1/classify", json={"model": NAME, "image": [ROW] * 8, "version": 2**31 - 1})
-    assert (r.status_code, r.json()) == (404, {"detail": f"model '{NAME}' has no version 2147483647; GET /v1/models/{NAME} lists them"})
+    assert (r.status_code, r.json()) == (
+        404,
+        {"detail": f"model '{NAME}' has no version 2147483647; GET /v1/models/{NAME} lists them"},
+    )

@@ -27,7 +27,9 @@ def test_forecast_from_champion_names_the_version(app, registered, history):
     assert r.json() == {"model": MODEL, "version": "1", "forecast": expected(registered, "1", history, 6)}
 
 
-@pytest.mark.parametrize("selector, version", [({"version": 2}, "2"), ({"version": 1}, "1"), ({"alias": "champion"}, "1")])
+@pytest.mark.parametrize(
+    "selector, version", [({"version": 2}, "2"), ({"version": 1}, "1"), ({"alias": "champion"}, "1")]
+)
 def test_forecast_by_version_or_alias(app, registered, history, selector, version):
     r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": history, "horizon": 12, **selector})
     assert r.status_code == 200
@@ -61,7 +63,9 @@ def test_intervals_from_the_backtest_residuals(app, registered, history):
     forecaster = registered["forecasters"]["1"]
     point = forecaster.forecast(history, 4)
     bands = forecaster.intervals(point, [0.8, 0.95])
-    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": history, "horizon": 4, "levels": [0.8, 0.95]})
+    r = call(
+        app, "POST", "/v1/forecast", json={"model": MODEL, "history": history, "horizon": 4, "levels": [0.8, 0.95]}
+    )
     assert r.status_code == 200
     assert r.json() == {
         "model": MODEL,
@@ -111,24 +115,60 @@ SHORT = "history has {n} values; this model needs at least 6"
         ({"model": MODEL, "history": [1.0, 2.0], "horizon": 3}, 422, SHORT.format(n=2)),
         ({"model": MODEL, "horizon": 3}, 422, "history is required: a list of at least 6 numbers, oldest first"),
         ({"model": MODEL, "history": [1.0] * 8, "horizon": 101}, 422, "horizon is 101; allowed: 1 to 100"),
-        ({"model": MODEL, "history": [1.0] * 8, "horizon": 3, "alias": "champion", "version": 1}, 422,
-         "give either alias or version, not both"),
-        ({"model": MODEL, "history": [1.0] * 8, "horizon": 7, "levels": [0.9]}, 422,
-         "intervals are calibrated up to horizon 6; asked for 7"),
-        ({"model": MODEL, "history": [1.0] * 8, "timestamps": ["2024-01-01"], "horizon": 3}, 422,
-         "timestamps has 1 entries and history 8; give one timestamp per history value"),
-        ({"model": MODEL, "history": [1.0] * 3 + [2.0] * 5, "horizon": 3,
-          "timestamps": ["2024-01-01", "2024-01-02", "2024-01-02", *[f"2024-01-0{d}" for d in range(3, 8)]]}, 422,
-         "timestamps must be strictly increasing; timestamps[2] is not after timestamps[1]"),
-        ({"model": "no_such_model", "history": [1.0] * 8, "horizon": 3}, 404,
-         "no registered model named 'no_such_model'; GET /v1/models lists them"),
-        ({"model": MODEL, "history": [1.0] * 8, "horizon": 3, "version": 99}, 404,
-         f"model '{MODEL}' has no version 99; GET /v1/models/{MODEL} lists them"),
-        ({"model": MODEL, "history": [1.0] * 8, "horizon": 3, "alias": "staging"}, 404,
-         f"model '{MODEL}' has no alias @staging; its aliases are: @champion"),
+        (
+            {"model": MODEL, "history": [1.0] * 8, "horizon": 3, "alias": "champion", "version": 1},
+            422,
+            "give either alias or version, not both",
+        ),
+        (
+            {"model": MODEL, "history": [1.0] * 8, "horizon": 7, "levels": [0.9]},
+            422,
+            "intervals are calibrated up to horizon 6; asked for 7",
+        ),
+        (
+            {"model": MODEL, "history": [1.0] * 8, "timestamps": ["2024-01-01"], "horizon": 3},
+            422,
+            "timestamps has 1 entries and history 8; give one timestamp per history value",
+        ),
+        (
+            {
+                "model": MODEL,
+                "history": [1.0] * 3 + [2.0] * 5,
+                "horizon": 3,
+                "timestamps": ["2024-01-01", "2024-01-02", "2024-01-02", *[f"2024-01-0{d}" for d in range(3, 8)]],
+            },
+            422,
+            "timestamps must be strictly increasing; timestamps[2] is not after timestamps[1]",
+        ),
+        (
+            {"model": "no_such_model", "history": [1.0] * 8, "horizon": 3},
+            404,
+            "no registered model named 'no_such_model'; GET /v1/models lists them",
+        ),
+        (
+            {"model": MODEL, "history": [1.0] * 8, "horizon": 3, "version": 99},
+            404,
+            f"model '{MODEL}' has no version 99; GET /v1/models/{MODEL} lists them",
+        ),
+        (
+            {"model": MODEL, "history": [1.0] * 8, "horizon": 3, "alias": "staging"},
+            404,
+            f"model '{MODEL}' has no alias @staging; its aliases are: @champion",
+        ),
     ],
-    ids=["empty", "too-short", "missing", "horizon-over-max", "alias-and-version", "interval-horizon",
-         "timestamps-length", "timestamps-order", "unknown-model", "unknown-version", "unknown-alias"],
+    ids=[
+        "empty",
+        "too-short",
+        "missing",
+        "horizon-over-max",
+        "alias-and-version",
+        "interval-horizon",
+        "timestamps-length",
+        "timestamps-order",
+        "unknown-model",
+        "unknown-version",
+        "unknown-alias",
+    ],
 )
 def test_bad_input_is_a_clear_4xx(app, registered, body, status, detail):
     r = call(app, "POST", "/v1/forecast", json=body)
@@ -138,39 +178,75 @@ def test_bad_input_is_a_clear_4xx(app, registered, body, status, detail):
 @pytest.mark.parametrize(
     "raw, expected_body",
     [
-        ('{"model": "%s", "history": [1, NaN, 3, 4, 5, 6], "horizon": 3}' % MODEL,
-         _error(["body", "history", 1], "Input should be a finite number", "finite_number")),
-        ('{"model": "%s", "history": [1, 2, 3, 4, 5, Infinity], "horizon": 3}' % MODEL,
-         _error(["body", "history", 5], "Input should be a finite number", "finite_number")),
-        ('{"model": "%s", "history": [-Infinity, 2, 3, 4, 5, 6], "horizon": 3}' % MODEL,
-         _error(["body", "history", 0], "Input should be a finite number", "finite_number")),
-        ('{"model": "%s", "history": [1, "NaN", 3, 4, 5, 6], "horizon": 3}' % MODEL,
-         _error(["body", "history", 1], "Input should be a valid number", "float_type")),
-        ('{"model": "%s", "history": [1, true, 3, 4, 5, 6], "horizon": 3}' % MODEL,
-         _error(["body", "history", 1], "Input should be a valid number", "float_type")),
-        ('{"model": "%s", "history": "1,2,3", "horizon": 3}' % MODEL,
-         _error(["body", "history"], "Input should be a valid list", "list_type")),
-        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 0}' % MODEL,
-         _error(["body", "horizon"], "Input should be greater than or equal to 1", "greater_than_equal", ge=1)),
-        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": -4}' % MODEL,
-         _error(["body", "horizon"], "Input should be greater than or equal to 1", "greater_than_equal", ge=1)),
-        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": "3"}' % MODEL,
-         _error(["body", "horizon"], "Input should be a valid integer", "int_type")),
-        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 2.5}' % MODEL,
-         _error(["body", "horizon"], "Input should be a valid integer", "int_type")),
-        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 3, "levels": [1.5]}' % MODEL,
-         _error(["body", "levels", 0], "Input should be less than 1", "less_than", lt=1)),
-        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 3, "horizn": 3}' % MODEL,
-         _error(["body", "horizn"], "Extra inputs are not permitted", "extra_forbidden")),
-        ('{"history": [1, 2, 3, 4, 5, 6], "horizon": 3}',
-         _error(["body", "model"], "Field required", "missing")),
-        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 3, "timestamps": ["yesterday"]}' % MODEL,
-         None),
+        (
+            '{"model": "%s", "history": [1, NaN, 3, 4, 5, 6], "horizon": 3}' % MODEL,
+            _error(["body", "history", 1], "Input should be a finite number", "finite_number"),
+        ),
+        (
+            '{"model": "%s", "history": [1, 2, 3, 4, 5, Infinity], "horizon": 3}' % MODEL,
+            _error(["body", "history", 5], "Input should be a finite number", "finite_number"),
+        ),
+        (
+            '{"model": "%s", "history": [-Infinity, 2, 3, 4, 5, 6], "horizon": 3}' % MODEL,
+            _error(["body", "history", 0], "Input should be a finite number", "finite_number"),
+        ),
+        (
+            '{"model": "%s", "history": [1, "NaN", 3, 4, 5, 6], "horizon": 3}' % MODEL,
+            _error(["body", "history", 1], "Input should be a valid number", "float_type"),
+        ),
+        (
+            '{"model": "%s", "history": [1, true, 3, 4, 5, 6], "horizon": 3}' % MODEL,
+            _error(["body", "history", 1], "Input should be a valid number", "float_type"),
+        ),
+        (
+            '{"model": "%s", "history": "1,2,3", "horizon": 3}' % MODEL,
+            _error(["body", "history"], "Input should be a valid list", "list_type"),
+        ),
+        (
+            '{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 0}' % MODEL,
+            _error(["body", "horizon"], "Input should be greater than or equal to 1", "greater_than_equal", ge=1),
+        ),
+        (
+            '{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": -4}' % MODEL,
+            _error(["body", "horizon"], "Input should be greater than or equal to 1", "greater_than_equal", ge=1),
+        ),
+        (
+            '{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": "3"}' % MODEL,
+            _error(["body", "horizon"], "Input should be a valid integer", "int_type"),
+        ),
+        (
+            '{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 2.5}' % MODEL,
+            _error(["body", "horizon"], "Input should be a valid integer", "int_type"),
+        ),
+        (
+            '{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 3, "levels": [1.5]}' % MODEL,
+            _error(["body", "levels", 0], "Input should be less than 1", "less_than", lt=1),
+        ),
+        (
+            '{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 3, "horizn": 3}' % MODEL,
+            _error(["body", "horizn"], "Extra inputs are not permitted", "extra_forbidden"),
+        ),
+        ('{"history": [1, 2, 3, 4, 5, 6], "horizon": 3}', _error(["body", "model"], "Field required", "missing")),
+        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 3, "timestamps": ["yesterday"]}' % MODEL, None),
         ('{"model": "%s", "history": [1, 2' % MODEL, None),
     ],
-    ids=["nan-token", "infinity-token", "minus-infinity-token", "nan-string", "bool", "history-string", "horizon-0",
-         "horizon-negative", "horizon-string", "horizon-float", "level-over-1", "unknown-field", "no-model",
-         "bad-timestamp", "broken-json"],
+    ids=[
+        "nan-token",
+        "infinity-token",
+        "minus-infinity-token",
+        "nan-string",
+        "bool",
+        "history-string",
+        "horizon-0",
+        "horizon-negative",
+        "horizon-string",
+        "horizon-float",
+        "level-over-1",
+        "unknown-field",
+        "no-model",
+        "bad-timestamp",
+        "broken-json",
+    ],
 )
 def test_invalid_json_bodies_are_422(app, registered, raw, expected_body):
     r = call(app, "POST", "/v1/forecast", content=raw, headers=JSON)
@@ -184,25 +260,38 @@ def test_invalid_json_bodies_are_422(app, registered, raw, expected_body):
 
 def test_mixed_time_zones_are_rejected(app, registered):
     stamps = ["2024-01-01T00:00:00+00:00"] + [f"2024-01-0{d}T00:00:00" for d in range(2, 9)]
-    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": [1.0] * 8, "timestamps": stamps, "horizon": 2})
+    r = call(
+        app, "POST", "/v1/forecast", json={"model": MODEL, "history": [1.0] * 8, "timestamps": stamps, "horizon": 2}
+    )
     assert r.status_code == 422
     assert r.json()["detail"].startswith("timestamps do not form one time axis (")
     assert r.json()["detail"].endswith("use ISO-8601, all with or all without a time zone, between 1677 and 2262")
 
 
 def test_batch_errors_name_the_item(app, registered):
-    items = [{"model": MODEL, "history": [1.0] * 8, "horizon": 3}, {"model": MODEL, "history": [1.0, 2.0], "horizon": 3}]
+    items = [
+        {"model": MODEL, "history": [1.0] * 8, "horizon": 3},
+        {"model": MODEL, "history": [1.0, 2.0], "horizon": 3},
+    ]
     r = call(app, "POST", "/v1/forecast/batch", json={"requests": items})
     assert (r.status_code, r.json()) == (422, {"detail": "requests[1]: " + SHORT.format(n=2)})
     raw = '{"requests": [{"model": "%s", "history": [1, 2, 3, 4, 5, NaN], "horizon": 3}]}' % MODEL
     r = call(app, "POST", "/v1/forecast/batch", content=raw, headers=JSON)
     assert (r.status_code, r.json()) == (
-        422, _error(["body", "requests", 0, "history", 5], "Input should be a finite number", "finite_number")
+        422,
+        _error(["body", "requests", 0, "history", 5], "Input should be a finite number", "finite_number"),
     )
     r = call(app, "POST", "/v1/forecast/batch", json={"requests": []})
     assert (r.status_code, r.json()) == (
-        422, _error(["body", "requests"], "List should have at least 1 item after validation, not 0", "too_short",
-                    field_type="List", min_length=1, actual_length=0)
+        422,
+        _error(
+            ["body", "requests"],
+            "List should have at least 1 item after validation, not 0",
+            "too_short",
+            field_type="List",
+            min_length=1,
+            actual_length=0,
+        ),
     )
 
 
@@ -236,4 +325,7 @@ def test_chunked_body_under_the_limit_is_served(app, registered, history):
             yield payload[i : i + 100]
 
     r = call(app, "POST", "/v1/forecast", content=chunks(), headers=JSON)
-    assert (r.status_code, r.json()) == (200, {"model": MODEL, "version": "1", "forecast": expected(registered, "1", history, 2)})
+    assert (r.status_code, r.json()) == (
+        200,
+        {"model": MODEL, "version": "1", "forecast": expected(registered, "1", history, 2)},
+    )

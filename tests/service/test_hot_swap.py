@@ -8,7 +8,7 @@ import time
 
 from svc_helpers import API_KEY, MODEL, client_for, copy_versions, make_settings
 
-from pipelines.registry import CHAMPION
+from pipelines.tracking.registry import CHAMPION
 from service.app import create_app
 
 HISTORY = [10.0, 10.5, 11.0, 10.2, 9.8, 9.5, 9.9, 10.4]
@@ -47,7 +47,10 @@ def test_moving_champion_under_load_swaps_atomically(registered, data_dir):
                 moved_at = started
                 client_mlflow.set_registered_model_alias(name, CHAMPION, "2")
                 r = await client.post(f"/v1/models/{name}/reload", headers={"X-API-Key": API_KEY})
-                assert r.json() == {"name": name, "changes": [{"ref": "@champion", "version": "2", "previous": "1", "changed": True}]}
+                assert r.json() == {
+                    "name": name,
+                    "changes": [{"ref": "@champion", "version": "2", "previous": "1", "changed": True}],
+                }
                 swap_done_at = started
 
             await asyncio.gather(*(worker() for _ in range(16)), mover())

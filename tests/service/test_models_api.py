@@ -30,9 +30,15 @@ def test_get_model_lists_versions_newest_first(app, registered):
 
 def test_unknown_model_is_404(app, registered):
     r = call(app, "GET", "/v1/models/no_such_model")
-    assert (r.status_code, r.json()) == (404, {"detail": "no registered model named 'no_such_model'; GET /v1/models lists them"})
+    assert (r.status_code, r.json()) == (
+        404,
+        {"detail": "no registered model named 'no_such_model'; GET /v1/models lists them"},
+    )
     r = call(app, "POST", "/v1/models/no_such_model/reload", headers={"X-API-Key": API_KEY})
-    assert (r.status_code, r.json()) == (404, {"detail": "no registered model named 'no_such_model'; GET /v1/models lists them"})
+    assert (r.status_code, r.json()) == (
+        404,
+        {"detail": "no registered model named 'no_such_model'; GET /v1/models lists them"},
+    )
 
 
 @pytest.mark.parametrize(
@@ -54,14 +60,18 @@ def test_reload_with_the_key_reports_the_aliases(app, registered):
     call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": [1.0] * 8, "horizon": 2})
     r = call(app, "POST", f"/v1/models/{MODEL}/reload", headers={"X-API-Key": API_KEY})
     assert (r.status_code, r.json()) == (
-        200, {"name": MODEL, "changes": [{"ref": "@champion", "version": "1", "previous": "1", "changed": False}]}
+        200,
+        {"name": MODEL, "changes": [{"ref": "@champion", "version": "1", "previous": "1", "changed": False}]},
     )
 
 
 def test_mutating_endpoints_are_off_without_a_configured_key(registered, data_dir):
     app = create_app(make_settings(data_dir, api_key=None, preload_models=""))
     r = call(app, "POST", f"/v1/models/{MODEL}/reload", headers={"X-API-Key": "anything"})
-    assert (r.status_code, r.json()) == (503, {"detail": "mutating endpoints are off: the server has no SEQCAST_API_KEY set"})
+    assert (r.status_code, r.json()) == (
+        503,
+        {"detail": "mutating endpoints are off: the server has no SEQCAST_API_KEY set"},
+    )
 
 
 def test_the_api_key_is_never_logged(app, registered, caplog):

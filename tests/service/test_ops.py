@@ -46,7 +46,8 @@ def test_not_ready_without_models(registered, data_dir):
 
     r = asyncio.run(main())
     assert (r.status_code, r.json()) == (
-        503, {"detail": "no model is loaded; register one (seqcast train) or forecast with a registered model"}
+        503,
+        {"detail": "no model is loaded; register one (seqcast train) or forecast with a registered model"},
     )
 
 
@@ -67,8 +68,16 @@ def test_openapi_and_docs(app):
     r = call(app, "GET", "/openapi.json")
     assert r.status_code == 200
     paths = r.json()["paths"]
-    assert set(paths) >= {"/v1/forecast", "/v1/forecast/batch", "/v1/models", "/v1/models/{name}",
-                          "/v1/models/{name}/reload", "/health", "/ready", "/metrics"}
+    assert set(paths) >= {
+        "/v1/forecast",
+        "/v1/forecast/batch",
+        "/v1/models",
+        "/v1/models/{name}",
+        "/v1/models/{name}/reload",
+        "/health",
+        "/ready",
+        "/metrics",
+    }
     assert call(app, "GET", "/docs").status_code == 200
 
 

@@ -13,18 +13,17 @@ from contextlib import contextmanager
 
 import keras
 import mlflow
-import numpy as np
 import pytest
 import uvicorn
 from svc_helpers import API_KEY, HORIZON, LOOKBACK, MODEL, call, client_for, copy_versions, make_settings
 
 from pipelines import tracking
-from pipelines.forecaster import MAX_DEVIATIONS, Forecaster
-from pipelines.pipeline import PYFUNC_ENTRY, train_and_register
-from pipelines.pyfunc_model import FORECASTER_ARTIFACT
-from pipelines.registry import CHAMPION, load_forecaster, log_pyfunc_model, model_uri
-from pipelines.scaling import Scaler
-from pipelines.training import TrainConfig
+from pipelines.forecasting.forecaster import MAX_DEVIATIONS, Forecaster, load_forecaster
+from pipelines.forecasting.pipeline import PYFUNC_ENTRY, train_and_register
+from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
+from pipelines.forecasting.scaling import Scaler
+from pipelines.forecasting.training import TrainConfig
+from pipelines.tracking.registry import CHAMPION, log_pyfunc_model, model_uri
 from service.app import create_app
 
 HISTORY = [10.0, 10.5, 11.0, 10.2, 9.8, 9.5, 9.9, 10.4]
@@ -127,13 +126,16 @@ def test_a_log_scaled_model_serves_and_refuses_values_it_cannot_take(log_model, 
                 assert time.monotonic() < deadline, ready.json()
                 await asyncio.sleep(0.05)
             ok = await client.post("/v1/forecast", json={"model": "svc_log", "history": HISTORY, "horizon": 4})
-            zero = await client.post("/v1/forecast", json={"model": "svc_log", "history": [*HISTORY[:-1], 0.0], "horizon": 4})
+            zero = await client.post(
+                "/v1/forecast", json={"model": "svc_log", "history": [*HISTORY[:-1], 0.0], "horizon": 4}
+            )
             return ok, zero
 
     ok, zero = run(main())
     assert (ok.status_code, ok.json()["forecast"]) == (200, log_model.forecast(HISTORY, 4).tolist())
     assert (zero.status_code, zero.json()) == (
-        422, {"detail": "history[7] is 0; this model log-transforms its input, so only values > 0 are allowed"}
+        422,
+        {"detail": "history[7] is 0; this model log-transforms its input, so only values > 0 are allowed"},
     )
 
 
@@ -156,8 +158,12 @@ def test_values_far_outside_the_training_range_are_422(app, registered, values):
 
 
 def test_a_version_too_large_for_the_registry_is_422(app):
-    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": HISTORY, "horizon": 2,
-                                                 "version": 9223372036854775808})
+    r = call(
+        app,
+        "POST",
+        "/v1/forecast",
+        json={"model": MODEL, "history": HISTORY, "horizon": 2, "version": 9223372036854775808},
+    )
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "version"]
     assert r.json()["detail"][0]["msg"] == "Input should be less than or equal to 2147483647"
@@ -169,7 +175,9 @@ def _http(sock: socket.socket, request: bytes) -> tuple[int, bytes]:
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
     head, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(
+        next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    )
     while len(body) < length:
         body += sock.recv(65536)
     return int(head.split(b" ")[1]), body
@@ -203,8 +211,10 @@ def test_an_unexpected_error_is_a_json_500_and_the_connection_stays_usable(regis
 
     error = json.loads(body)
     assert (status, again, json.loads(health)) == (500, 200, {"status": "ok"})
-    assert error == {"detail": f"internal error; the server logged it as request {error['request_id']}",
-                     "request_id": error["request_id"]}
+    assert error == {
+        "detail": f"internal error; the server logged it as request {error['request_id']}",
+        "request_id": error["request_id"],
+    }
     logged = [r for r in caplog.records if r.name == "service.errors"]
     assert logged and error["request_id"] in logged[-1].getMessage() and logged[-1].exc_info[0] is RuntimeError
 
@@ -213,8 +223,9 @@ def test_an_unexpected_error_is_a_json_500_and_the_connection_stays_usable(regis
 
 
 def test_ready_turns_200_once_the_registry_comes_back(registered, data_dir):
-    app = create_app(make_settings(data_dir, preload_models=MODEL, registry_timeout_seconds=0.5,
-                                   preload_retry_max_seconds=0.5))
+    app = create_app(
+        make_settings(data_dir, preload_models=MODEL, registry_timeout_seconds=0.5, preload_retry_max_seconds=0.5)
+    )
 
     async def main():
         lock = registry_locked(data_dir)
@@ -237,7 +248,9 @@ def test_ready_turns_200_once_the_registry_comes_back(registered, data_dir):
 
     while_down, after = run(main())
     assert while_down.status_code == 503
-    assert while_down.json()["detail"].startswith(f"the champion of {MODEL} is not served yet ({MODEL}: the model registry")
+    assert while_down.json()["detail"].startswith(
+        f"the champion of {MODEL} is not served yet ({MODEL}: the model registry"
+    )
     assert after.json()["status"] == "ready"
 
 
@@ -286,12 +299,20 @@ def test_a_refused_champion_keeps_the_old_version_serving_and_says_why(refused_v
         client.set_registered_model_alias(name, CHAMPION, "1")
     [change] = reload.json()["changes"]
     error = change.pop("error")
-    assert (reload.status_code, change) == (200, {"ref": "@champion", "version": "1", "previous": "1", "changed": False})
+    assert (reload.status_code, change) == (
+        200,
+        {"ref": "@champion", "version": "1", "previous": "1", "changed": False},
+    )
     assert error.startswith(f"model '{name}' version 3 cannot be served: ") and "Lambda" in error
-    assert detail["aliases"] == {"champion": "3"} and detail["errors"] == {"@champion": {"version": "3", "error": error}}
+    assert detail["aliases"] == {"champion": "3"} and detail["errors"] == {
+        "@champion": {"version": "3", "error": error}
+    }
     assert [(e["ref"], e["version"]) for e in detail["loaded"]] == [("1", "1"), ("@champion", "1")]
     assert (still.status_code, still.json()["version"]) == (200, "1")
-    assert ready.status_code == 503 and ready.json()["detail"] == f"the champion of {name} is not served yet ({name}: {error})"
+    assert (
+        ready.status_code == 503
+        and ready.json()["detail"] == f"the champion of {name} is not served yet ({name}: {error})"
+    )
     assert (refused.status_code, refused.json()) == (503, {"detail": error})
 
 

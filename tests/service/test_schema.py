@@ -30,16 +30,33 @@ def operations(app, registered):
 
 def test_every_endpoint_is_covered(operations):
     assert set(operations) == {
-        "GET /health", "GET /ready", "GET /metrics", "POST /v1/forecast", "POST /v1/forecast/batch",
-        "GET /v1/models", "GET /v1/models/{name}", "POST /v1/models/{name}/reload", "POST /v1/classify",
+        "GET /health",
+        "GET /ready",
+        "GET /metrics",
+        "POST /v1/forecast",
+        "POST /v1/forecast/batch",
+        "GET /v1/models",
+        "GET /v1/models/{name}",
+        "POST /v1/models/{name}/reload",
+        "POST /v1/classify",
     }
 
 
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 CASES = [
-    *[(op, POSITIVE) for op in ("POST /v1/forecast", "POST /v1/forecast/batch", "GET /v1/models/{name}",
-                                "POST /v1/models/{name}/reload", "GET /v1/models", "GET /health", "GET /ready",
-                                "GET /metrics")],
+    *[
+        (op, POSITIVE)
+        for op in (
+            "POST /v1/forecast",
+            "POST /v1/forecast/batch",
+            "GET /v1/models/{name}",
+            "POST /v1/models/{name}/reload",
+            "GET /v1/models",
+            "GET /health",
+            "GET /ready",
+            "GET /metrics",
+        )
+    ],
     ("POST /v1/forecast", NEGATIVE),  # only the bodies can be schema-invalid (path parameters are any string)
     ("POST /v1/forecast/batch", NEGATIVE),
     ("POST /v1/classify", POSITIVE),
@@ -53,8 +70,14 @@ def test_api_conforms_to_its_schema(operations, operation, mode):
     checks = CHECKS + ([negative_data_rejection] if mode is GenerationMode.NEGATIVE else [])
 
     @given(case=op.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES[mode], deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES[mode],
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case):
         if mode is GenerationMode.POSITIVE and operation == "POST /v1/forecast" and isinstance(case.body, dict):
             case.body["model"] = MODEL  # reach the model too, not only the 404 of a random name

@@ -4,7 +4,7 @@ fitted briefly, registered through the pipeline's own path, loaded by the app fr
 over ``POST /v1/forecast``; the body must be exactly the in-process forecast (and intervals) of the very
 Forecaster that was registered.
 
-The cells come from ``pipelines.search.search_space``, so a new transform or normalisation is covered here
+The cells come from ``pipelines.forecasting.search.search_space``, so a new transform or normalisation is covered here
 without editing this file. Fitting and registering happen once per module (``served`` below)."""
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from svc_helpers import call, make_settings
 
 from models.preprocessing import NORMALISATIONS
 from pipelines import tracking
-from pipelines.backtest import backtest, fold_origins
-from pipelines.data import Series
-from pipelines.pipeline import Candidate, _log_model, train_candidate
-from pipelines.registry import register_challenger
-from pipelines.scaling import KINDS
-from pipelines.search import backtest_folds, combine_forecasters, search_space
-from pipelines.training import TrainConfig
+from pipelines.forecasting.backtest import backtest, fold_origins
+from pipelines.forecasting.data import Series
+from pipelines.forecasting.pipeline import Candidate, _log_model, train_candidate
+from pipelines.forecasting.scaling import KINDS
+from pipelines.forecasting.search import backtest_folds, combine_forecasters, search_space
+from pipelines.forecasting.training import TrainConfig
+from pipelines.tracking.registry import register_challenger
 
 SEASON = 12
 HORIZON = 12
@@ -130,7 +130,9 @@ def test_cells_cover_the_search_space():
 def _server_errors(caplog) -> str:
     """What the service logged as errors while answering (a 500's body names only a request id)."""
     errors = [
-        f"{record.getMessage()}: {type(record.exc_info[1]).__name__}: {record.exc_info[1]}" if record.exc_info else record.getMessage()
+        f"{record.getMessage()}: {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        if record.exc_info
+        else record.getMessage()
         for record in caplog.records
         if record.levelno >= logging.ERROR
     ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def loss_curve(history: dict[str, list[float]], title: str):
@@ -29,7 +29,13 @@ def forecast_vs_actual(values: np.ndarray, train_end: int, origins: list[int], f
     ax.plot(t, values, color="black", lw=1, label="actual")
     ax.axvspan(0, train_end - 1, color="tab:blue", alpha=0.12, label="training region")
     for k, (origin, forecast) in enumerate(zip(origins, forecasts)):
-        ax.plot(np.arange(origin, origin + len(forecast)), forecast, color="tab:red", lw=1.5, label="forecast" if k == 0 else None)
+        ax.plot(
+            np.arange(origin, origin + len(forecast)),
+            forecast,
+            color="tab:red",
+            lw=1.5,
+            label="forecast" if k == 0 else None,
+        )
     ax.set_xlabel("t")
     ax.set_title(title)
     ax.legend(loc="best")

@@ -14,9 +14,11 @@ import numpy as np
 
 from models import preprocessing  # noqa: F401  (registers the custom layers saved models may hold)
 from models.recursive import RecursiveForecaster
-from pipelines.bundle import load_bundle, save_bundle
-from pipelines.conformal import interval_widths
-from pipelines.scaling import Scaler
+from pipelines.forecasting.conformal import interval_widths
+from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
+from pipelines.forecasting.scaling import Scaler
+from pipelines.tracking.bundle import load_bundle, save_bundle
+from pipelines.tracking.registry import download
 
 CONFIG_FILE = "forecaster.json"
 # Histories further than this many training standard deviations from the training mean (after the global
@@ -114,9 +116,7 @@ class Forecaster:
         if residuals.ndim != 2 or len(residuals) == 0:
             raise HistoryError("this model was not calibrated for intervals; retrain it with a backtest")
         if horizon > residuals.shape[1]:
-            raise HistoryError(
-                f"intervals are calibrated up to horizon {residuals.shape[1]}; asked for {horizon}"
-            )
+            raise HistoryError(f"intervals are calibrated up to horizon {residuals.shape[1]}; asked for {horizon}")
         out = {}
         for level in levels:
             if not 0 < level < 1:
@@ -139,7 +139,7 @@ class Forecaster:
         return save_bundle(directory, self.model, CONFIG_FILE, self.config())
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Forecaster":
+    def load(cls, directory: str | Path) -> Forecaster:
         model, config = load_bundle(directory, CONFIG_FILE)
         return cls(
             model=model,
@@ -150,3 +150,8 @@ class Forecaster:
             freq=config.get("freq"),
             meta=config.get("meta", {}),
         )
+
+
+def load_forecaster(uri: str, dst: str | Path | None = None) -> Forecaster:
+    """A registered forecaster, read from its saved Keras file and JSON config (safe_mode, no pickles)."""
+    return Forecaster.load(download(uri, dst) / "artifacts" / FORECASTER_ARTIFACT)

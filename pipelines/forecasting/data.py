@@ -54,7 +54,7 @@ class Series:
 
 
 def _builtin_manifest() -> dict:
-    return json.loads(resources.files("pipelines.builtin").joinpath("manifest.json").read_text())
+    return json.loads(resources.files("pipelines.forecasting.builtin").joinpath("manifest.json").read_text())
 
 
 def sine_noise(n: int = 1000, seed: int = 0) -> Series:
@@ -82,7 +82,7 @@ def load_builtin(name: str) -> Series:
     if name not in manifest:
         raise DataError(f"unknown built-in series {name!r}; built-ins are {', '.join(builtin_names())}")
     entry = manifest[name]
-    path = resources.files("pipelines.builtin").joinpath(f"{name}.csv")
+    path = resources.files("pipelines.forecasting.builtin").joinpath(f"{name}.csv")
     with resources.as_file(path) as p:
         frame = pd.read_csv(p)
     series = from_frame(frame, name=name, time_col="timestamp", value_col="value", source=entry["source"])
@@ -164,7 +164,9 @@ def from_frame(
         dup = times.duplicated(keep=False)
         if dup.any():
             rows = np.flatnonzero(dup.to_numpy())[:5].tolist()
-            raise DataError(f"duplicate timestamp {times[dup].iloc[0]} in column {time_col!r} at rows {rows}; each time may appear once")
+            raise DataError(
+                f"duplicate timestamp {times[dup].iloc[0]} in column {time_col!r} at rows {rows}; each time may appear once"
+            )
         if not times.is_monotonic_increasing:
             log.info("%s: rows were not in time order; sorted by %r", name, time_col)
             order = np.argsort(times.to_numpy(), kind="stable")
@@ -197,9 +199,7 @@ def from_frame(
     if missing.any():
         values, interpolated = _fill_short_gaps(values, value_col, timestamps)
         log.info("%s: interpolated %d missing value(s)", name, interpolated)
-    return Series(
-        name, values.astype(np.float64), timestamps, freq, season_for_freq(freq), source, interpolated
-    )
+    return Series(name, values.astype(np.float64), timestamps, freq, season_for_freq(freq), source, interpolated)
 
 
 def _fill_short_gaps(values: np.ndarray, value_col: str, timestamps) -> tuple[np.ndarray, int]:

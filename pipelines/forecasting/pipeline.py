@@ -14,16 +14,17 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import ParamSchema, ParamSpec
 
 from models.baselines import BASELINES
-from pipelines import plots, tracking
-from pipelines.backtest import BacktestResult, backtest, fold_origins
-from pipelines.conformal import backtest_coverage
-from pipelines.data import Series
-from pipelines.forecaster import Forecaster
-from pipelines.pyfunc_model import FORECASTER_ARTIFACT
-from pipelines.registry import TrainOutcome, load_forecaster, log_pyfunc_model, register_challenger
-from pipelines.search import auto_search
+from pipelines import tracking
+from pipelines.forecasting import plots
+from pipelines.forecasting.backtest import BacktestResult, backtest, fold_origins
+from pipelines.forecasting.conformal import backtest_coverage
+from pipelines.forecasting.data import Series
+from pipelines.forecasting.forecaster import Forecaster, load_forecaster
+from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
+from pipelines.forecasting.search import auto_search
+from pipelines.forecasting.training import TrainConfig, fit_forecaster
 from pipelines.settings import Settings, get_settings
-from pipelines.training import TrainConfig, fit_forecaster
+from pipelines.tracking.registry import TrainOutcome, log_pyfunc_model, register_challenger
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,9 @@ def score_registered(uri: str, series: Series, config: TrainConfig) -> float | N
     try:
         forecaster = load_forecaster(uri)
         origins = fold_origins(len(series), config.horizon, config.folds, config.fold_step)
-        return backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season).summary()["mase"]
+        return backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season).summary()[
+            "mase"
+        ]
     except ValueError as exc:  # e.g. the champion needs a longer history than this split gives
         log.warning("champion %s cannot be scored on this backtest: %s", uri, exc)
         return float("inf")
@@ -84,7 +87,9 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
             mlflow.log_metric(f"test_{k}_by_step", float(value), step=step + 1)
     # the same backtest for the free baselines, so the UI shows whether the network earned its place
     for baseline, fn in BASELINES.items():
-        scored = backtest(lambda h, H: fn(h, H, config.season), series.values, config.horizon, result.origins, config.season)
+        scored = backtest(
+            lambda h, H: fn(h, H, config.season), series.values, config.horizon, result.origins, config.season
+        )
         metrics.update({f"baseline_{baseline}_{k}": v for k, v in scored.summary().items()})
     metrics.update(backtest_coverage(candidate.forecaster.meta.get("abs_residuals", [])))  # the intervals' own check
     mlflow.log_metrics(metrics)
@@ -92,7 +97,10 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
     title = f"{name}: {config.variant} on {series.name}"
     for fig, file in (
         (plots.loss_curve(candidate.history, title), "loss_curve.png"),
-        (plots.forecast_vs_actual(series.values, result.origins[0], result.origins, result.forecasts, title), "forecast_vs_actual.png"),
+        (
+            plots.forecast_vs_actual(series.values, result.origins[0], result.origins, result.forecasts, title),
+            "forecast_vs_actual.png",
+        ),
     ):
         mlflow.log_figure(fig, file)
         plt.close(fig)

@@ -32,13 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from pipelines.classifier import Classifier, ImageInputError
-from pipelines.images import NotAnImage, TooManyBytes, TooManyPixels, open_image
-from pipelines.pyfunc_model import CLASSIFIER_ARTIFACT
 from pipelines.settings import Settings
-from service.cache import LoadedModel, ModelCache
+from pipelines.vision.classifier import Classifier, ImageInputError
+from pipelines.vision.data import NotAnImage, TooManyBytes, TooManyPixels, open_image
+from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
 from service.deps import CacheDep, SettingsDep
 from service.errors import BODY_RESPONSES, MODEL_RESPONSES, ErrorBody
+from service.routes import served_model
 from service.schemas import MAX_VERSION, FiniteNumber, ModelName, Version
 
 MAX_TOP_K = 1000
@@ -63,7 +63,9 @@ class ClassifyRequest(BaseModel):
         min_length=1,
         description="height rows of width pixels in the training data's units: numbers (grayscale) or [R, G, B]",
     )
-    alias: str | None = Field(default=None, min_length=1, max_length=256, description="registry alias (default champion)")
+    alias: str | None = Field(
+        default=None, min_length=1, max_length=256, description="registry alias (default champion)"
+    )
     version: Version | None = None
     top_k: int = Field(default=DEFAULT_TOP_K, strict=True, ge=1, le=MAX_TOP_K, description="labels to return")
 
@@ -113,9 +115,14 @@ _OPENAPI = {
 _RESPONSES = {
     **MODEL_RESPONSES,
     **BODY_RESPONSES,
-    413: {"model": ErrorBody, "description": "the request body is over the size limit, or the image over the pixel or "
-          "decoded-bytes limit"},
-    415: {"model": ErrorBody, "description": "the upload is not a PNG or JPEG, or the body is neither multipart nor JSON"},
+    413: {
+        "model": ErrorBody,
+        "description": "the request body is over the size limit, or the image over the pixel or decoded-bytes limit",
+    },
+    415: {
+        "model": ErrorBody,
+        "description": "the upload is not a PNG or JPEG, or the body is neither multipart nor JSON",
+    },
 }
 
 
@@ -124,15 +131,6 @@ def _invalid(exc: ValidationError, prefix: tuple = ("body",)) -> RequestValidati
     for error in exc.errors(include_input=False, include_url=False):
         errors.append({**error, "loc": (*prefix, *error["loc"])})
     return RequestValidationError(errors)
-
-
-async def _classifier_for(cache: ModelCache, model: str, alias: str | None, version: int | None) -> LoadedModel:
-    if alias is not None and version is not None:
-        raise HTTPException(422, "give either alias or version, not both")
-    loaded = await cache.aget(model, alias, version)
-    if loaded.kind != CLASSIFIER_ARTIFACT:
-        raise HTTPException(422, f"model {model!r} version {loaded.version} is a {loaded.kind}, not an image classifier")
-    return loaded
 
 
 def _decode_limiter(request: Request, settings: Settings) -> anyio.CapacityLimiter:
@@ -157,7 +155,9 @@ async def _from_upload(request: Request) -> tuple[UploadForm, bytes]:
             raise HTTPException(422, f"{detail}: send the image as the multipart file field 'file' (PNG or JPEG)")
         fields = {k: v for k, v in form.multi_items() if k != "file"}
         if any(not isinstance(v, str) for v in fields.values()):
-            raise HTTPException(422, "only one file is allowed, in the field 'file'; model, alias, version, top_k are text")
+            raise HTTPException(
+                422, "only one file is allowed, in the field 'file'; model, alias, version, top_k are text"
+            )
         try:
             params = UploadForm.model_validate(fields)
         except ValidationError as exc:
@@ -182,12 +182,16 @@ async def classify(request: Request, cache: CacheDep, settings: SettingsDep) -> 
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         params, data = await _from_upload(request)
-        loaded = await _classifier_for(cache, params.model, params.alias, params.version)
+        loaded = await served_model(
+            cache, CLASSIFIER_ARTIFACT, "an image classifier", params.model, params.alias, params.version
+        )
         classifier: Classifier = loaded.model
         height, width, _ = classifier.input_shape
 
         def prepare() -> np.ndarray:
-            image = open_image(data, settings.max_image_pixels, "the uploaded file", settings.max_image_bytes, (width, height))
+            image = open_image(
+                data, settings.max_image_pixels, "the uploaded file", settings.max_image_bytes, (width, height)
+            )
             return classifier.prepare_image(image)[None]
 
         try:  # only the decode holds a token: predicting an input-sized array needs little memory
@@ -204,7 +208,9 @@ async def classify(request: Request, cache: CacheDep, settings: SettingsDep) -> 
             params = ClassifyRequest.model_validate_json(await request.body())
         except ValidationError as exc:
             raise _invalid(exc) from None
-        loaded = await _classifier_for(cache, params.model, params.alias, params.version)
+        loaded = await served_model(
+            cache, CLASSIFIER_ARTIFACT, "an image classifier", params.model, params.alias, params.version
+        )
         classifier = loaded.model
         try:
             batch = classifier.check_array(params.image)[None]
@@ -213,8 +219,9 @@ async def classify(request: Request, cache: CacheDep, settings: SettingsDep) -> 
 
     else:
         raise HTTPException(
-            415, f"content type {content_type!r} is not accepted; send multipart/form-data (a PNG/JPEG in the field "
-            "'file' and the field 'model') or application/json ({\"model\": ..., \"image\": [[...]]})"
+            415,
+            f"content type {content_type!r} is not accepted; send multipart/form-data (a PNG/JPEG in the field "
+            "'file' and the field 'model') or application/json ({\"model\": ..., \"image\": [[...]]})",
         )
     probabilities = await anyio.to_thread.run_sync(lambda: classifier.predict_proba(batch)[0])
     return _json_response(

@@ -13,9 +13,6 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipelines.forecaster import Forecaster
-from pipelines.pyfunc_model import FORECASTER_ARTIFACT
-
 CHAMPION = "champion"
 
 
@@ -32,11 +29,6 @@ def model_uri(name: str, *, alias: str | None = None, version: int | str | None 
 
 def download(uri: str, dst: str | Path | None = None) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None))
-
-
-def load_forecaster(uri: str, dst: str | Path | None = None) -> Forecaster:
-    """A registered forecaster, read from its saved Keras file and JSON config (safe_mode, no pickles)."""
-    return Forecaster.load(download(uri, dst) / "artifacts" / FORECASTER_ARTIFACT)
 
 
 def promote_if_better(

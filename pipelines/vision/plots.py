@@ -6,8 +6,8 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def training_curves(history: dict[str, list[float]], title: str):
@@ -38,15 +38,23 @@ def confusion_matrix(matrix: np.ndarray, labels, title: str):
         high = matrix.max() / 2 if matrix.size else 0
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if matrix[i, j] > high else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if matrix[i, j] > high else "black",
+                )
     ax.set_title(title)
     fig.tight_layout()
     return fig
 
 
-def misclassified(images: np.ndarray, true: list[str], predicted: list[str], probabilities: list[float], title: str,
-                  limit: int = 36):
+def misclassified(
+    images: np.ndarray, true: list[str], predicted: list[str], probabilities: list[float], title: str, limit: int = 36
+):
     """Up to ``limit`` misclassified test images (normalised ``[N, H, W, C]``), each titled true -> predicted (p)."""
     shown = min(limit, len(images))
     cols = max(1, min(6, shown))
@@ -57,8 +65,12 @@ def misclassified(images: np.ndarray, true: list[str], predicted: list[str], pro
         if k >= shown:
             continue
         image = np.clip(images[k], 0, 1)
-        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None,
-                  vmin=0, vmax=1)
+        ax.imshow(
+            image[..., 0] if image.shape[-1] == 1 else image,
+            cmap="gray" if image.shape[-1] == 1 else None,
+            vmin=0,
+            vmax=1,
+        )
         ax.set_title(f"{true[k]} -> {predicted[k]} ({probabilities[k]:.2f})", fontsize=8)
     if shown == 0:
         axes[0, 0].text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
@@ -77,8 +89,14 @@ def accuracy_heatmap(accuracy: np.ndarray, etas, lambdas, title: str):
     ax.set_ylabel("eta (learning rate)")
     for i in range(len(etas)):
         for j in range(len(lambdas)):
-            ax.text(j, i, f"{accuracy[i, j]:.3f}", ha="center", va="center",
-                    color="black" if accuracy[i, j] > 0.6 else "white")
+            ax.text(
+                j,
+                i,
+                f"{accuracy[i, j]:.3f}",
+                ha="center",
+                va="center",
+                color="black" if accuracy[i, j] > 0.6 else "white",
+            )
     fig.colorbar(image, ax=ax)
     ax.set_title(title)
     fig.tight_layout()

@@ -40,6 +40,8 @@ def build(name: str, **kwargs) -> keras.Model:
 
 
 # builders register themselves on import
-from models import recurrent  # noqa: E402,F401
-from models import mlp  # noqa: E402,F401
-from models import cnn  # noqa: E402,F401
+from models import (
+    cnn,  # noqa: F401
+    mlp,  # noqa: F401
+    recurrent,  # noqa: F401
+)

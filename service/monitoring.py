@@ -14,25 +14,36 @@ class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "seqcast_http_requests", "HTTP requests by route and status", ["method", "route", "status"],
+            "seqcast_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "seqcast_http_request_seconds", "HTTP request latency by route", ["route"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "seqcast_http_request_seconds",
+            "HTTP request latency by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.series = Counter(
-            "seqcast_forecast_series", "series forecast, by model and version", ["model", "version"],
+            "seqcast_forecast_series",
+            "series forecast, by model and version",
+            ["model", "version"],
             registry=self.registry,
         )
         self.loads = Counter(
             "seqcast_model_loads", "model versions loaded from the registry", ["model", "kind"], registry=self.registry
         )
         self.load_seconds = Histogram(
-            "seqcast_model_load_seconds", "download + load + warm-up time of a model version",
-            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60), registry=self.registry,
+            "seqcast_model_load_seconds",
+            "download + load + warm-up time of a model version",
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=self.registry,
         )
-        self.swaps = Counter("seqcast_model_swaps", "alias moves picked up (hot swaps)", ["model"], registry=self.registry)
+        self.swaps = Counter(
+            "seqcast_model_swaps", "alias moves picked up (hot swaps)", ["model"], registry=self.registry
+        )
         self.loaded = Gauge("seqcast_models_loaded", "cache entries (aliases and versions)", registry=self.registry)
 
 

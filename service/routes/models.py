@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from mlflow.exceptions import MlflowException
@@ -107,8 +107,9 @@ def _detail(cache: ModelCache, name: str) -> dict:
             {
                 "version": str(v.version),
                 "aliases": sorted(by_version.get(str(v.version), [])),
-                "created_at": datetime.fromtimestamp(v.creation_timestamp / 1000, timezone.utc).isoformat()
-                if v.creation_timestamp else None,
+                "created_at": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat()
+                if v.creation_timestamp
+                else None,
                 "run_id": v.run_id,
                 "status": v.status,
                 "tags": dict(v.tags or {}),
@@ -126,7 +127,9 @@ async def list_models(cache: CacheDep) -> dict:
     return {"models": [_summary(cache, r) for r in sorted(registered, key=lambda r: r.name)]}
 
 
-@router.get("/{name}", response_model=ModelDetail, responses=MODEL_RESPONSES, summary="One model's versions and aliases")
+@router.get(
+    "/{name}", response_model=ModelDetail, responses=MODEL_RESPONSES, summary="One model's versions and aliases"
+)
 async def get_model(name: str, cache: CacheDep) -> dict:
     return await cache.call(_detail, cache, name)
 

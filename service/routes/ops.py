@@ -30,14 +30,18 @@ async def health() -> dict:
 @router.get(
     "/ready",
     response_model=Ready,
-    responses={503: {"model": ErrorBody, "description": "a startup model is not served yet (the detail says why), or none is"}},
+    responses={
+        503: {"model": ErrorBody, "description": "a startup model is not served yet (the detail says why), or none is"}
+    },
     summary="Models are loaded and the service can forecast",
 )
 async def ready(request: Request, cache: CacheDep) -> dict:
     preload = request.app.state.preload
     missing = preload.missing()
     if missing is None:
-        raise HTTPException(503, f"still loading the startup models (SEQCAST_PRELOAD_MODELS){_why(preload, ['the registry'])}")
+        raise HTTPException(
+            503, f"still loading the startup models (SEQCAST_PRELOAD_MODELS){_why(preload, ['the registry'])}"
+        )
     if missing:
         raise HTTPException(503, f"the champion of {', '.join(missing)} is not served yet{_why(preload, missing)}")
     if len(cache) == 0:

@@ -1,9 +1,8 @@
 """The image-classification pipeline: split -> train -> evaluate -> track -> register -> promote.
 
-It runs on the same machinery as the forecasting pipeline (:mod:`pipelines.pipeline`): the experiment set-up
-and per-epoch curves of :mod:`pipelines.tracking`, the seeding of :mod:`pipelines.training`, and the
-models-from-code logging and champion comparison of :mod:`pipelines.registry`. Only what is specific to images
-lives here: the stratified split, augmentation, accuracy, the confusion matrix and the lr x L2 grid.
+It runs on the same machinery as the forecasting pipeline: the experiment set-up, per-epoch curves,
+models-from-code logging and champion comparison of :mod:`pipelines.tracking`, and the seeding of
+:mod:`pipelines.seeding`. Only what is specific to images lives here: the stratified split, augmentation, accuracy, the confusion matrix and the lr x L2 grid.
 
 ``@champion`` moves only when the new model's test accuracy is strictly higher than the champion's on the
 same held-out split (the split depends on ``split_seed`` only, not on the training seed).
@@ -24,14 +23,15 @@ import mlflow
 import numpy as np
 import tensorflow as tf
 
-from models import registry as model_registry
-from pipelines import image_plots, tracking
-from pipelines.classifier import Classifier
-from pipelines.images import ImageSet
-from pipelines.pyfunc_model import CLASSIFIER_ARTIFACT
-from pipelines.registry import TrainOutcome, download, log_pyfunc_model, register_challenger
+from models import builders
+from pipelines import tracking
+from pipelines.seeding import seed_everything
 from pipelines.settings import Settings, get_settings
-from pipelines.training import seed_everything
+from pipelines.tracking.registry import TrainOutcome, download, log_pyfunc_model, register_challenger
+from pipelines.vision import plots
+from pipelines.vision.classifier import Classifier
+from pipelines.vision.data import ImageSet
+from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,16 @@ class ImageTrainConfig:
         return asdict(self)
 
     def check(self) -> None:
-        if self.variant not in model_registry.names("classify"):
-            raise ValueError(f"unknown variant {self.variant!r}; image classifiers are {', '.join(model_registry.names('classify'))}")
+        if self.variant not in builders.names("classify"):
+            raise ValueError(
+                f"unknown variant {self.variant!r}; image classifiers are {', '.join(builders.names('classify'))}"
+            )
         if self.epochs < 1:
             raise ValueError(f"epochs is {self.epochs}; it must be at least 1")
         if not 0 < self.test_fraction < 1 or not 0 <= self.val_fraction < 1:
-            raise ValueError(f"test_fraction {self.test_fraction} must be in (0, 1) and val_fraction {self.val_fraction} in [0, 1)")
+            raise ValueError(
+                f"test_fraction {self.test_fraction} must be in (0, 1) and val_fraction {self.val_fraction} in [0, 1)"
+            )
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule {self.schedule!r}; allowed are cosine, constant")
         if self.learning_rate <= 0 or self.l2 < 0:
@@ -165,7 +169,7 @@ def fit_classifier(
     learning_rate = config.learning_rate
     if config.schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps * config.epochs)
-    model = model_registry.build(
+    model = builders.build(
         config.variant,
         input_shape=data.input_shape,
         classes=len(data.labels),
@@ -235,7 +239,11 @@ def score_registered(uri: str, data: ImageSet, test_index: np.ndarray) -> float:
     if champion.input_shape != data.input_shape or champion.labels != data.labels:
         log.warning(
             "champion %s takes %s images of %s; this data is %s of %s: it cannot be scored here",
-            uri, champion.input_shape, champion.labels, data.input_shape, data.labels,
+            uri,
+            champion.input_shape,
+            champion.labels,
+            data.input_shape,
+            data.labels,
         )
         return float("-inf")
     return _scores(champion, data, test_index)[0]
@@ -267,17 +275,20 @@ def _log_candidate(candidate: ImageCandidate, data: ImageSet, name: str) -> dict
     np.add.at(matrix, (y_true, y_pred), 1)
     wrong = np.flatnonzero(y_true != y_pred)
     mlflow.log_dict(
-        {"labels": list(data.labels), "matrix": matrix.tolist(),
-         "misclassified": [int(i) for i in candidate.test_index[wrong]]},
+        {
+            "labels": list(data.labels),
+            "matrix": matrix.tolist(),
+            "misclassified": [int(i) for i in candidate.test_index[wrong]],
+        },
         "confusion_matrix.json",
     )
     title = f"{name}: {config.variant} on {data.name} (test accuracy {candidate.metrics['test_accuracy']:.4f})"
     labels = data.labels
     for fig, file in (
-        (image_plots.training_curves(candidate.history, title), "training_curves.png"),
-        (image_plots.confusion_matrix(matrix, labels, title), "confusion_matrix.png"),
+        (plots.training_curves(candidate.history, title), "training_curves.png"),
+        (plots.confusion_matrix(matrix, labels, title), "confusion_matrix.png"),
         (
-            image_plots.misclassified(
+            plots.misclassified(
                 data.normalised(candidate.test_index[wrong]),
                 [labels[i] for i in y_true[wrong]],
                 [labels[i] for i in y_pred[wrong]],
@@ -297,7 +308,12 @@ def _log_model(candidate: ImageCandidate, name: str) -> str:
 
 
 def _run_grid(
-    data: ImageSet, split, config: ImageTrainConfig, grid: dict[str, list[float]], name: str, experiment_id: str,
+    data: ImageSet,
+    split,
+    config: ImageTrainConfig,
+    grid: dict[str, list[float]],
+    name: str,
+    experiment_id: str,
     verbose: int,
 ) -> tuple[ImageCandidate, list[dict]]:
     """One nested run per (eta, lambda) cell; train/test accuracy heatmaps on the parent; the best cell by
@@ -308,7 +324,9 @@ def _run_grid(
     cells, best = [], None
     for (i, eta), (j, lam) in itertools.product(enumerate(etas), enumerate(lambdas)):
         cell = replace(config, learning_rate=eta, l2=lam)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-eta{eta:g}-lambda{lam:g}", nested=True) as run:
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"{name}-eta{eta:g}-lambda{lam:g}", nested=True
+        ) as run:
             candidate = train_candidate(data, split, cell, verbose)
             _log_candidate(candidate, data, name)
             mlflow.set_tags({"seqcast.grid.eta": f"{eta:g}", "seqcast.grid.lambda": f"{lam:g}"})
@@ -317,11 +335,13 @@ def _run_grid(
         if best is None or candidate.selection_score > best.selection_score:
             best = candidate
     for accuracy, which in ((train_acc, "train"), (test_acc, "test")):
-        fig = image_plots.accuracy_heatmap(accuracy, etas, lambdas, f"{name}: {which} accuracy ({config.variant})")
+        fig = plots.accuracy_heatmap(accuracy, etas, lambdas, f"{name}: {which} accuracy ({config.variant})")
         mlflow.log_figure(fig, f"{which}_accuracy_heatmap.png")
         plt.close(fig)
     mlflow.log_dict({"eta": etas, "lambda": lambdas, "cells": cells}, "grid.json")
-    mlflow.set_tags({"seqcast.grid.best_eta": f"{best.config.learning_rate:g}", "seqcast.grid.best_lambda": f"{best.config.l2:g}"})
+    mlflow.set_tags(
+        {"seqcast.grid.best_eta": f"{best.config.learning_rate:g}", "seqcast.grid.best_lambda": f"{best.config.l2:g}"}
+    )
     return best, cells
 
 
@@ -360,8 +380,14 @@ def train_images_and_register(
         client.set_model_version_tag(name, registration.version, "variant", best.config.variant)
         client.set_model_version_tag(name, registration.version, "classifier_config", _json(best.classifier.config()))
         return TrainOutcome(
-            name, run.info.run_id, registration.version, registration.promoted, metrics,
-            registration.champion_score, best.config.variant, cells,
+            name,
+            run.info.run_id,
+            registration.version,
+            registration.promoted,
+            metrics,
+            registration.champion_score,
+            best.config.variant,
+            cells,
         )
 
 

@@ -13,35 +13,26 @@ import json
 import anyio
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Response
 
-from pipelines.data import infer_freq, next_timestamps
-from pipelines.forecaster import Forecaster, HistoryError
-from pipelines.pyfunc_model import FORECASTER_ARTIFACT
+from pipelines.forecasting.data import infer_freq, next_timestamps
+from pipelines.forecasting.forecaster import Forecaster, HistoryError
+from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from pipelines.settings import Settings
-from service.cache import LoadedModel, Loader, ModelCache
+from service.cache import LoadedModel, Loader
 from service.deps import CacheDep, MetricsDep, SettingsDep
 from service.errors import BODY_RESPONSES, MODEL_RESPONSES
+from service.routes import served_model
 from service.schemas import BatchForecastRequest, BatchForecastResponse, ForecastRequest, ForecastResponse
-
 
 FORECASTER_LOADER = Loader(Forecaster.load, Forecaster.warm)
 
 router = APIRouter(prefix="/v1", tags=["forecast"])
 
 
-async def _forecaster_for(cache: ModelCache, request: ForecastRequest, where: str = "") -> LoadedModel:
-    if request.alias is not None and request.version is not None:
-        raise HTTPException(422, f"{where}give either alias or version, not both")
-    loaded = await cache.aget(request.model, request.alias, request.version)
-    if loaded.kind != FORECASTER_ARTIFACT:
-        raise HTTPException(
-            422, f"{where}model {request.model!r} version {loaded.version} is a {loaded.kind}, not a forecaster"
-        )
-    return loaded
-
-
-def _checked_history(request: ForecastRequest, forecaster: Forecaster, settings: Settings, where: str = "") -> np.ndarray:
+def _checked_history(
+    request: ForecastRequest, forecaster: Forecaster, settings: Settings, where: str = ""
+) -> np.ndarray:
     if request.horizon > settings.max_horizon:
         raise HistoryError(f"{where}horizon is {request.horizon}; allowed: 1 to {settings.max_horizon}")
     if request.history is None:
@@ -72,14 +63,18 @@ def _continued_timestamps(request: ForecastRequest, forecaster: Forecaster, wher
     steps = np.diff(index.asi8)
     if (steps <= 0).any():
         i = int(np.flatnonzero(steps <= 0)[0]) + 1
-        raise HistoryError(f"{where}timestamps must be strictly increasing; timestamps[{i}] is not after timestamps[{i - 1}]")
+        raise HistoryError(
+            f"{where}timestamps must be strictly increasing; timestamps[{i}] is not after timestamps[{i - 1}]"
+        )
     freq = infer_freq(index) if len(index) >= 2 else forecaster.freq
     if freq is None:
         raise HistoryError(f"{where}one timestamp does not give a frequency; give at least 2")
     try:
         future = next_timestamps(index[-1], freq, request.horizon)
     except (ValueError, OverflowError) as exc:
-        raise HistoryError(f"{where}the forecast's timestamps cannot be continued at frequency {freq} ({exc})") from None
+        raise HistoryError(
+            f"{where}the forecast's timestamps cannot be continued at frequency {freq} ({exc})"
+        ) from None
     return [t.isoformat() for t in future]
 
 
@@ -95,7 +90,9 @@ def _response(loaded: LoadedModel, request: ForecastRequest, forecast: np.ndarra
             bands = forecaster.intervals(forecast, request.levels)
         except HistoryError as exc:
             raise HistoryError(f"{where}{exc}") from None
-        body["intervals"] = {f"{level:g}": {"lower": lo.tolist(), "upper": hi.tolist()} for level, (lo, hi) in bands.items()}
+        body["intervals"] = {
+            f"{level:g}": {"lower": lo.tolist(), "upper": hi.tolist()} for level, (lo, hi) in bands.items()
+        }
     return body
 
 
@@ -111,7 +108,9 @@ def _json(body: dict) -> Response:
     summary="Forecast one series",
 )
 async def forecast(request: ForecastRequest, cache: CacheDep, settings: SettingsDep, metrics: MetricsDep) -> Response:
-    loaded = await _forecaster_for(cache, request)
+    loaded = await served_model(
+        cache, FORECASTER_ARTIFACT, "a forecaster", request.model, request.alias, request.version
+    )
     forecaster: Forecaster = loaded.model
     history = _checked_history(request, forecaster, settings)
     timestamps = _continued_timestamps(request, forecaster)
@@ -136,7 +135,9 @@ async def forecast_batch(
     groups: dict[tuple[str, str, int], list[int]] = {}
     for i, request in enumerate(batch.requests):
         where = f"requests[{i}]: "
-        loaded = await _forecaster_for(cache, request, where)
+        loaded = await served_model(
+            cache, FORECASTER_ARTIFACT, "a forecaster", request.model, request.alias, request.version, where
+        )
         history = _checked_history(request, loaded.model, settings, where)
         items.append((loaded, history, _continued_timestamps(request, loaded.model, where)))
         groups.setdefault((request.model, loaded.version, request.horizon), []).append(i)

@@ -13,8 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.bundle import load_bundle, save_bundle
-from pipelines.images import DEFAULT_MAX_PIXELS, open_image, to_array
+from pipelines.tracking.bundle import load_bundle, save_bundle
+from pipelines.vision.data import DEFAULT_MAX_PIXELS, open_image, to_array
 
 CONFIG_FILE = "classifier.json"
 FILE_RANGE = 255.0  # an uploaded PNG/JPEG's 8-bit pixels; 0..255 maps to the same 0..1 as the training data
@@ -39,7 +39,9 @@ class Classifier:
         height, width, channels = self.input_shape
         model = self.model
 
-        @tf.function(input_signature=[tf.TensorSpec([None, height, width, channels], tf.float32)], reduce_retracing=True)
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, height, width, channels], tf.float32)], reduce_retracing=True
+        )
         def forward(x):
             return model(x, training=False)
 
@@ -89,9 +91,16 @@ class Classifier:
                 pass  # ragged: each image is checked (and named) on its own below
         if isinstance(images, np.ndarray):
             if images.ndim < 2:
-                raise ImageInputError(f"images must be one {self.describe_shape()} image or a batch of them; got shape {images.shape}")
+                raise ImageInputError(
+                    f"images must be one {self.describe_shape()} image or a batch of them; got shape {images.shape}"
+                )
             single = images.ndim == (2 if self.input_shape[2] == 1 else 3)
-            if images.ndim == 3 and self.input_shape[2] == 1 and images.shape[-1] == 1 and images.shape[:2] == self.input_shape[:2]:
+            if (
+                images.ndim == 3
+                and self.input_shape[2] == 1
+                and images.shape[-1] == 1
+                and images.shape[:2] == self.input_shape[:2]
+            ):
                 single = True
             if single:
                 images = images[None]
@@ -130,10 +139,12 @@ class Classifier:
         return save_bundle(directory, self.model, CONFIG_FILE, self.config())
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Classifier":
+    def load(cls, directory: str | Path) -> Classifier:
         model, config = load_bundle(directory, CONFIG_FILE)
         if list(model.input_shape[1:]) != list(config["input_shape"]):
-            raise ValueError(f"{directory}: the network takes {model.input_shape[1:]} but the config says {config['input_shape']}")
+            raise ValueError(
+                f"{directory}: the network takes {model.input_shape[1:]} but the config says {config['input_shape']}"
+            )
         return cls(
             model=model,
             labels=tuple(config["labels"]),

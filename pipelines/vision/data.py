@@ -4,7 +4,7 @@ class sub-folders of PNG/JPEG files.
 Every source becomes one :class:`ImageSet`: pixels ``x[N, H, W, C]`` in the source's own units, integer labels
 ``y`` indexing ``labels``, and the normalisation ``(x - offset) / scale`` that maps the source's pixel range to
 0..1. The normalisation, input shape, colour mode and label names travel with the trained model
-(:mod:`pipelines.classifier`), so a PNG/JPEG upload (0..255 -> 0..1) and a JSON array (source units) are
+(:mod:`pipelines.vision.classifier`), so a PNG/JPEG upload (0..255 -> 0..1) and a JSON array (source units) are
 prepared exactly like the training data.
 
 Image files are opened through :func:`open_image`, which reads only the header to check the format, the
@@ -174,7 +174,9 @@ def load_npz(path: Path) -> ImageSet:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
     except ValueError as exc:
-        raise ImageDataError(f"{where}: cannot read it without unpickling objects ({exc}); store plain numeric arrays") from None
+        raise ImageDataError(
+            f"{where}: cannot read it without unpickling objects ({exc}); store plain numeric arrays"
+        ) from None
     except (OSError, EOFError) as exc:
         raise ImageDataError(f"{where} is not a readable .npz archive ({exc})") from None
     if {"x", "y"} <= arrays.keys():
@@ -200,10 +202,20 @@ def load_npz(path: Path) -> ImageSet:
 
 
 _MODE_NAMES = {
-    "1": "1-bit black-and-white", "L": "8-bit grayscale", "LA": "8-bit grayscale+alpha", "P": "8-bit palette",
-    "PA": "8-bit palette+alpha", "I;16": "16-bit grayscale", "I;16B": "16-bit grayscale", "I;16L": "16-bit grayscale",
-    "I": "32-bit grayscale", "F": "32-bit float grayscale", "RGB": "8-bit RGB", "RGBA": "8-bit RGBA",
-    "CMYK": "8-bit CMYK", "YCbCr": "8-bit YCbCr",
+    "1": "1-bit black-and-white",
+    "L": "8-bit grayscale",
+    "LA": "8-bit grayscale+alpha",
+    "P": "8-bit palette",
+    "PA": "8-bit palette+alpha",
+    "I;16": "16-bit grayscale",
+    "I;16B": "16-bit grayscale",
+    "I;16L": "16-bit grayscale",
+    "I": "32-bit grayscale",
+    "F": "32-bit float grayscale",
+    "RGB": "8-bit RGB",
+    "RGBA": "8-bit RGBA",
+    "CMYK": "8-bit CMYK",
+    "YCbCr": "8-bit YCbCr",
 }
 
 
@@ -234,7 +246,9 @@ def open_image(
         try:
             image = Image.open(stream, formats=IMAGE_FORMATS)  # reads the header only
         except Image.DecompressionBombError as exc:
-            raise TooManyPixels(f"{where} is a decompression bomb ({exc}); at most {max_pixels} pixels are allowed") from None
+            raise TooManyPixels(
+                f"{where} is a decompression bomb ({exc}); at most {max_pixels} pixels are allowed"
+            ) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             raise NotAnImage(f"{where} is not a {allowed} image") from None
         width, height = image.size
@@ -255,7 +269,9 @@ def open_image(
         try:
             image.load()
         except Image.DecompressionBombError as exc:
-            raise TooManyPixels(f"{where} is a decompression bomb ({exc}); at most {max_pixels} pixels are allowed") from None
+            raise TooManyPixels(
+                f"{where} is a decompression bomb ({exc}); at most {max_pixels} pixels are allowed"
+            ) from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise NotAnImage(f"{where} is a damaged {image.format} image that cannot be decoded ({exc})") from None
         return image
@@ -309,7 +325,9 @@ def load_folder(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageSet:
     """One sub-folder per class (its name is the label) of PNG/JPEG files, all the same size."""
     classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise ImageDataError(f"{path} has no sub-folders; put each class's PNG/JPEG files in a sub-folder named after it")
+        raise ImageDataError(
+            f"{path} has no sub-folders; put each class's PNG/JPEG files in a sub-folder named after it"
+        )
     files: list[tuple[Path, int]] = []
     for i, folder in enumerate(classes):
         found = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines import metrics
+from pipelines.forecasting import metrics
 
 ForecastFn = Callable[[list, int], np.ndarray]  # (histories, horizon) -> forecasts[len(histories), horizon]
 

@@ -24,7 +24,7 @@ class Scaler:
             raise ValueError(f"unknown scaler kind {self.kind!r}; allowed: {', '.join(map(repr, KINDS))}")
 
     @classmethod
-    def fit(cls, values: np.ndarray, kind: str = "standard") -> "Scaler":
+    def fit(cls, values: np.ndarray, kind: str = "standard") -> Scaler:
         values = cls(kind=kind)._forward(values)
         spread = float(values.std())
         return cls(float(values.mean()), spread if spread > 1e-12 else 1.0, kind)
@@ -51,5 +51,5 @@ class Scaler:
         return {"kind": self.kind, "loc": self.loc, "scale": self.scale}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Scaler":
+    def from_dict(cls, data: dict) -> Scaler:
         return cls(float(data["loc"]), float(data["scale"]), data.get("kind", "standard"))

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from models.preprocessing import combine_models
-from pipelines.backtest import backtest, fold_origins
-from pipelines.forecaster import Forecaster
-from pipelines.training import TrainConfig, fit_forecaster
+from pipelines.forecasting.backtest import backtest, fold_origins
+from pipelines.forecasting.forecaster import Forecaster
+from pipelines.forecasting.training import TrainConfig, fit_forecaster
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,13 @@ def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object
         if t.config.transform == best.config.transform and t.score <= best.score * COMBINE_WITHIN
     ][:COMBINE_TOP]  # fmt: skip
     description = " + ".join(replace(t.config, members=REFIT_MEMBERS).describe() for t in chosen)
-    log.info("auto on %s: %d trials, combining %s (best backtest MASE %.4f)", series.name, len(trials), description, best.score)
+    log.info(
+        "auto on %s: %d trials, combining %s (best backtest MASE %.4f)",
+        series.name,
+        len(trials),
+        description,
+        best.score,
+    )
 
     first = candidates[id(best.config)]
     combined = combine_forecasters([candidates[id(t.config)].forecaster for t in chosen])
@@ -178,7 +184,9 @@ def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object
     result = backtest(combined.forecast_batch, series.values, base.horizon, origins, base.season)
     earlier = calibration_origins(len(series), base.horizon, origins[0], max(t.config.lookback for t in chosen))
     errors = np.concatenate([calibration_errors(series, [t.config for t in chosen], earlier), result.errors])
-    refits = [fit_forecaster(series.values, replace(t.config, members=REFIT_MEMBERS), freq=series.freq)[0] for t in chosen]
+    refits = [
+        fit_forecaster(series.values, replace(t.config, members=REFIT_MEMBERS), freq=series.freq)[0] for t in chosen
+    ]
     served = combine_forecasters(refits)
     served.meta.update(
         horizon=base.horizon,
@@ -208,7 +216,9 @@ def calibration_errors(series, configs: list[TrainConfig], origins: list[int]) -
     rows = []
     for origin in origins:
         fitted = [fit_forecaster(series.values[:origin], c, freq=series.freq)[0] for c in configs]
-        result = backtest(combine_forecasters(fitted).forecast_batch, series.values, horizon, [origin], configs[0].season)
+        result = backtest(
+            combine_forecasters(fitted).forecast_batch, series.values, horizon, [origin], configs[0].season
+        )
         rows.append(result.errors[0])
     return np.asarray(rows, dtype=np.float64).reshape(len(origins), horizon)
 

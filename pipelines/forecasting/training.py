@@ -7,24 +7,13 @@ from dataclasses import asdict, dataclass, replace
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from models import registry
+from models import builders
 from models.preprocessing import build_forecast_model
-from pipelines.forecaster import Forecaster
-from pipelines.scaling import Scaler
-from pipelines.windows import to_windows
-
-_determinism = False
-
-
-def seed_everything(seed: int) -> None:
-    """Same seed and data -> same weights and metrics."""
-    global _determinism
-    if not _determinism:
-        tf.config.experimental.enable_op_determinism()
-        _determinism = True
-    keras.utils.set_random_seed(seed)
+from pipelines.forecasting.forecaster import Forecaster
+from pipelines.forecasting.scaling import Scaler
+from pipelines.forecasting.windows import to_windows
+from pipelines.seeding import seed_everything
 
 
 @dataclass(frozen=True)
@@ -52,7 +41,7 @@ class TrainConfig:
     budget: float | None = None  # seconds for --variant auto's search (None: pipelines/search.py's default)
     trials: int | None = None  # --variant auto: exactly this many configurations, whatever the clock (reproducible)
 
-    def resolved(self, n: int, season: int | None, default_horizon: int | None) -> "TrainConfig":
+    def resolved(self, n: int, season: int | None, default_horizon: int | None) -> TrainConfig:
         """Fill the defaults that depend on the series (length ``n``, its season and usual horizon)."""
         season = self.season if self.season is not None else season
         horizon = self.horizon or default_horizon or (2 * season if season and season > 1 else 12)
@@ -97,15 +86,18 @@ def fit_forecaster(
     lookback = config.lookback
     n_windows = len(values) - lookback
     if n_windows < 2:
-        raise ValueError(
-            f"training part has {len(values)} values; lookback {lookback} needs at least {lookback + 2}"
-        )
+        raise ValueError(f"training part has {len(values)} values; lookback {lookback} needs at least {lookback + 2}")
     n_val = int(round(n_windows * config.val_fraction)) if n_windows >= 10 else 0
     fit_end = len(values) - n_val  # the scaler sees only what the network fits on
     scaler = Scaler.fit(values[:fit_end], config.transform)
     X, y = to_windows(scaler.transform(values), lookback, 1)
     y = np.repeat(y.reshape(-1, 1), config.members, axis=1)  # every ensemble member fits the same target
-    X_fit, y_fit, X_val, y_val = X[: n_windows - n_val], y[: n_windows - n_val], X[n_windows - n_val :], y[n_windows - n_val :]
+    X_fit, y_fit, X_val, y_val = (
+        X[: n_windows - n_val],
+        y[: n_windows - n_val],
+        X[n_windows - n_val :],
+        y[n_windows - n_val :],
+    )
 
     model, train_model = _build(config, lookback)
     monitor = "val_loss" if n_val else "loss"
@@ -138,10 +130,10 @@ def _build(config: TrainConfig, lookback: int) -> tuple[keras.Model, keras.Model
     ensemble when asked for (both inside the Keras model, so the recursive loop serves them unchanged)."""
     hp = config.hyperparameters()
     if config.normalise == "none" and config.members == 1:
-        model = registry.build(config.variant, lookback=lookback, features=1, **hp)
+        model = builders.build(config.variant, lookback=lookback, features=1, **hp)
         return model, model
     train_model, model = build_forecast_model(
-        lambda length: registry.build(config.variant, lookback=length, features=1, **hp),
+        lambda length: builders.build(config.variant, lookback=length, features=1, **hp),
         lookback,
         normalise=config.normalise,
         season=config.normalise_season or config.season or 1,

@@ -1,0 +1,1 @@
+"""Forecasting: series data, windows, scaling, training, search, backtest, conformal intervals, the Forecaster."""

@@ -1,0 +1,33 @@
+"""The MLflow pyfunc flavour of a seqcast forecaster, logged as models-from-code (no pickled Python objects).
+
+``mlflow.pyfunc.load_model("models:/NAME@champion").predict(history, params={"horizon": 12})``
+returns the forecast: a 1-D array for one history (list, 1-D array, Series or one-column frame),
+a 2-D array for a 2-D batch of equally long histories.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+FORECASTER_ARTIFACT = "forecaster"
+
+
+class SeqcastForecastModel(PythonModel):
+    def load_context(self, context):
+        from pipelines.forecasting.forecaster import Forecaster
+
+        self.forecaster = Forecaster.load(context.artifacts[FORECASTER_ARTIFACT])
+        self.default_horizon = int(self.forecaster.meta.get("horizon", 1))
+
+    def predict(self, context, model_input, params=None):
+        horizon = int((params or {}).get("horizon") or self.default_horizon)
+        if isinstance(model_input, pd.DataFrame):
+            model_input = model_input.to_numpy()
+            if model_input.shape[1] == 1:
+                model_input = model_input[:, 0]
+        values = np.asarray(model_input, dtype=np.float64)
+        if values.ndim == 1:
+            return self.forecaster.forecast(values, horizon)
+        return self.forecaster.forecast_batch(list(values), horizon)

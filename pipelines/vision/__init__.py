@@ -1,0 +1,1 @@
+"""Image classification: image data, the Classifier, its training pipeline, plots and pyfunc class."""
