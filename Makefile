@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run train-defaults serve test ui bench clean
+.PHONY: install run train-defaults serve test lint ui bench clean
 
 # The constraints file pins every package CI tested; pyproject.toml holds the allowed ranges.
 $(STAMP): pyproject.toml constraints.txt
@@ -28,6 +28,12 @@ run: train-defaults serve
 
 test: install
 	$(PY) -m pytest
+
+# ruff (lint + format) and mypy, configured in pyproject.toml
+lint: install
+	$(VENV)/bin/ruff check models pipelines service seqcast tests benchmarks
+	$(VENV)/bin/ruff format --check models pipelines service seqcast tests benchmarks
+	$(VENV)/bin/mypy
 
 ui: install
 	$(VENV)/bin/seqcast ui

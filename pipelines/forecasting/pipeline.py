@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -23,8 +24,8 @@ from pipelines.forecasting.forecaster import Forecaster, load_forecaster
 from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from pipelines.forecasting.search import auto_search
 from pipelines.forecasting.training import TrainConfig, fit_forecaster
-from pipelines.settings import Settings, get_settings
-from pipelines.tracking.registry import TrainOutcome, log_pyfunc_model, register_challenger
+from pipelines.settings import Settings
+from pipelines.tracking.registry import Challenger, TrainOutcome, log_pyfunc_model, register_run
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +47,20 @@ class Candidate:
 
 def train_candidate(series: Series, config: TrainConfig, verbose: int = 0) -> Candidate:
     """Fit on everything before the first backtest origin, then backtest on the folds after it."""
-    origins = fold_origins(len(series), config.horizon, config.folds, config.fold_step)
+    origins = fold_origins(len(series), config.steps, config.folds, config.fold_step)
     forecaster, history = fit_forecaster(series.values[: origins[0]], config, freq=series.freq, verbose=verbose)
     forecaster.meta["horizon"] = config.horizon
-    result = backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season)
+    result = backtest(forecaster.forecast_batch, series.values, config.steps, origins, config.season)
     forecaster.meta["abs_residuals"] = np.abs(result.errors).round(10).tolist()  # conformal intervals
     return Candidate(config, forecaster, history, result)
 
 
-def score_registered(uri: str, series: Series, config: TrainConfig) -> float | None:
-    """The registered model's MASE on the challenger's exact backtest (None when it cannot forecast this series)."""
+def score_registered(uri: str, series: Series, config: TrainConfig) -> float:
+    """The registered model's MASE on the challenger's exact backtest (inf when it cannot forecast this series)."""
     try:
         forecaster = load_forecaster(uri)
-        origins = fold_origins(len(series), config.horizon, config.folds, config.fold_step)
-        return backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season).summary()[
+        origins = fold_origins(len(series), config.steps, config.folds, config.fold_step)
+        return backtest(forecaster.forecast_batch, series.values, config.steps, origins, config.season).summary()[
             "mase"
         ]
     except ValueError as exc:  # e.g. the champion needs a longer history than this split gives
@@ -87,9 +88,7 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
             mlflow.log_metric(f"test_{k}_by_step", float(value), step=step + 1)
     # the same backtest for the free baselines, so the UI shows whether the network earned its place
     for baseline, fn in BASELINES.items():
-        scored = backtest(
-            lambda h, H: fn(h, H, config.season), series.values, config.horizon, result.origins, config.season
-        )
+        scored = backtest(partial(fn, season=config.season), series.values, config.steps, result.origins, config.season)
         metrics.update({f"baseline_{baseline}_{k}": v for k, v in scored.summary().items()})
     metrics.update(backtest_coverage(candidate.forecaster.meta.get("abs_residuals", [])))  # the intervals' own check
     mlflow.log_metrics(metrics)
@@ -125,26 +124,21 @@ def train_and_register(
     verbose: int = 0,
     settings: Settings | None = None,
 ) -> TrainOutcome:
-    settings = settings or get_settings()
-    client, experiment_id = tracking.open_experiment(name, settings)
     config = config.resolved(len(series), series.season, series.meta.get("horizon"))
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-{config.variant}") as run:
-        if config.variant == AUTO:  # networks x preprocessing searched by backtest, within config.budget
+    def train(experiment_id: str) -> Challenger:
+        if config.variant == AUTO:  # networks x preprocessing searched by backtest
             best = auto_search(series, config, lambda c: train_candidate(series, c, verbose))
         else:
             best = train_candidate(series, config, verbose)
-        metrics = _log_candidate(best, series, name)
-        mlflow.set_tag("seqcast.variant", best.config.variant)
-
-        registration = register_challenger(
-            client,
-            name,
-            metrics["test_mase"],
+        return Challenger(
+            variant=best.config.variant,
+            metrics=_log_candidate(best, series, name),
             score_champion=lambda uri: score_registered(uri, series, best.config),
             log_model=lambda: _log_model(best, name),
+            version_tags={"window_config": json.dumps(best.forecaster.config())},
         )
-        version, promoted, champion_score = registration.version, registration.promoted, registration.champion_score
-        client.set_model_version_tag(name, version, "variant", best.config.variant)
-        client.set_model_version_tag(name, version, "window_config", json.dumps(best.forecaster.config()))
-        return TrainOutcome(name, run.info.run_id, version, promoted, metrics, champion_score, best.config.variant)
+
+    return register_run(
+        name, f"{name}-{config.variant}", train, metric="mase", higher_is_better=False, settings=settings
+    )

@@ -21,7 +21,9 @@ class SeqcastForecastModel(PythonModel):
         self.forecaster = Forecaster.load(context.artifacts[FORECASTER_ARTIFACT])
         self.default_horizon = int(self.forecaster.meta.get("horizon", 1))
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
+        # MLflow serving hands a DataFrame; in process, arrays and lists work too (the hint only tells MLflow
+        # not to infer a schema: the signature is given when the model is logged)
         horizon = int((params or {}).get("horizon") or self.default_horizon)
         if isinstance(model_input, pd.DataFrame):
             model_input = model_input.to_numpy()

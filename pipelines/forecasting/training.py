@@ -53,6 +53,13 @@ class TrainConfig:
             lookback = max(2, min(lookback, train_n // 3))
         return replace(self, season=season or 1, horizon=horizon, lookback=lookback)
 
+    @property
+    def steps(self) -> int:
+        """The horizon of a resolved config (see :meth:`resolved`)."""
+        if self.horizon is None:
+            raise ValueError("this config has no horizon yet; resolve it for the series first (TrainConfig.resolved)")
+        return self.horizon
+
     def hyperparameters(self) -> dict:
         return {
             "units": self.units,

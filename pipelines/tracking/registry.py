@@ -1,4 +1,5 @@
-"""The MLflow Model Registry side: load a version or alias, and move ``@champion`` only to a better model."""
+"""The MLflow Model Registry side, for any task: the one train-and-register sequence (:func:`register_run`),
+registration, and the champion rule (``@champion`` moves only to a better model)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from pipelines.settings import Settings
+from pipelines.tracking.experiments import open_experiment
 
 CHAMPION = "champion"
 
@@ -128,3 +132,55 @@ def register_challenger(
     mlflow.log_metric(f"champion_{metric}", champion_score if champion_score is not None else float("nan"))
     mlflow.set_tag("seqcast.promoted", str(promoted))
     return Registration(version, promoted, champion_score)
+
+
+@dataclass
+class Challenger:
+    """What a task's training hands :func:`register_run`: its best candidate, already logged on the run."""
+
+    variant: str
+    metrics: dict[str, float]  # logged on the run; ``test_<metric>`` is the score the champion rule compares
+    score_champion: Callable[[str], float]  # the registered model at this URI on the challenger's own test data
+    log_model: Callable[[], str]  # log and register the challenger; returns its version
+    version_tags: dict[str, str] = field(default_factory=dict)
+    run_tags: dict[str, str] = field(default_factory=dict)
+    grid: list[dict] = field(default_factory=list)
+
+
+def register_run(
+    name: str,
+    run_name: str,
+    train: Callable[[str], Challenger],
+    *,
+    metric: str,
+    higher_is_better: bool,
+    settings: Settings | None = None,
+) -> TrainOutcome:
+    """The sequence every task's training ends with: open NAME's experiment, start a run, ``train(experiment_id)``
+    (which logs its candidate on the run), score the champion on the same test data, register the challenger,
+    move ``@champion`` only if it is better, and tag the run and the new version."""
+    client, experiment_id = open_experiment(name, settings)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        challenger = train(experiment_id)
+        mlflow.set_tags({"seqcast.variant": challenger.variant, **challenger.run_tags})
+        registration = register_challenger(
+            client,
+            name,
+            challenger.metrics[f"test_{metric}"],
+            score_champion=challenger.score_champion,
+            log_model=challenger.log_model,
+            metric=metric,
+            higher_is_better=higher_is_better,
+        )
+        for key, value in {"variant": challenger.variant, **challenger.version_tags}.items():
+            client.set_model_version_tag(name, registration.version, key, value)
+        return TrainOutcome(
+            name,
+            run.info.run_id,
+            registration.version,
+            registration.promoted,
+            challenger.metrics,
+            registration.champion_score,
+            challenger.variant,
+            challenger.grid,
+        )

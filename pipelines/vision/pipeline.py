@@ -22,12 +22,14 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import tensorflow as tf
+from mlflow.models import ModelSignature
+from mlflow.types.schema import ColSpec, Schema
 
 from models import builders
 from pipelines import tracking
 from pipelines.seeding import seed_everything
-from pipelines.settings import Settings, get_settings
-from pipelines.tracking.registry import TrainOutcome, download, log_pyfunc_model, register_challenger
+from pipelines.settings import Settings
+from pipelines.tracking.registry import Challenger, TrainOutcome, download, log_pyfunc_model, register_run
 from pipelines.vision import plots
 from pipelines.vision.classifier import Classifier
 from pipelines.vision.data import ImageSet
@@ -35,7 +37,7 @@ from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
 
 log = logging.getLogger(__name__)
 
-PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_classifier_entry.py")
+PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 GRID_KEYS = {"eta": "learning_rate", "lambda": "l2"}
 METRIC = "accuracy"
 
@@ -190,7 +192,12 @@ def fit_classifier(
         monitor="val_loss" if validation else "loss", patience=config.patience, restore_best_weights=True
     )
     history = model.fit(
-        dataset.prefetch(2), validation_data=validation, epochs=config.epochs, verbose=verbose, callbacks=[stop]
+        dataset.prefetch(2),
+        shuffle=False,  # the dataset reshuffles itself every epoch (seeded); Keras would ignore it and warn
+        validation_data=validation,
+        epochs=config.epochs,
+        verbose=verbose,
+        callbacks=[stop],
     )
     classifier = Classifier(
         model=model,
@@ -304,7 +311,11 @@ def _log_candidate(candidate: ImageCandidate, data: ImageSet, name: str) -> dict
 
 
 def _log_model(candidate: ImageCandidate, name: str) -> str:
-    return log_pyfunc_model(name, PYFUNC_ENTRY, CLASSIFIER_ARTIFACT, candidate.classifier.save)
+    # inputs are arrays or PNG/JPEG bytes (no one schema), so only the output columns every version has are declared
+    outputs = Schema([ColSpec("string", "label"), ColSpec("double", "probability")])
+    return log_pyfunc_model(
+        name, PYFUNC_ENTRY, CLASSIFIER_ARTIFACT, candidate.classifier.save, signature=ModelSignature(outputs=outputs)
+    )
 
 
 def _run_grid(
@@ -321,7 +332,7 @@ def _run_grid(
     etas, lambdas = grid_cells(grid, config)
     train_acc = np.zeros((len(etas), len(lambdas)))
     test_acc = np.zeros_like(train_acc)
-    cells, best = [], None
+    cells, candidates = [], []
     for (i, eta), (j, lam) in itertools.product(enumerate(etas), enumerate(lambdas)):
         cell = replace(config, learning_rate=eta, l2=lam)
         with mlflow.start_run(
@@ -332,8 +343,8 @@ def _run_grid(
             mlflow.set_tags({"seqcast.grid.eta": f"{eta:g}", "seqcast.grid.lambda": f"{lam:g}"})
         train_acc[i, j], test_acc[i, j] = candidate.metrics["train_accuracy"], candidate.metrics["test_accuracy"]
         cells.append({"eta": eta, "lambda": lam, "run_id": run.info.run_id, **candidate.metrics})
-        if best is None or candidate.selection_score > best.selection_score:
-            best = candidate
+        candidates.append(candidate)
+    best = max(candidates, key=lambda c: c.selection_score)  # the first of equals, as the cells ran
     for accuracy, which in ((train_acc, "train"), (test_acc, "test")):
         fig = plots.accuracy_heatmap(accuracy, etas, lambdas, f"{name}: {which} accuracy ({config.variant})")
         mlflow.log_figure(fig, f"{which}_accuracy_heatmap.png")
@@ -355,40 +366,26 @@ def train_images_and_register(
     settings: Settings | None = None,
 ) -> TrainOutcome:
     config.check()
-    settings = settings or get_settings()
-    client, experiment_id = tracking.open_experiment(name, settings)
     split = data.split(config.test_fraction, config.split_seed)
-    run_name = f"{name}-{config.variant}" + ("-grid" if grid else "")
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-        cells = []
+
+    def train(experiment_id: str) -> Challenger:
+        cells: list[dict] = []
         if grid:
             best, cells = _run_grid(data, split, config, grid, name, experiment_id, verbose)
         else:
             best = train_candidate(data, split, config, verbose)
-        metrics = _log_candidate(best, data, name)
-        mlflow.set_tags({"seqcast.task": "classify", "seqcast.variant": best.config.variant})
-        registration = register_challenger(
-            client,
-            name,
-            metrics["test_accuracy"],
+        return Challenger(
+            variant=best.config.variant,
+            metrics=_log_candidate(best, data, name),
             score_champion=lambda uri: score_registered(uri, data, split[1]),
             log_model=lambda: _log_model(best, name),
-            metric=METRIC,
-            higher_is_better=True,
+            version_tags={"task": "classify", "classifier_config": _json(best.classifier.config())},
+            run_tags={"seqcast.task": "classify"},
+            grid=cells,
         )
-        client.set_model_version_tag(name, registration.version, "task", "classify")
-        client.set_model_version_tag(name, registration.version, "variant", best.config.variant)
-        client.set_model_version_tag(name, registration.version, "classifier_config", _json(best.classifier.config()))
-        return TrainOutcome(
-            name,
-            run.info.run_id,
-            registration.version,
-            registration.promoted,
-            metrics,
-            registration.champion_score,
-            best.config.variant,
-            cells,
-        )
+
+    run_name = f"{name}-{config.variant}" + ("-grid" if grid else "")
+    return register_run(name, run_name, train, metric=METRIC, higher_is_better=True, settings=settings)
 
 
 def _json(value) -> str:

@@ -23,7 +23,9 @@ class SeqcastClassifierModel(PythonModel):
 
         self.classifier = Classifier.load(context.artifacts[CLASSIFIER_ARTIFACT])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
+        # MLflow serving hands a DataFrame; in process, arrays and lists work too (the hint only tells MLflow
+        # not to infer a schema: the signature is given when the model is logged)
         classifier = self.classifier
         if isinstance(model_input, pd.DataFrame):
             model_input = model_input.to_numpy()
