@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,9 +40,8 @@ def build(name: str, **kwargs) -> keras.Model:
     return REGISTRY[name].builder(**kwargs)
 
 
-# builders register themselves on import
-from models import (
-    cnn,  # noqa: F401
-    mlp,  # noqa: F401
-    recurrent,  # noqa: F401
-)
+# The builder modules, loaded for their side effect: each imports ``register`` from here and registers its
+# builders on import, so they load last, once this module is complete. The order is the registry's (names()
+# and the unknown-model message list the forecasting networks first), so it is data, not import statements.
+for _module in ("recurrent", "mlp", "cnn"):
+    importlib.import_module(f"models.{_module}")

@@ -215,7 +215,7 @@ def combine_models(
     lookback = max(int(m.input_shape[1]) for m in models)
     window = keras.Input((lookback, len(models)), name="window")
     outs = []
-    for k, (model, (scale, shift)) in enumerate(zip(models, into_member)):
+    for k, (model, (scale, shift)) in enumerate(zip(models, into_member, strict=True)):
         member = keras.Model(model.inputs[0], model.outputs[0], name=f"model_{k}")
         x = LastSteps(int(model.input_shape[1]), channel=k, name=f"last_steps_{k}")(window)
         y = member(Affine(scale, shift, name=f"into_{k}")(x))

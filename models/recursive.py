@@ -133,8 +133,9 @@ class RecursiveForecaster:
     def _loop(self, windows: tf.Tensor, horizon: tf.Tensor, buffer: tf.Tensor) -> tf.Tensor:
         self.traces += 1  # Python runs only while tracing
         out = tf.TensorArray(windows.dtype, size=buffer.shape[0])  # static size: the horizon bucket
-        wide = self._unrolled is not None and windows.shape[0] >= UNROLLED_FROM_BATCH
-        model = self._unrolled if wide else self.model  # chosen at trace time, per batch bucket
+        model = self.model  # chosen at trace time, per batch bucket
+        if self._unrolled is not None and windows.shape[0] >= UNROLLED_FROM_BATCH:
+            model = self._unrolled
         paths = tf.repeat(windows[:, :, None], self.paths, axis=2)
 
         def body(i, paths, out):
@@ -166,7 +167,7 @@ class RecursiveForecaster:
                 chunks.append((own if own in programs else key, rest))
             if key in programs:
                 return chunks, []
-        fitting = {}  # batch bucket -> the shortest compiled output buffer at least ``steps`` long
+        fitting: dict[int, int] = {}  # batch bucket -> the shortest compiled output buffer at least ``steps`` long
         for b, s in programs:
             if b > 1 and s >= steps and s < fitting.get(b, s + 1):
                 fitting[b] = s
