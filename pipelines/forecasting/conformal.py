@@ -44,6 +44,6 @@ def backtest_coverage(abs_residuals, levels=(0.8, 0.95)) -> dict[str, float]:
         inside = [
             np.abs(residuals[k]) <= interval_widths(np.delete(residuals, k, axis=0), residuals.shape[1], level)
             for k in range(len(residuals))
-        ]  # fmt: skip
+        ]
         out[f"interval_coverage_{round(level * 100)}"] = float(np.mean(inside))
     return out

@@ -87,9 +87,15 @@ def load_builtin(name: str) -> Series:
         frame = pd.read_csv(p)
     series = from_frame(frame, name=name, time_col="timestamp", value_col="value", source=entry["source"])
     return Series(
-        name, series.values, series.timestamps, entry["freq"], entry["season"], entry["source"],
-        series.interpolated, {"horizon": entry["horizon"]},
-    )  # fmt: skip
+        name=name,
+        values=series.values,
+        timestamps=series.timestamps,
+        freq=entry["freq"],
+        season=entry["season"],
+        source=entry["source"],
+        interpolated=series.interpolated,
+        meta={"horizon": entry["horizon"]},
+    )
 
 
 def load_series(data: str, *, time_col: str | None = None, value_col: str | None = None) -> Series:

@@ -28,7 +28,7 @@ def forecast_vs_actual(values: np.ndarray, train_end: int, origins: list[int], f
     t = np.arange(len(values))
     ax.plot(t, values, color="black", lw=1, label="actual")
     ax.axvspan(0, train_end - 1, color="tab:blue", alpha=0.12, label="training region")
-    for k, (origin, forecast) in enumerate(zip(origins, forecasts)):
+    for k, (origin, forecast) in enumerate(zip(origins, forecasts, strict=True)):
         ax.plot(
             np.arange(origin, origin + len(forecast)),
             forecast,

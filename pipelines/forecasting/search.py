@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -18,8 +19,12 @@ import pandas as pd
 
 from models.preprocessing import combine_models
 from pipelines.forecasting.backtest import backtest, fold_origins
+from pipelines.forecasting.data import Series
 from pipelines.forecasting.forecaster import Forecaster
 from pipelines.forecasting.training import TrainConfig, fit_forecaster
+
+if TYPE_CHECKING:  # the pipeline imports this module: its candidate type only for the checker
+    from pipelines.forecasting.pipeline import Candidate
 
 log = logging.getLogger(__name__)
 
@@ -72,31 +77,38 @@ def search_space(base: TrainConfig, n: int, positive: bool, freq: str | None = N
     profile) and learns a correction; the search's training schedule (lr, epochs, patience) suits that start."""
     season = base.season or 1
     base = replace(base, learning_rate=3e-3, epochs=200, patience=20, members=TRIAL_MEMBERS)
-    shapes = []  # (normalise, normalise_season, lookback)
-    fit_n = n - base.horizon * base.folds
+    shapes: list[tuple[str, int | None, int]] = []  # (normalise, normalise_season, lookback)
+    fit_n = n - base.steps * base.folds
     week = weekly_season(freq, season)
     if week and fit_n > 4 * (week + season):
         shapes.append(("seasonal", week, week + season))
     seasons = 3 if 6 * season <= fit_n else 2  # a profile over three seasons where there are windows to learn from
     if season > 1 and 2 * seasons * season <= fit_n:
         shapes.append(("profile", season, seasons * season))
-    if season > 1 and base.lookback - season >= 2:
-        shapes.append(("seasonal", season, base.lookback))
-    if season > 1 and 3 * season > base.lookback and 3 * (3 * season) <= fit_n:
+    lookback = base.window
+    if season > 1 and lookback - season >= 2:
+        shapes.append(("seasonal", season, lookback))
+    if season > 1 and 3 * season > lookback and 3 * (3 * season) <= fit_n:
         shapes.append(("seasonal", season, 3 * season))  # more seasonal differences to read the dynamics from
-    shapes.append(("last", None, base.lookback))
-    if season == 1 and base.lookback >= 4:
-        shapes.append(("seasonal", 1, base.lookback))  # first differences in, the next difference out
-    shapes.append(("mean", None, base.lookback))
+    shapes.append(("last", None, lookback))
+    if season == 1 and lookback >= 4:
+        shapes.append(("seasonal", 1, lookback))  # first differences in, the next difference out
+    shapes.append(("mean", None, lookback))
     transforms = ["standard", "log"] if positive else ["standard"]
     configs = []
     for variant in ("mlp", "gru"):
-        for normalise, norm_season, lookback in shapes:
+        for normalise, norm_season, shape_lookback in shapes:
             for transform in transforms:
                 configs.append(
-                    replace(base, variant=variant, normalise=normalise, normalise_season=norm_season,
-                            lookback=lookback, transform=transform)
-                )  # fmt: skip
+                    replace(
+                        base,
+                        variant=variant,
+                        normalise=normalise,
+                        normalise_season=norm_season,
+                        lookback=shape_lookback,
+                        transform=transform,
+                    )
+                )
     return configs
 
 
@@ -137,7 +149,7 @@ def best_trial(trials: list[Trial]) -> Trial:
     return min(usable, key=lambda t: t.score)
 
 
-def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object]):
+def auto_search(series: Series, base: TrainConfig, train: Callable[[TrainConfig], Candidate]) -> Candidate:
     """Search, combine the best few configurations, refit the combination on the whole series.
 
     ``train(config)`` is the pipeline's ``train_candidate`` (fit before the first backtest origin, backtest
@@ -151,10 +163,10 @@ def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object
     start = time.monotonic()
     budget = base.budget if base.budget is not None else DEFAULT_BUDGET_S
     if base.folds == 1 and base.fold_step is None:
-        folds, step = backtest_folds(len(series), base.horizon, base.lookback)
+        folds, step = backtest_folds(len(series), base.steps, base.window)
         base = replace(base, folds=folds, fold_step=step)
     positive = bool(np.min(series.values) > 0)
-    candidates = {}
+    candidates: dict[int, Candidate] = {}  # id(config) -> its trial's candidate
 
     def evaluate(config: TrainConfig) -> float:
         candidate = train(config)
@@ -166,9 +178,10 @@ def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object
     trials = run_trials(space, evaluate, budget * SEARCH_SHARE, max_trials=base.trials)
     best = best_trial(trials)
     chosen = [
-        t for t in sorted(trials, key=lambda t: t.score)
+        t
+        for t in sorted(trials, key=lambda t: t.score)
         if t.config.transform == best.config.transform and t.score <= best.score * COMBINE_WITHIN
-    ][:COMBINE_TOP]  # fmt: skip
+    ][:COMBINE_TOP]
     description = " + ".join(replace(t.config, members=REFIT_MEMBERS).describe() for t in chosen)
     log.info(
         "auto on %s: %d trials, combining %s (best backtest MASE %.4f)",
@@ -180,9 +193,9 @@ def auto_search(series, base: TrainConfig, train: Callable[[TrainConfig], object
 
     first = candidates[id(best.config)]
     combined = combine_forecasters([candidates[id(t.config)].forecaster for t in chosen])
-    origins = fold_origins(len(series), base.horizon, base.folds, base.fold_step)
-    result = backtest(combined.forecast_batch, series.values, base.horizon, origins, base.season)
-    earlier = calibration_origins(len(series), base.horizon, origins[0], max(t.config.lookback for t in chosen))
+    origins = fold_origins(len(series), base.steps, base.folds, base.fold_step)
+    result = backtest(combined.forecast_batch, series.values, base.steps, origins, base.season)
+    earlier = calibration_origins(len(series), base.steps, origins[0], max(t.config.window for t in chosen))
     errors = np.concatenate([calibration_errors(series, [t.config for t in chosen], earlier), result.errors])
     refits = [
         fit_forecaster(series.values, replace(t.config, members=REFIT_MEMBERS), freq=series.freq)[0] for t in chosen
@@ -206,13 +219,13 @@ def calibration_origins(n: int, horizon: int, first_origin: int, lookback: int) 
     return [o for o in (first_origin - k * horizon for k in range(CALIBRATION_REFITS, 0, -1)) if o >= min_fit]
 
 
-def calibration_errors(series, configs: list[TrainConfig], origins: list[int]) -> np.ndarray:
+def calibration_errors(series: Series, configs: list[TrainConfig], origins: list[int]) -> np.ndarray:
     """Errors ``[len(origins), horizon]`` of ``configs`` combined, refitted on the values before each origin.
 
     The backtest folds alone make intervals too narrow: the configurations were chosen for erring little on
     exactly those folds, and a few overlapping folds see one stretch of the series. These forecasts come from
     earlier stretches that no trial was scored on."""
-    horizon = configs[0].horizon
+    horizon = configs[0].steps
     rows = []
     for origin in origins:
         fitted = [fit_forecaster(series.values[:origin], c, freq=series.freq)[0] for c in configs]

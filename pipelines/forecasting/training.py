@@ -34,11 +34,11 @@ class TrainConfig:
     val_fraction: float = 0.2
     folds: int = 1
     fold_step: int | None = None  # None: folds are a horizon apart; smaller steps overlap them
-    transform: str = "standard"  # global: "standard" or "log" (positive series), see pipelines/scaling.py
+    transform: str = "standard"  # global: "standard" or "log" (positive series), see pipelines/forecasting/scaling.py
     normalise: str = "none"  # per window, inside the model: none | last | mean | seasonal (models/preprocessing.py)
     normalise_season: int | None = None  # the season ``seasonal`` differences over (None: ``season``), e.g. a week
     members: int = 1  # an ensemble of this many independently initialised networks, averaged
-    budget: float | None = None  # seconds for --variant auto's search (None: pipelines/search.py's default)
+    budget: float | None = None  # seconds for --variant auto's search (None: pipelines/forecasting/search.py's default)
     trials: int | None = None  # --variant auto: exactly this many configurations, whatever the clock (reproducible)
 
     def resolved(self, n: int, season: int | None, default_horizon: int | None) -> TrainConfig:
@@ -59,6 +59,13 @@ class TrainConfig:
         if self.horizon is None:
             raise ValueError("this config has no horizon yet; resolve it for the series first (TrainConfig.resolved)")
         return self.horizon
+
+    @property
+    def window(self) -> int:
+        """The lookback of a resolved config (see :meth:`resolved`)."""
+        if self.lookback is None:
+            raise ValueError("this config has no lookback yet; resolve it for the series first (TrainConfig.resolved)")
+        return self.lookback
 
     def hyperparameters(self) -> dict:
         return {
@@ -90,7 +97,7 @@ def fit_forecaster(
     """Train ``config.variant`` on ``values`` (the training part only); returns the forecaster and loss curves."""
     seed_everything(config.seed)
     values = np.asarray(values, dtype=np.float64)
-    lookback = config.lookback
+    lookback = config.window
     n_windows = len(values) - lookback
     if n_windows < 2:
         raise ValueError(f"training part has {len(values)} values; lookback {lookback} needs at least {lookback + 2}")

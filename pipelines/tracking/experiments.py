@@ -42,5 +42,5 @@ def open_experiment(name: str, settings: Settings | None = None) -> tuple[Mlflow
 
 def log_history(history: dict[str, list[float]]) -> None:
     """Keras' per-epoch curves (``loss``, ``val_loss``, ``accuracy``, ...) as MLflow metrics with step = epoch."""
-    for epoch, values in enumerate(zip(*history.values())):
-        mlflow.log_metrics(dict(zip(history.keys(), values)), step=epoch)
+    for epoch, values in enumerate(zip(*history.values(), strict=True)):  # one value per epoch in every curve
+        mlflow.log_metrics(dict(zip(history.keys(), values, strict=True)), step=epoch)
