@@ -6,6 +6,7 @@ Training, the MLflow pyfunc flavour and ``POST /v1/classify`` all classify throu
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,8 @@ class Classifier:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(int(v) for v in self.model.input_shape[1:])
+        height, width, channels = self.model.input_shape[1:]
+        return int(height), int(width), int(channels)
 
     def describe_shape(self) -> str:
         height, width, channels = self.input_shape
@@ -85,10 +87,8 @@ class Classifier:
     def prepare_arrays(self, images) -> np.ndarray:
         """A batch ``[N, H, W(, C)]`` (or one image) in the training data's units -> ``[N, H, W, C]`` normalised."""
         if not isinstance(images, np.ndarray):
-            try:
+            with contextlib.suppress(ValueError, TypeError):  # ragged: each image is checked (and named) below
                 images = np.asarray(images, dtype=np.float64)
-            except (ValueError, TypeError):
-                pass  # ragged: each image is checked (and named) on its own below
         if isinstance(images, np.ndarray):
             if images.ndim < 2:
                 raise ImageInputError(

@@ -65,7 +65,8 @@ class ImageSet:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(int(v) for v in self.x.shape[1:])
+        height, width, channels = self.x.shape[1:]
+        return int(height), int(width), int(channels)
 
     @property
     def fingerprint(self) -> str:
@@ -138,12 +139,12 @@ def _labels_from(y: np.ndarray, names: np.ndarray | None, where: str) -> tuple[n
         classes = np.unique(y)
         index = np.searchsorted(classes, y)
         if names is not None:
-            names = [str(n) for n in np.asarray(names).ravel()]
-            if classes.min() < 0 or classes.max() >= len(names):
+            label_names = [str(n) for n in np.asarray(names).ravel()]
+            if classes.min() < 0 or classes.max() >= len(label_names):
                 raise ImageDataError(
-                    f"{where}: labels run from {classes.min()} to {classes.max()} but label_names has {len(names)} entries"
+                    f"{where}: labels run from {classes.min()} to {classes.max()} but label_names has {len(label_names)} entries"
                 )
-            labels = tuple(names[c] for c in classes)
+            labels = tuple(label_names[c] for c in classes)
         else:
             labels = tuple(str(c) for c in classes)
         return index.astype(np.int64), labels
@@ -240,9 +241,8 @@ def open_image(
     size the caller will shrink to; a JPEG at least twice as big is decoded at 1/2, 1/4 or 1/8 scale (never
     below ``size``) and its bytes are checked at that scale.
     """
-    stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else open(data, "rb")
     allowed = " or ".join(IMAGE_FORMATS)
-    try:
+    with io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else open(data, "rb") as stream:
         try:
             image = Image.open(stream, formats=IMAGE_FORMATS)  # reads the header only
         except Image.DecompressionBombError as exc:
@@ -257,7 +257,7 @@ def open_image(
                 f"{where} is {width}x{height} = {width * height} pixels; at most {max_pixels} are allowed"
             )
         if size is not None and image.format == "JPEG":
-            image.draft(None, tuple(size))  # DCT scaling: the full-size pixels are never held
+            image.draft(None, size)  # DCT scaling: the full-size pixels are never held
         if max_bytes is not None:
             needed = decoded_bytes(image.mode, image.size)
             if needed > max_bytes:
@@ -275,8 +275,6 @@ def open_image(
         except (OSError, SyntaxError, ValueError) as exc:
             raise NotAnImage(f"{where} is a damaged {image.format} image that cannot be decoded ({exc})") from None
         return image
-    finally:
-        stream.close()
 
 
 def is_grayscale(image: Image.Image) -> bool:
@@ -314,9 +312,9 @@ def to_array(image: Image.Image, color_mode: str, size: tuple[int, int] | None =
         image = Image.alpha_composite(background, image)
     if image.mode != target:  # convert() to the same mode would only copy
         image = image.convert(target)
-    if size is not None and image.size != tuple(size):
+    if size is not None and image.size != size:
         shrinking = image.size[0] * image.size[1] > size[0] * size[1]
-        image = image.resize(tuple(size), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
+        image = image.resize(size, Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
     array = np.asarray(image, dtype=np.float32)
     return array[..., None] if array.ndim == 2 else array
 
@@ -338,7 +336,7 @@ def load_folder(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageSet:
     for file, _ in files:
         images.append(open_image(file, max_pixels, where=str(file)))
     first = images[0]
-    for file_image, (file, _) in zip(images, files):
+    for file_image, (file, _) in zip(images, files, strict=True):
         if file_image.size != first.size:
             raise ImageDataError(
                 f"images differ in size: {files[0][0]} is {first.size[0]}x{first.size[1]} but {file} is "

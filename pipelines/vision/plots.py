@@ -41,7 +41,7 @@ def confusion_matrix(matrix: np.ndarray, labels, title: str):
                 ax.text(
                     j,
                     i,
-                    int(matrix[i, j]),
+                    str(int(matrix[i, j])),
                     ha="center",
                     va="center",
                     fontsize=8,
