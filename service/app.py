@@ -104,10 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         miss_ttl=settings.not_found_ttl_seconds,
         max_misses=settings.max_cached_misses,
         on_swap=lambda name, old, new: metrics.swaps.labels(name).inc(),
-        on_load=lambda loaded, seconds: (
-            metrics.loads.labels(loaded.name, loaded.kind).inc(),
-            metrics.load_seconds.observe(seconds),
-        ),
+        on_load=metrics.model_loaded,
     )
     preload = Preload(cache, settings.preload_models, settings.preload_retry_max_seconds)
 

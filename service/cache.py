@@ -271,7 +271,7 @@ class ModelCache:
         for key in [k for k in list(self._aliases) if name is None or k[0] == name]:
             model_name, ref = key
             old = self._aliases.get(key)
-            previous = old and old.version
+            previous = old.version if old is not None else None
             version = None
             try:
                 version = self._resolve_alias(model_name, ref[1:])

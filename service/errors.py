@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import uuid
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -33,7 +34,11 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-def _described(description: str) -> dict:
+# FastAPI's ``responses=``: status code -> OpenAPI response (a ``model`` and a ``description``)
+Responses = dict[int | str, dict[str, Any]]
+
+
+def _described(description: str) -> dict[str, Any]:
     return {"model": ErrorBody, "description": description}
 
 
@@ -48,16 +53,16 @@ class InvalidRequest(BaseModel):
     detail: str | list[ValidationIssue]
 
 
-AUTH_RESPONSES = {
+AUTH_RESPONSES: Responses = {
     401: _described("the X-API-Key header is missing"),
     403: _described("the X-API-Key header is wrong"),
     503: _described("the server has no API key configured, so mutating endpoints are off"),
 }
-MODEL_RESPONSES = {
+MODEL_RESPONSES: Responses = {
     404: _described("unknown model, version or alias"),
     503: _described("the registry did not answer in time, or the version cannot be served (the detail says which)"),
 }
-BODY_RESPONSES = {
+BODY_RESPONSES: Responses = {
     400: _described("the body cannot be read as UTF-8 JSON"),
     413: _described("the request body is over the size limit"),
     422: {

@@ -7,6 +7,8 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.cache import LoadedModel
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -45,6 +47,11 @@ class Metrics:
             "seqcast_model_swaps", "alias moves picked up (hot swaps)", ["model"], registry=self.registry
         )
         self.loaded = Gauge("seqcast_models_loaded", "cache entries (aliases and versions)", registry=self.registry)
+
+    def model_loaded(self, loaded: LoadedModel, seconds: float) -> None:
+        """The cache's ``on_load``: one more load of this model and kind, and how long it took."""
+        self.loads.labels(loaded.name, loaded.kind).inc()
+        self.load_seconds.observe(seconds)
 
 
 class MetricsMiddleware:

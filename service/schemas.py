@@ -1,4 +1,4 @@
-"""Request and response bodies of the forecast endpoints (the contract in DESIGN.md)."""
+"""Request and response bodies of the forecast endpoints (the contract in docs/architecture.md)."""
 
 from __future__ import annotations
 

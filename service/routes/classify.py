@@ -1,6 +1,6 @@
 """``POST /v1/classify``: the CNN classifier from the registry, on the forecast endpoints' shared model cache.
 
-Two bodies (DESIGN.md):
+Two bodies (the contract in docs/architecture.md):
 
 * ``multipart/form-data`` with a ``file`` field (a PNG or JPEG of any size: converted to the model's grayscale
   or RGB, resized to its input, 0..255 mapped to the trained 0..1) and a ``model`` field (``alias``,
@@ -37,7 +37,7 @@ from pipelines.vision.classifier import Classifier, ImageInputError
 from pipelines.vision.data import NotAnImage, TooManyBytes, TooManyPixels, open_image
 from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
 from service.deps import CacheDep, SettingsDep
-from service.errors import BODY_RESPONSES, MODEL_RESPONSES, ErrorBody
+from service.errors import BODY_RESPONSES, MODEL_RESPONSES, ErrorBody, Responses
 from service.routes import served_model
 from service.schemas import MAX_VERSION, FiniteNumber, ModelName, Version
 
@@ -112,7 +112,7 @@ _OPENAPI = {
         },
     }
 }
-_RESPONSES = {
+_RESPONSES: Responses = {
     **MODEL_RESPONSES,
     **BODY_RESPONSES,
     413: {
@@ -179,6 +179,7 @@ def _json_response(body: dict) -> Response:
     summary="Classify one image (PNG/JPEG upload or a JSON pixel array): the top-k labels with probabilities",
 )
 async def classify(request: Request, cache: CacheDep, settings: SettingsDep) -> Response:
+    params: UploadForm | ClassifyRequest  # the fields both bodies share: model, alias, version, top_k
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         params, data = await _from_upload(request)

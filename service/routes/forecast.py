@@ -45,12 +45,15 @@ def _checked_history(
         raise HistoryError(f"{where}{exc}") from None
 
 
-def _continued_timestamps(request: ForecastRequest, forecaster: Forecaster, where: str = "") -> list[str] | None:
+def _continued_timestamps(
+    request: ForecastRequest, history: np.ndarray, forecaster: Forecaster, where: str = ""
+) -> list[str] | None:
+    """The forecast's timestamps, continuing ``request.timestamps`` (one per value of the checked ``history``)."""
     if request.timestamps is None:
         return None
-    if len(request.timestamps) != len(request.history):
+    if len(request.timestamps) != len(history):
         raise HistoryError(
-            f"{where}timestamps has {len(request.timestamps)} entries and history {len(request.history)}; "
+            f"{where}timestamps has {len(request.timestamps)} entries and history {len(history)}; "
             "give one timestamp per history value"
         )
     try:
@@ -113,7 +116,7 @@ async def forecast(request: ForecastRequest, cache: CacheDep, settings: Settings
     )
     forecaster: Forecaster = loaded.model
     history = _checked_history(request, forecaster, settings)
-    timestamps = _continued_timestamps(request, forecaster)
+    timestamps = _continued_timestamps(request, history, forecaster)
     if forecaster.is_compiled(request.horizon):
         values = forecaster.forecast(history, request.horizon)
     else:  # compiling takes hundreds of ms: never on the event loop
@@ -139,15 +142,15 @@ async def forecast_batch(
             cache, FORECASTER_ARTIFACT, "a forecaster", request.model, request.alias, request.version, where
         )
         history = _checked_history(request, loaded.model, settings, where)
-        items.append((loaded, history, _continued_timestamps(request, loaded.model, where)))
+        items.append((loaded, history, _continued_timestamps(request, history, loaded.model, where)))
         groups.setdefault((request.model, loaded.version, request.horizon), []).append(i)
 
     def run_groups() -> dict[int, np.ndarray]:
-        out = {}
+        out: dict[int, np.ndarray] = {}  # request index -> its forecast
         for (_, _, horizon), members in groups.items():
             forecaster: Forecaster = items[members[0]][0].model
-            values = forecaster.forecast_batch([items[i][1] for i in members], horizon)
-            out.update(zip(members, values))
+            values = forecaster.forecast_batch([items[i][1] for i in members], horizon)  # a row per member
+            out.update(zip(members, values, strict=True))
         return out
 
     forecasts = await anyio.to_thread.run_sync(run_groups)
