@@ -249,22 +249,38 @@ def main(argv=None) -> int:
     geo = {m: geometric_mean([r["mase"][m] for r in scored]) if scored else None for m in methods}
     mean_smape = {m: float(np.mean([r["smape"][m] for r in scored])) if scored else None for m in methods}
     over = "" if not failed else f" (over the {len(scored)} of {len(rows)} series seqcast served)"
-    print(f"| geometric mean MASE / mean sMAPE{over} | "
-          + " | ".join("n/a" if geo[m] is None else f"{geo[m]:.3f} / {mean_smape[m]:.1f}" for m in methods) + " |")  # fmt: skip
+    print(
+        f"| geometric mean MASE / mean sMAPE{over} | "
+        + " | ".join("n/a" if geo[m] is None else f"{geo[m]:.3f} / {mean_smape[m]:.1f}" for m in methods)
+        + " |"
+    )
     beats = sum(r["mase"]["seqcast"] < r["mase"]["SeasonalNaive"] for r in scored)
-    print(f"\ncells: MASE / sMAPE (%). seqcast beats seasonal naive on {beats} of {len(rows)} series"
-          + (f"; failed on {len(failed)}" if failed else ""))  # fmt: skip
+    print(
+        f"\ncells: MASE / sMAPE (%). seqcast beats seasonal naive on {beats} of {len(rows)} series"
+        + (f"; failed on {len(failed)}" if failed else "")
+    )
     pooled = {str(lv): covered[lv] / n_points if n_points else None for lv in LEVELS}
-    print("pooled interval coverage on the hold-outs: "
-          + ", ".join(f"{float(k):.0%}: " + ("n/a" if v is None else f"{v:.1%}") for k, v in pooled.items())
-          + f" ({n_points} points)")  # fmt: skip
+    print(
+        "pooled interval coverage on the hold-outs: "
+        + ", ".join(f"{float(k):.0%}: " + ("n/a" if v is None else f"{v:.1%}") for k, v in pooled.items())
+        + f" ({n_points} points)"
+    )
     for row in failed:
         print(f"FAILED {row['series']}: {row['error']}")
     print(f"total {time.monotonic() - started:.0f}s; the runs and trials: SEQCAST_DATA_DIR={data_dir} seqcast ui")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"rows": rows, "geometric_mean_mase": geo, "pooled_coverage": pooled, "beats_seasonal_naive": beats,
-                       "failed": {r["series"]: r["error"] for r in failed}}, fh, indent=2)  # fmt: skip
+            json.dump(
+                {
+                    "rows": rows,
+                    "geometric_mean_mase": geo,
+                    "pooled_coverage": pooled,
+                    "beats_seasonal_naive": beats,
+                    "failed": {r["series"]: r["error"] for r in failed},
+                },
+                fh,
+                indent=2,
+            )
     return 1 if failed else 0
 
 

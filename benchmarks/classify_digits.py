@@ -60,7 +60,7 @@ def main() -> None:
         rows.append((accuracy, seconds))
         print(f"{seed:>10}  {accuracy:>13.4f}  {seconds:>7.1f}", flush=True)
     if len(rows) > 1:
-        accs, secs = zip(*rows)
+        accs, secs = zip(*rows, strict=True)
         print(f"{'mean':>10}  {sum(accs) / len(accs):>13.4f}  {sum(secs) / len(secs):>7.1f}")
         print(f"{'min':>10}  {min(accs):>13.4f}  {max(secs):>7.1f} (max)")
 

@@ -26,13 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-
+# after the two lines above: TensorFlow reads the log level when it loads, and this tree's models/ must win
 from models import builders  # noqa: E402
 from models.preprocessing import build_forecast_model  # noqa: E402
 

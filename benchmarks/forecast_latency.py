@@ -135,7 +135,7 @@ def main() -> int:
     series = load_series("sine_noise").values
     history = series[-max(forecaster.min_history, 48) :].round(6).tolist()
     model = forecaster.model
-    layers = ", ".join(f"{type(l).__name__}({getattr(l, 'units', '')})" for l in model.layers[1:])
+    layers = ", ".join(f"{type(layer).__name__}({getattr(layer, 'units', '')})" for layer in model.layers[1:])
     print(
         f"model: {args.model} version {champion.version}: {layers}, lookback {forecaster.lookback}; "
         f"horizon {horizon}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}"
