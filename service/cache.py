@@ -238,6 +238,7 @@ class ModelCache:
 
     def _load_key(self, key: tuple[str, str]) -> LoadedModel:
         name, ref = key
+        version: str | None = None
         try:
             version = self._resolve_alias(name, ref[1:]) if ref[0] == "@" else ref
             loaded = self._load_version(name, version)
@@ -248,6 +249,8 @@ class ModelCache:
         except (ModelNotFound, ModelLoadError) as exc:
             with self._lock:
                 self._refused.put(key, exc, self.miss_ttl)
+                if isinstance(exc, ModelLoadError):  # shown by GET /v1/models/{name} until a load succeeds
+                    self._errors.put(key, {"version": version, "error": str(exc)}, float("inf"))
             raise
         except RegistryUnavailable:
             raise

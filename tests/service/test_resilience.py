@@ -292,9 +292,13 @@ def test_a_refused_champion_keeps_the_old_version_serving_and_says_why(refused_v
                 while name not in restarted.state.preload.failures:
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.05)
-                return await http.get("/ready"), await http.post("/v1/forecast", json=body)
+                return (
+                    await http.get("/ready"),
+                    await http.post("/v1/forecast", json=body),
+                    await http.get(f"/v1/models/{name}"),
+                )
 
-        ready, refused = run(after_restart())
+        ready, refused, described = run(after_restart())
     finally:
         client.set_registered_model_alias(name, CHAMPION, "1")
     [change] = reload.json()["changes"]
@@ -314,6 +318,7 @@ def test_a_refused_champion_keeps_the_old_version_serving_and_says_why(refused_v
         and ready.json()["detail"] == f"the champion of {name} is not served yet ({name}: {error})"
     )
     assert (refused.status_code, refused.json()) == (503, {"detail": error})
+    assert described.json()["errors"] == {"@champion": {"version": "3", "error": error}}  # without a reload
 
 
 # --- 7. compiling a new shape never runs on the event loop -------------------------------------------------
