@@ -12,7 +12,8 @@ PORT ?= 8000
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	@# setuptools warns about editable installs in general; nothing for the user to act on
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
