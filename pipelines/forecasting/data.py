@@ -122,6 +122,22 @@ def _pick_column(frame: pd.DataFrame, wanted: str | None, defaults: tuple[str, .
     return None
 
 
+def pick_columns(
+    frame: pd.DataFrame, time_col: str | None = None, value_col: str | None = None, how: str = "name it with --value-col"
+) -> tuple[str | None, str]:
+    """The time column (None if there is none) and the value column: the ones named, else the usual names."""
+    time_col = _pick_column(frame, time_col, ("timestamp", "time", "date", "ds", "datetime"), "time")
+    value_col = _pick_column(frame, value_col, ("value", "y", "values"), "value")
+    if value_col is None:
+        candidates = [c for c in frame.columns if c != time_col]
+        if len(candidates) != 1:
+            raise DataError(
+                f"cannot tell which column holds the values among {', '.join(map(str, candidates))}; {how}"
+            )
+        value_col = candidates[0]
+    return time_col, value_col
+
+
 def from_frame(
     frame: pd.DataFrame,
     *,
@@ -133,16 +149,7 @@ def from_frame(
     """Validate a table into a regular, gap-filled series (see the module constants for the limits)."""
     if frame.empty:
         raise DataError("the table has no rows; a series needs at least one value")
-    time_col = _pick_column(frame, time_col, ("timestamp", "time", "date", "ds", "datetime"), "time")
-    value_col = _pick_column(frame, value_col, ("value", "y", "values"), "value")
-    if value_col is None:
-        candidates = [c for c in frame.columns if c != time_col]
-        if len(candidates) != 1:
-            raise DataError(
-                f"cannot tell which column holds the values among {', '.join(map(str, candidates))}; "
-                "name it with --value-col"
-            )
-        value_col = candidates[0]
+    time_col, value_col = pick_columns(frame, time_col, value_col)
 
     values = parse_numbers(
         frame[value_col], lambda row: f"column {value_col!r} row {row}", "values must be numbers (blank cells count as missing)"
