@@ -61,10 +61,6 @@ MODEL_RESPONSES = {
     404: _described("unknown model, version or alias"),
     503: _described("the registry did not answer in time, or the version cannot be served (the detail says which)"),
 }
-SERIES_RESPONSES = {
-    404: _described("no series of that name"),
-    503: _described("the series store cannot be reached now (the detail says why)"),
-}
 BODY_RESPONSES = {
     400: _described("the body cannot be read as UTF-8 JSON"),
     413: _described("the request body is over the size limit"),
@@ -73,6 +69,12 @@ BODY_RESPONSES = {
         "description": "the body is not a valid request (a list of issues) or the model "
         "cannot forecast it (one message, e.g. a history shorter than the model's lookback)",
     },
+}
+
+SERIES_RESPONSES = {
+    404: _described("no series of that name"),
+    422: {"model": InvalidRequest, "description": "a series name or query parameter that is not allowed"},
+    503: _described("the series store cannot be reached now (the detail says why)"),
 }
 
 

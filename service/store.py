@@ -24,7 +24,8 @@ class StoreAccess:
     def __init__(self, settings: Settings):
         self.url = settings.series_store_url
         self.max_points = settings.max_batch_points
-        self.pool = ThreadPoolExecutor(max(1, settings.store_workers), thread_name_prefix="seqcast-store")
+        self.workers = max(1, settings.store_workers)
+        self._pool: ThreadPoolExecutor | None = None
         self._store: SeriesStore | None = None
         self._lock = threading.Lock()
 
@@ -40,9 +41,15 @@ class StoreAccess:
                     raise StoreUnavailable(f"the series store cannot be opened: {type(exc).__name__}: {exc}") from exc
             return self._store
 
+    def _submit(self, fn):
+        with self._lock:  # made on first use and again after close: an app may be started and stopped more than once
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="seqcast-store")
+            return asyncio.wrap_future(self._pool.submit(fn))
+
     async def start(self) -> None:
         try:
-            await asyncio.wrap_future(self.pool.submit(self.open))
+            await self._submit(self.open)
         except StoreUnavailable as exc:
             log.error("series store not available at startup (retried on the next call): %s", exc)
 
@@ -52,11 +59,13 @@ class StoreAccess:
         def call():
             return getattr(self.open(), method)(*args, **kwargs)
 
-        return await asyncio.wrap_future(self.pool.submit(call))
+        return await self._submit(call)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False)
         with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
             if self._store is not None:
                 self._store.close()
                 self._store = None

@@ -220,7 +220,7 @@ async def get_series(name: SeriesName, store: StoreDep, cache: CacheDep) -> dict
 @router.get(
     "/{name}/observations",
     response_model=ObservationPage,
-    responses={**SERIES_RESPONSES, 422: {"model": ErrorBody, "description": "a bad query parameter"}},
+    responses=SERIES_RESPONSES,
     summary="A series' observations, oldest first, a page at a time",
 )
 async def read_observations(
