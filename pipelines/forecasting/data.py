@@ -101,14 +101,21 @@ def load_series(data: str, *, time_col: str | None = None, value_col: str | None
         return load_builtin(data)
     if not path.exists():
         raise DataError(f"no file at {data!r}; give a CSV or Parquet path or a built-in ({', '.join(builtin_names())})")
+    frame = read_table(path)
+    return from_frame(frame, name=path.stem, time_col=time_col, value_col=value_col, source=str(path))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a table."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"no file at {str(path)!r}; give a CSV or Parquet path")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        frame = pd.read_csv(path)
-    elif suffix in {".parquet", ".pq"}:
-        frame = pd.read_parquet(path)
-    else:
-        raise DataError(f"{path.name}: unsupported file type {suffix!r}; allowed are .csv, .parquet, .pq")
-    return from_frame(frame, name=path.stem, time_col=time_col, value_col=value_col, source=str(path))
+        return pd.read_csv(path)
+    if suffix in {".parquet", ".pq"}:
+        return pd.read_parquet(path)
+    raise DataError(f"{path.name}: unsupported file type {suffix!r}; allowed are .csv, .parquet, .pq")
 
 
 def _pick_column(frame: pd.DataFrame, wanted: str | None, defaults: tuple[str, ...], role: str) -> str | None:

@@ -242,7 +242,7 @@ class SeriesStore:
     # --- reads ------------------------------------------------------------------------------------
     @staticmethod
     def _not_found(name: str) -> SeriesNotFound:
-        return SeriesNotFound(f"no series named {name!r}; GET /v1/series lists them")
+        return SeriesNotFound(f"no series named {name!r}; GET /v1/series or seqcast series lists them")
 
     def _info(self, conn, name: str) -> SeriesInfo | None:
         row = conn.execute(

@@ -115,7 +115,7 @@ def test_csv_ingest_list_describe_page_delete(app):
     r = call(app, "DELETE", "/v1/series/daily", headers=KEY)
     assert (r.status_code, r.json()) == (200, {"series": "daily", "deleted": 3})
     r = call(app, "GET", "/v1/series/daily")
-    assert (r.status_code, r.json()) == (404, {"detail": "no series named 'daily'; GET /v1/series lists them"})
+    assert (r.status_code, r.json()) == (404, {"detail": "no series named 'daily'; GET /v1/series or seqcast series lists them"})
 
 
 def test_forecast_from_the_store_matches_the_forecast_with_history(app, registered):
@@ -148,7 +148,7 @@ def test_forecast_from_the_store_matches_the_forecast_with_history(app, register
             422,
             f"series 'short' has 3 stored values; model '{MODEL}' version 1 needs at least {LOOKBACK} (its lookback)",
         ),
-        ({"model": MODEL, "series": "nowhere", "horizon": 3}, 404, "no series named 'nowhere'; GET /v1/series lists them"),
+        ({"model": MODEL, "series": "nowhere", "horizon": 3}, 404, "no series named 'nowhere'; GET /v1/series or seqcast series lists them"),
         (
             {"model": MODEL, "series": "short", "history": [1.0] * 8, "horizon": 3},
             422,
