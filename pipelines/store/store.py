@@ -290,27 +290,32 @@ class SeriesStore:
             raise self._not_found(name)
         return out
 
+    # built once: the forecast path runs this per request
+    _LATEST = (
+        select(series.c.id, series.c.freq, series.c.tz, series.c.origin, observations.c.ts, observations.c.value)
+        .select_from(series.outerjoin(observations, observations.c.series_id == series.c.id))
+        .where(series.c.name == bindparam("name"))
+        .order_by(observations.c.ts.desc())
+        .limit(bindparam("n", type_=Integer))
+    )
+
     def latest(self, name: str, n: int) -> tuple[SeriesInfo, pd.DatetimeIndex, np.ndarray]:
         """The last ``n`` observations (fewer if fewer are stored), oldest first."""
-        query = (
-            select(series.c.id, series.c.freq, series.c.tz, series.c.origin, observations.c.ts, observations.c.value)
-            .select_from(series.outerjoin(observations, observations.c.series_id == series.c.id))
-            .where(series.c.name == name)
-            .order_by(observations.c.ts.desc())
-            .limit(max(n, 1))
-        )
 
         def run():
-            with db.transaction(self.engine) as conn:
-                return conn.execute(query).all()
+            with self.engine.connect() as conn, conn.begin():
+                return conn.execute(self._LATEST, {"name": name, "n": max(n, 1)}).all()
 
         rows = self._guard(run)
         if not rows:
             raise self._not_found(name)
         sid, freq, tz, origin = rows[0][:4]
-        rows = [r for r in rows if r[4] is not None][:n][::-1]
+        if rows[-1][4] is None:  # a series without observations (the outer join's one row)
+            rows = []
         info = SeriesInfo(sid, name, freq, tz, origin)
-        return info, to_index([r[4] for r in rows], tz), np.array([r[5] for r in rows], dtype=np.float64)
+        ts = np.fromiter((r[4] for r in reversed(rows)), dtype=np.int64, count=len(rows))
+        values = np.fromiter((r[5] for r in reversed(rows)), dtype=np.float64, count=len(rows))
+        return info, to_index(ts, tz), values
 
     def page(
         self,

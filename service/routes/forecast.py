@@ -17,6 +17,8 @@ import json
 import anyio
 import numpy as np
 import pandas as pd
+from pandas.tseries.frequencies import to_offset
+from pandas.tseries.offsets import Tick
 from fastapi import APIRouter, Response
 
 from pipelines.forecasting.data import infer_freq, next_timestamps
@@ -76,9 +78,13 @@ async def _stored_history(
             f"{where}series {name!r} has {len(values)} stored values; model {request.model!r} version "
             f"{loaded.version} needs at least {need} (its lookback)"
         )
-    expected = pd.date_range(end=index[-1], periods=need, freq=info.freq)
-    if not index.equals(expected):
-        missing = expected.difference(index)
+    step = to_offset(info.freq)
+    if isinstance(step, Tick):
+        contiguous = bool((np.diff(index.asi8) == step.nanos).all())
+    else:
+        contiguous = index.equals(pd.date_range(end=index[-1], periods=need, freq=step))
+    if not contiguous:
+        missing = pd.date_range(end=index[-1], periods=need, freq=step).difference(index)
         raise HistoryError(
             f"{where}series {name!r} has no value at {missing[0].isoformat()}, within the last {need} steps the "
             f"model reads; store it (POST /v1/series/{name}/observations) or send history"
