@@ -41,7 +41,8 @@ def ingest(url: str, points: int, batch: int) -> tuple[float, float]:
     stamps = pd.date_range("2020-01-01", periods=points, freq="h")
     values = np.random.default_rng(0).normal(size=points)
     batches = [
-        ([t.isoformat() for t in stamps[i : i + batch]], values[i : i + batch].tolist()) for i in range(0, points, batch)
+        ([t.isoformat() for t in stamps[i : i + batch]], values[i : i + batch].tolist())
+        for i in range(0, points, batch)
     ]
     started = time.perf_counter()
     for ts, vs in batches:

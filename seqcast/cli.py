@@ -65,7 +65,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.series is not None:
             series = _open_store().series(args.series)
             window = series.meta["window"]
-            print(f"data: series {args.series}, {window['count']} stored values from {window['first']} to {window['last']}")
+            print(
+                f"data: series {args.series}, {window['count']} stored values from {window['first']} to {window['last']}"
+            )
         else:
             series = load_series(args.data, time_col=args.time_col, value_col=args.value_col)
     except (DataError, LookupError, RuntimeError) as exc:
@@ -165,7 +167,9 @@ def cmd_db(args: argparse.Namespace) -> int:
     from pipelines.store import db
 
     store = _open_store()  # opening applies the migrations
-    print(f"series store at revision {db.current(store.engine)} (newest {db.head()}): {store.engine.url.render_as_string()}")
+    print(
+        f"series store at revision {db.current(store.engine)} (newest {db.head()}): {store.engine.url.render_as_string()}"
+    )
     return 0
 
 

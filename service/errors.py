@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import uuid
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -52,16 +53,16 @@ class InvalidRequest(BaseModel):
     detail: str | list[ValidationIssue]
 
 
-AUTH_RESPONSES = {
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _described("the X-API-Key header is missing"),
     403: _described("the X-API-Key header is wrong"),
     503: _described("the server has no API key configured, so mutating endpoints are off"),
 }
-MODEL_RESPONSES = {
+MODEL_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _described("unknown model, version or alias"),
     503: _described("the registry did not answer in time, or the version cannot be served (the detail says which)"),
 }
-BODY_RESPONSES = {
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _described("the body cannot be read as UTF-8 JSON"),
     413: _described("the request body is over the size limit"),
     422: {
@@ -71,7 +72,7 @@ BODY_RESPONSES = {
     },
 }
 
-SERIES_RESPONSES = {
+SERIES_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _described("no series of that name"),
     422: {"model": InvalidRequest, "description": "a series name or query parameter that is not allowed"},
     503: _described("the series store cannot be reached now (the detail says why)"),

@@ -37,7 +37,7 @@ class StoreAccess:
                     self._store = SeriesStore(self.url, max_points=self.max_points)
                 except StoreUnavailable:
                     raise
-                except Exception as exc:  # noqa: BLE001 - e.g. a migration that fails: say why, serve the rest
+                except Exception as exc:
                     raise StoreUnavailable(f"the series store cannot be opened: {type(exc).__name__}: {exc}") from exc
             return self._store
 

@@ -6,9 +6,9 @@ import hashlib
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +130,10 @@ def _pick_column(frame: pd.DataFrame, wanted: str | None, defaults: tuple[str, .
 
 
 def pick_columns(
-    frame: pd.DataFrame, time_col: str | None = None, value_col: str | None = None, how: str = "name it with --value-col"
+    frame: pd.DataFrame,
+    time_col: str | None = None,
+    value_col: str | None = None,
+    how: str = "name it with --value-col",
 ) -> tuple[str | None, str]:
     """The time column (None if there is none) and the value column: the ones named, else the usual names."""
     time_col = _pick_column(frame, time_col, ("timestamp", "time", "date", "ds", "datetime"), "time")
@@ -138,9 +141,7 @@ def pick_columns(
     if value_col is None:
         candidates = [c for c in frame.columns if c != time_col]
         if len(candidates) != 1:
-            raise DataError(
-                f"cannot tell which column holds the values among {', '.join(map(str, candidates))}; {how}"
-            )
+            raise DataError(f"cannot tell which column holds the values among {', '.join(map(str, candidates))}; {how}")
         value_col = candidates[0]
     return time_col, value_col
 
@@ -159,7 +160,9 @@ def from_frame(
     time_col, value_col = pick_columns(frame, time_col, value_col)
 
     values = parse_numbers(
-        frame[value_col], lambda row: f"column {value_col!r} row {row}", "values must be numbers (blank cells count as missing)"
+        frame[value_col],
+        lambda row: f"column {value_col!r} row {row}",
+        "values must be numbers (blank cells count as missing)",
     )
     timestamps = None
     freq = None
@@ -307,26 +310,28 @@ def check_observations(
     if np.isnan(numbers).any():
         i = int(np.flatnonzero(np.isnan(numbers))[0])
         raise DataError(f"{vf}[{i}] is {raw_values.iloc[i]!r}; values must be finite numbers (none missing)")
-    raw_times = pd.Series(list(timestamps) if not isinstance(timestamps, pd.Series) else timestamps.to_numpy(), dtype=object)
+    raw_times = pd.Series(
+        list(timestamps) if not isinstance(timestamps, pd.Series) else timestamps.to_numpy(), dtype=object
+    )
     times = parse_times(raw_times, lambda i: f"{tf}[{i}]")
     dup = times.duplicated(keep=False)
     if dup.any():
         rows = np.flatnonzero(dup.to_numpy())[:5].tolist()
-        raise DataError(
-            f"duplicate timestamp {times[dup].iloc[0]} at {tf}{rows}; each time may appear once in a batch"
-        )
+        raise DataError(f"duplicate timestamp {times[dup].iloc[0]} at {tf}{rows}; each time may appear once in a batch")
     order = np.argsort(times.to_numpy(), kind="stable")
     index = pd.DatetimeIndex(times.to_numpy()[order], tz=getattr(times.dt, "tz", None))
     numbers = numbers[order]
     if anchor is not None and (anchor.tzinfo is None) != (index.tz is None):
         zone = "without a time zone" if anchor.tzinfo is None else "with a time zone"
-        raise DataError(f"{tf}[{int(order[0])}] is {raw_times.iloc[int(order[0])]!r}; this series' timestamps are {zone}")
+        raise DataError(
+            f"{tf}[{int(order[0])}] is {raw_times.iloc[int(order[0])]!r}; this series' timestamps are {zone}"
+        )
     if freq is not None:
         freq = check_freq(freq)
     elif len(index) >= 2:
         freq = infer_freq(index)
     else:
-        raise DataError(f"one observation does not give the series' frequency; send at least 2 or give freq")
+        raise DataError("one observation does not give the series' frequency; send at least 2 or give freq")
     off = first_off_grid(index, freq, anchor if anchor is not None else index[0])
     if off is not None:
         i = int(order[off])

@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,7 +98,9 @@ def to_index(ts: Sequence[int] | np.ndarray, tz: str | None) -> pd.DatetimeIndex
 
 def _ns(t: pd.Timestamp, tz: str | None, field: str) -> int:
     if (t.tzinfo is None) != (tz is None):
-        raise DataError(f"{field} is {t.isoformat()}; this series' timestamps are {'with' if tz else 'without'} a time zone")
+        raise DataError(
+            f"{field} is {t.isoformat()}; this series' timestamps are {'with' if tz else 'without'} a time zone"
+        )
     return int((t.tz_convert("UTC") if t.tzinfo is not None else t).value)
 
 
@@ -202,7 +205,9 @@ class SeriesStore:
         for start in range(0, len(ts_list), SQLITE_CHUNK):
             rows = [
                 {"series_id": series_id, "ts": t, "value": v}
-                for t, v in zip(ts_list[start : start + SQLITE_CHUNK], value_list[start : start + SQLITE_CHUNK], strict=True)
+                for t, v in zip(
+                    ts_list[start : start + SQLITE_CHUNK], value_list[start : start + SQLITE_CHUNK], strict=True
+                )
             ]
             changed += conn.execute(stmt, rows).rowcount
         inserted = conn.execute(in_range).scalar_one() - before
@@ -214,13 +219,13 @@ class SeriesStore:
             func.unnest(bindparam("ts", type_=postgresql.ARRAY(BigInteger))).label("ts"),
             func.unnest(bindparam("values", type_=postgresql.ARRAY(Double))).label("value"),
         )
-        stmt = postgresql.insert(observations).from_select(["series_id", "ts", "value"], rows)
-        stmt = stmt.on_conflict_do_update(
+        insert = postgresql.insert(observations).from_select(["series_id", "ts", "value"], rows)
+        upsert: Any = insert.on_conflict_do_update(
             index_elements=[observations.c.series_id, observations.c.ts],
-            set_={"value": stmt.excluded.value},
-            where=observations.c.value.is_distinct_from(stmt.excluded.value),
+            set_={"value": insert.excluded.value},
+            where=observations.c.value.is_distinct_from(insert.excluded.value),
         ).returning(literal_column("xmax = 0"))
-        flags = conn.execute(stmt, {"ts": ts.tolist(), "values": values.tolist()}).scalars().all()
+        flags = conn.execute(upsert, {"ts": ts.tolist(), "values": values.tolist()}).scalars().all()
         inserted = sum(1 for f in flags if f)
         return inserted, len(flags) - inserted
 
@@ -284,7 +289,7 @@ class SeriesStore:
 
         out = []
         for n, freq, tz, count, first, last in self._guard(run):
-            stamp = (lambda v, tz=tz: None if v is None else pd.Timestamp(int(v), tz=tz))  # noqa: E731
+            stamp = lambda v, tz=tz: None if v is None else pd.Timestamp(int(v), tz=tz)  # noqa: E731
             out.append(Summary(n, freq, tz, int(count), stamp(first), stamp(last)))
         if name is not None and not out:
             raise self._not_found(name)
@@ -341,7 +346,10 @@ class SeriesStore:
                 raise DataError(f"cursor is {cursor!r}; pass the next_cursor of the previous page") from None
             conds.append(observations.c.ts > after)
         query = (
-            select(observations.c.ts, observations.c.value).where(and_(*conds)).order_by(observations.c.ts).limit(limit + 1)
+            select(observations.c.ts, observations.c.value)
+            .where(and_(*conds))
+            .order_by(observations.c.ts)
+            .limit(limit + 1)
         )
 
         def run():
@@ -364,7 +372,11 @@ class SeriesStore:
             raise DataError(f"series {name!r} has no observations")
         frame = pd.DataFrame({"timestamp": stored.timestamps, "value": stored.values})
         checked = from_frame(frame, name=name, source=f"series store: {name}")
-        window = {"first": stored.timestamps[0].isoformat(), "last": stored.timestamps[-1].isoformat(), "count": len(stored.values)}
+        window = {
+            "first": stored.timestamps[0].isoformat(),
+            "last": stored.timestamps[-1].isoformat(),
+            "count": len(stored.values),
+        }
         return Series(
             name,
             checked.values,

@@ -17,9 +17,9 @@ import json
 import anyio
 import numpy as np
 import pandas as pd
+from fastapi import APIRouter, Response
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Tick
-from fastapi import APIRouter, Response
 
 from pipelines.forecasting.data import infer_freq, next_timestamps
 from pipelines.forecasting.forecaster import Forecaster, HistoryError
@@ -28,10 +28,10 @@ from pipelines.settings import Settings
 from pipelines.store import SeriesNotFound
 from service.cache import LoadedModel, Loader
 from service.deps import CacheDep, MetricsDep, SettingsDep, StoreDep
-from service.store import StoreAccess
 from service.errors import BODY_RESPONSES, MODEL_RESPONSES
 from service.routes import served_model
 from service.schemas import BatchForecastRequest, BatchForecastResponse, ForecastRequest, ForecastResponse
+from service.store import StoreAccess
 
 FORECASTER_LOADER = Loader(Forecaster.load, Forecaster.warm)
 
@@ -92,12 +92,14 @@ async def _stored_history(
     try:
         future = next_timestamps(index[-1], info.freq, request.horizon)
     except (ValueError, OverflowError) as exc:
-        raise HistoryError(f"{where}the forecast's timestamps cannot be continued at frequency {info.freq} ({exc})") from None
+        raise HistoryError(
+            f"{where}the forecast's timestamps cannot be continued at frequency {info.freq} ({exc})"
+        ) from None
     return values.tolist(), [t.isoformat() for t in future]
 
 
 def _continued_timestamps(request: ForecastRequest, forecaster: Forecaster, where: str = "") -> list[str] | None:
-    if request.timestamps is None:
+    if request.timestamps is None or request.history is None:
         return None
     if len(request.timestamps) != len(request.history):
         raise HistoryError(
@@ -168,6 +170,7 @@ async def forecast(
     if request.horizon > settings.max_horizon:
         raise HistoryError(f"horizon is {request.horizon}; allowed: 1 to {settings.max_horizon}")
     stored = await _stored_history(request, loaded, store)
+    timestamps: list[str] | None
     if stored is not None:
         history, timestamps = forecaster.check_history(stored[0]), stored[1]
     else:
@@ -190,7 +193,7 @@ async def forecast(
 async def forecast_batch(
     batch: BatchForecastRequest, cache: CacheDep, settings: SettingsDep, metrics: MetricsDep, store: StoreDep
 ) -> Response:
-    items = []
+    items: list[tuple[LoadedModel, np.ndarray, list[str] | None]] = []
     groups: dict[tuple[str, str, int], list[int]] = {}
     for i, request in enumerate(batch.requests):
         where = f"requests[{i}]: "
@@ -208,11 +211,11 @@ async def forecast_batch(
         groups.setdefault((request.model, loaded.version, request.horizon), []).append(i)
 
     def run_groups() -> dict[int, np.ndarray]:
-        out = {}
+        out: dict[int, np.ndarray] = {}
         for (_, _, horizon), members in groups.items():
             forecaster: Forecaster = items[members[0]][0].model
             values = forecaster.forecast_batch([items[i][1] for i in members], horizon)
-            out.update(zip(members, values))
+            out.update(zip(members, values, strict=True))
         return out
 
     forecasts = await anyio.to_thread.run_sync(run_groups)

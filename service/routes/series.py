@@ -160,7 +160,9 @@ async def _batch(request: Request, freq: str | None) -> tuple[list, list, str | 
         try:
             frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
         except (ValueError, csv.Error) as exc:  # pandas' parser and decode errors are ValueErrors
-            raise HTTPException(422, f"the CSV body cannot be read ({exc}); send a header row, then time,value rows")
+            raise HTTPException(
+                422, f"the CSV body cannot be read ({exc}); send a header row, then time,value rows"
+            ) from None
         if frame.empty:
             raise HTTPException(422, "the CSV body has no rows; send a header row, then time,value rows")
         time_col, value_col = pick_columns(frame, how="name the columns timestamp and value")
@@ -171,7 +173,8 @@ async def _batch(request: Request, freq: str | None) -> tuple[list, list, str | 
         values = [None if v.strip() == "" else v for v in frame[value_col]]
         return frame[time_col].tolist(), values, freq
     raise HTTPException(
-        415, f"content type {content_type!r} is not accepted; send application/json ({{\"timestamps\": [...], "
+        415,
+        f'content type {content_type!r} is not accepted; send application/json ({{"timestamps": [...], '
         '"values": [...]}) or text/csv',
     )
 

@@ -59,8 +59,14 @@ def test_first_batch_creates_the_series_and_a_resent_one_changes_nothing(app):
             {"timestamps": [*hours(2, 5), "soon"], "values": [1.0, 2.0, 3.0]},
             "timestamps[2] holds 'soon'; timestamps must be dates or ISO-8601 times",
         ),
-        ({"timestamps": hours(1001), "values": [1.0] * 1001}, "the batch has 1001 observations; at most 1000 are allowed per batch"),
-        ({"timestamps": hours(2, 5), "values": [1.0]}, "timestamps has 2 entries and values 1; give one value per timestamp"),
+        (
+            {"timestamps": hours(1001), "values": [1.0] * 1001},
+            "the batch has 1001 observations; at most 1000 are allowed per batch",
+        ),
+        (
+            {"timestamps": hours(2, 5), "values": [1.0]},
+            "timestamps has 2 entries and values 1; give one value per timestamp",
+        ),
         (
             {"timestamps": hours(2, 5), "values": [1.0, 2.0], "freq": "D"},
             "freq is 'D', but series 'bad' is at 'h' (set by its first batch)",
@@ -103,11 +109,23 @@ def test_csv_ingest_list_describe_page_delete(app):
         201,
         {"series": "daily", "created": True, "freq": "D", "inserted": 3, "updated": 0, "unchanged": 0},
     )
-    described = {"name": "daily", "freq": "D", "length": 3, "first": "2024-03-01T00:00:00", "last": "2024-03-04T00:00:00", "model": None}
+    described = {
+        "name": "daily",
+        "freq": "D",
+        "length": 3,
+        "first": "2024-03-01T00:00:00",
+        "last": "2024-03-04T00:00:00",
+        "model": None,
+    }
     assert call(app, "GET", "/v1/series/daily").json() == described
     assert described in call(app, "GET", "/v1/series").json()["series"]
     page = call(app, "GET", "/v1/series/daily/observations?limit=2&start=2024-03-01T12:00:00").json()
-    assert page == {"series": "daily", "timestamps": ["2024-03-02T00:00:00", "2024-03-04T00:00:00"], "values": [2.5, 4.5], "next_cursor": None}
+    assert page == {
+        "series": "daily",
+        "timestamps": ["2024-03-02T00:00:00", "2024-03-04T00:00:00"],
+        "values": [2.5, 4.5],
+        "next_cursor": None,
+    }
     page = call(app, "GET", "/v1/series/daily/observations?limit=2").json()
     assert page["values"] == [1.5, 2.5] and page["next_cursor"]
     rest = call(app, "GET", f"/v1/series/daily/observations?limit=2&cursor={page['next_cursor']}").json()
@@ -115,7 +133,10 @@ def test_csv_ingest_list_describe_page_delete(app):
     r = call(app, "DELETE", "/v1/series/daily", headers=KEY)
     assert (r.status_code, r.json()) == (200, {"series": "daily", "deleted": 3})
     r = call(app, "GET", "/v1/series/daily")
-    assert (r.status_code, r.json()) == (404, {"detail": "no series named 'daily'; GET /v1/series or seqcast series lists them"})
+    assert (r.status_code, r.json()) == (
+        404,
+        {"detail": "no series named 'daily'; GET /v1/series or seqcast series lists them"},
+    )
 
 
 def test_forecast_from_the_store_matches_the_forecast_with_history(app, registered):
@@ -127,7 +148,10 @@ def test_forecast_from_the_store_matches_the_forecast_with_history(app, register
 
     from_store = call(app, "POST", "/v1/forecast", json={"model": MODEL, "horizon": 6, "levels": [0.8]})
     with_history = call(
-        app, "POST", "/v1/forecast", json={"model": MODEL, "horizon": 6, "levels": [0.8], "history": values, "timestamps": stamps}
+        app,
+        "POST",
+        "/v1/forecast",
+        json={"model": MODEL, "horizon": 6, "levels": [0.8], "history": values, "timestamps": stamps},
     )
     assert from_store.status_code == with_history.status_code == 200
     assert from_store.json() == with_history.json()
@@ -148,7 +172,11 @@ def test_forecast_from_the_store_matches_the_forecast_with_history(app, register
             422,
             f"series 'short' has 3 stored values; model '{MODEL}' version 1 needs at least {LOOKBACK} (its lookback)",
         ),
-        ({"model": MODEL, "series": "nowhere", "horizon": 3}, 404, "no series named 'nowhere'; GET /v1/series or seqcast series lists them"),
+        (
+            {"model": MODEL, "series": "nowhere", "horizon": 3},
+            404,
+            "no series named 'nowhere'; GET /v1/series or seqcast series lists them",
+        ),
         (
             {"model": MODEL, "series": "short", "history": [1.0] * 8, "horizon": 3},
             422,

@@ -51,8 +51,16 @@ def test_a_resent_batch_changes_nothing(store):
     [
         (hours(0, 3), [1.0, float("nan"), 3.0], "values[1] is nan; values must be finite numbers (none missing)"),
         (hours(0, 3), [1.0, "x", 3.0], "values[1] holds 'x'; values must be finite numbers"),
-        ([*hours(0, 2), "2024-01-01T02:30:00"], [1, 2, 3], "timestamps[2] (2024-01-01 02:30:00) is off the series' h grid"),
-        ([*hours(0, 2), "yesterday"], [1, 2, 3], "timestamps[2] holds 'yesterday'; timestamps must be dates or ISO-8601 times"),
+        (
+            [*hours(0, 2), "2024-01-01T02:30:00"],
+            [1, 2, 3],
+            "timestamps[2] (2024-01-01 02:30:00) is off the series' h grid",
+        ),
+        (
+            [*hours(0, 2), "yesterday"],
+            [1, 2, 3],
+            "timestamps[2] holds 'yesterday'; timestamps must be dates or ISO-8601 times",
+        ),
         ([*hours(0, 2), hours(0, 1)[0]], [1, 2, 3], "duplicate timestamp 2024-01-01 00:00:00 at timestamps[0, 2]"),
         (hours(0, 3), [1, 2], "timestamps has 3 entries and values 2; give one value per timestamp"),
     ],
@@ -182,7 +190,9 @@ def test_migration_upgrades_a_store_made_by_the_first_revision(store_url):
         )
         for i, t in enumerate(ns):
             conn.execute(
-                text("INSERT INTO observations (series_id, ts, value) SELECT id, :ts, :v FROM series WHERE name = 'old'"),
+                text(
+                    "INSERT INTO observations (series_id, ts, value) SELECT id, :ts, :v FROM series WHERE name = 'old'"
+                ),
                 {"ts": t, "v": float(i)},
             )
     engine.dispose()
