@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = 10.0  # on SIGTERM, in-flight requests get this long, then the process exits
     preload_models: str = "*"  # served at startup: comma-separated names, "*" = every @champion, "" = none
     retrain_cron: str = "0 3 * * *"
+    max_batch_points: int = 100_000  # POST /v1/series/{name}/observations: observations per batch
+    store_workers: int = 4  # threads for series-store reads and writes (never on the event loop)
 
     @property
     def tracking_uri(self) -> str:

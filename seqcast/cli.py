@@ -62,9 +62,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.if_missing and _has_champion(args.name):
         return 0
     try:
-        series = load_series(args.data, time_col=args.time_col, value_col=args.value_col)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if args.series is not None:
+            series = _open_store().series(args.series)
+            window = series.meta["window"]
+            print(
+                f"data: series {args.series}, {window['count']} stored values from {window['first']} to {window['last']}"
+            )
+        else:
+            series = load_series(args.data, time_col=args.time_col, value_col=args.value_col)
+    except (DataError, LookupError, RuntimeError) as exc:
+        print(f"error: {exc.args[0] if isinstance(exc, LookupError) else exc}", file=sys.stderr)
         return 2
     overrides = {
         k: getattr(args, k)
@@ -98,6 +105,71 @@ def cmd_train(args: argparse.Namespace) -> int:
     if outcome.champion_score is not None:
         print(f"champion_mase (same backtest): {outcome.champion_score:.4f}")
     _print_registration(outcome)
+    return 0
+
+
+def _open_store():
+    from pipelines.settings import get_settings
+    from pipelines.store import SeriesStore
+
+    settings = get_settings()
+    return SeriesStore(settings.series_store_url, max_points=settings.max_batch_points)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """A CSV/Parquet file into the store, in batches of SEQCAST_MAX_BATCH_POINTS (each one transaction)."""
+    from pipelines.forecasting.data import DataError, pick_columns, read_table
+
+    try:
+        frame = read_table(args.data)
+        time_col, value_col = pick_columns(frame, args.time_col, args.value_col)
+        if time_col is None:
+            raise DataError(f"no time column among {', '.join(map(str, frame.columns))}; name it with --time-col")
+        store = _open_store()
+        totals = {"inserted": 0, "updated": 0, "unchanged": 0}
+        step = store.max_points
+        for start in range(0, len(frame), step):
+            part = frame.iloc[start : start + step]
+            result = store.write(args.name, part[time_col].tolist(), part[value_col].tolist(), freq=args.freq)
+            for key in totals:
+                totals[key] += getattr(result, key)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.name}: {totals['inserted']} inserted, {totals['updated']} updated, {totals['unchanged']} unchanged")
+    return 0
+
+
+def cmd_series(args: argparse.Namespace) -> int:
+    from pipelines.store import SeriesNotFound
+
+    try:
+        summaries = _open_store().summaries(args.name)
+    except SeriesNotFound as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not summaries:
+        print("no series stored; add one with: seqcast ingest NAME --data PATH")
+    for s in summaries:
+        first = s.first.isoformat() if s.first is not None else "-"
+        last = s.last.isoformat() if s.last is not None else "-"
+        print(f"{s.name}\tfreq {s.freq}\t{s.length} values\t{first} .. {last}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from pipelines.store import db
+
+    store = _open_store()  # opening applies the migrations
+    print(
+        f"series store at revision {db.current(store.engine)} (newest {db.head()}): {store.engine.url.render_as_string()}"
+    )
     return 0
 
 
@@ -195,9 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a forecaster, track it in MLflow, register it, promote if better")
-    train.add_argument(
-        "--data", required=True, help="CSV/Parquet path or a built-in (sine_noise, manybody, wineind, ...)"
-    )
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="CSV/Parquet path or a built-in (sine_noise, manybody, wineind, ...)")
+    source.add_argument("--series", help="a series in the store (seqcast ingest / POST /v1/series/NAME/observations)")
     train.add_argument("--name", required=True, help="registered model name")
     train.add_argument(
         "--variant",
@@ -256,6 +328,22 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     images.add_argument("--if-missing", action="store_true", help="skip when NAME already has a champion")
     images.set_defaults(func=cmd_train_images)
+
+    ingest = sub.add_parser("ingest", help="store a CSV/Parquet series in the series store (idempotent)")
+    ingest.add_argument("name", help="series name (letters, digits, '_', '.', '-')")
+    ingest.add_argument("--data", required=True, help="CSV or Parquet path, read as train reads it")
+    ingest.add_argument("--time-col", dest="time_col")
+    ingest.add_argument("--value-col", dest="value_col")
+    ingest.add_argument("--freq", help="pandas frequency (D, h, MS, ...); inferred from the first batch if left out")
+    ingest.set_defaults(func=cmd_ingest)
+
+    series = sub.add_parser("series", help="list the stored series, or describe one")
+    series.add_argument("name", nargs="?")
+    series.set_defaults(func=cmd_series)
+
+    database = sub.add_parser("db", help="the series store's schema")
+    database.add_argument("action", choices=["upgrade"], help="upgrade: apply the migrations (an older store is kept)")
+    database.set_defaults(func=cmd_db)
 
     serve = sub.add_parser("serve", help="the REST service")
     serve.add_argument("--host", default="127.0.0.1")

@@ -3,7 +3,8 @@
 ``create_app(settings)`` builds a self-contained app (own cache, own metrics registry); ``seqcast serve``
 runs it under uvicorn. On startup a background thread loads ``SEQCAST_PRELOAD_MODELS``, retrying with backoff
 while the registry is unreachable or a model cannot be loaded (``/ready`` is 503 until each is served), and
-the cache starts polling aliases every ``SEQCAST_MODEL_POLL_SECONDS``.
+the cache starts polling aliases every ``SEQCAST_MODEL_POLL_SECONDS``; the series store is opened and migrated
+(``service/store.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from service.cache import Loader, ModelCache
 from service.errors import UnhandledErrors, install_error_handlers
 from service.limits import BodySizeLimit
 from service.monitoring import Metrics, MetricsMiddleware
-from service.routes import classify, forecast, models, ops
+from service.routes import classify, forecast, models, ops, series
+from service.store import StoreAccess
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +109,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_load=metrics.model_loaded,
     )
     preload = Preload(cache, settings.preload_models, settings.preload_retry_max_seconds)
+    store = StoreAccess(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         preload.start()
         cache.start()
+        await store.start()  # opens the series store and applies its migrations
         try:
             yield
         finally:
             preload.stop()
             cache.stop()
+            store.close()
 
     app = FastAPI(
         title="seqcast",
@@ -128,11 +133,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cache = cache
     app.state.metrics = metrics
     app.state.preload = preload
+    app.state.store = store
     install_error_handlers(app)
     app.include_router(ops.router)
     app.include_router(forecast.router)
     app.include_router(classify.router)
     app.include_router(models.router)
+    app.include_router(series.router)
     # added last = outermost: metrics see the 413s the size limit sends and the 500s of UnhandledErrors
     app.add_middleware(UnhandledErrors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

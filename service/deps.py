@@ -1,6 +1,7 @@
 """FastAPI dependencies shared by every router, as ``Annotated`` aliases.
 
 ``SettingsDep`` (the app's one :class:`Settings`), ``CacheDep`` (the :class:`ModelCache`), ``MetricsDep``,
+``StoreDep`` (the series store, :class:`service.store.StoreAccess`),
 and ``ApiKeyDep``: add ``_: ApiKeyDep`` to a mutating endpoint to require ``X-API-Key`` (401 missing,
 403 wrong, compared in constant time, never logged).
 """
@@ -16,6 +17,7 @@ from fastapi.security import APIKeyHeader
 from pipelines.settings import Settings
 from service.cache import ModelCache
 from service.monitoring import Metrics
+from service.store import StoreAccess
 
 API_KEY_HEADER = "X-API-Key"
 _api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="SEQCAST_API_KEY")
@@ -34,9 +36,14 @@ async def app_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+async def series_store(request: Request) -> StoreAccess:
+    return request.app.state.store
+
+
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 CacheDep = Annotated[ModelCache, Depends(model_cache)]
 MetricsDep = Annotated[Metrics, Depends(app_metrics)]
+StoreDep = Annotated[StoreAccess, Depends(series_store)]
 
 
 async def require_api_key(settings: SettingsDep, given: Annotated[str | None, Security(_api_key_header)]) -> None:

@@ -1,6 +1,8 @@
 """One error shape for every router: ``{"detail": ...}`` saying what was wrong and what is allowed.
 
-Routers raise :class:`fastapi.HTTPException`, :class:`pipelines.forecasting.forecaster.HistoryError` (-> 422),
+Routers raise :class:`fastapi.HTTPException`, :class:`pipelines.forecasting.forecaster.HistoryError` or
+:class:`pipelines.forecasting.data.DataError` (-> 422), :class:`pipelines.store.SeriesNotFound` (-> 404),
+:class:`pipelines.store.StoreUnavailable` (-> 503),
 :class:`service.cache.ModelNotFound` (-> 404), :class:`service.cache.ModelLoadError` or
 :class:`service.cache.RegistryUnavailable` (-> 503); the ``*_RESPONSES`` dicts document them in OpenAPI.
 Anything else is a bug: :class:`UnhandledErrors` logs it with its traceback and answers a JSON 500 with a
@@ -24,7 +26,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pipelines.forecasting.data import DataError
 from pipelines.forecasting.forecaster import HistoryError
+from pipelines.store import SeriesNotFound, StoreUnavailable
 from service.cache import ModelLoadError, ModelNotFound, RegistryUnavailable
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,12 @@ BODY_RESPONSES: Responses = {
     },
 }
 
+SERIES_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: _described("no series of that name"),
+    422: {"model": InvalidRequest, "description": "a series name or query parameter that is not allowed"},
+    503: _described("the series store cannot be reached now (the detail says why)"),
+}
+
 
 def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
@@ -111,6 +121,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HistoryError)
     async def history_error(request: Request, exc: HistoryError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(SeriesNotFound)
+    async def series_not_found(request: Request, exc: SeriesNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.args[0])}, status_code=404)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(ModelNotFound)
     async def model_not_found(request: Request, exc: ModelNotFound) -> JSONResponse:

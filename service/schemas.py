@@ -23,7 +23,12 @@ class ForecastRequest(BaseModel):
 
     model: ModelName
     history: list[FiniteNumber] | None = Field(
-        default=None, description="the series so far, oldest first; at least the model's lookback values"
+        default=None,
+        description="the series so far, oldest first; at least the model's lookback values. Left out: the latest "
+        "stored values of `series` (default: the series named like the model) are read from the series store",
+    )
+    series: str | None = Field(
+        default=None, min_length=1, max_length=128, description="stored series to forecast (instead of history)"
     )
     timestamps: list[datetime] | None = Field(
         default=None, description="ISO-8601 time of each history value; the forecast continues their frequency"

@@ -15,9 +15,17 @@ TRAINING = ("pipelines.forecasting.pipeline", "pipelines.forecasting.search", "p
 # folder -> project modules it must not import (prefixes)
 FORBIDDEN = {
     "models": ("pipelines", "service", "seqcast"),
-    "pipelines/forecasting": ("pipelines.vision", "service", "seqcast"),
-    "pipelines/vision": ("pipelines.forecasting", "service", "seqcast"),
-    "pipelines/tracking": ("pipelines.forecasting", "pipelines.vision", "models", "service", "seqcast"),
+    "pipelines/forecasting": ("pipelines.vision", "pipelines.store", "service", "seqcast"),
+    "pipelines/vision": ("pipelines.forecasting", "pipelines.store", "service", "seqcast"),
+    "pipelines/tracking": (
+        "pipelines.forecasting",
+        "pipelines.vision",
+        "pipelines.store",
+        "models",
+        "service",
+        "seqcast",
+    ),
+    "pipelines/store": ("pipelines.vision", "pipelines.tracking", "models", "service", "seqcast", *TRAINING),
     "pipelines/settings.py": ("pipelines.", "models", "service", "seqcast"),
     "pipelines/seeding.py": ("pipelines.", "models", "service", "seqcast"),
     "service": ("seqcast", *TRAINING),  # the service reads the registry; it never trains

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -105,14 +107,21 @@ def load_series(data: str, *, time_col: str | None = None, value_col: str | None
         return load_builtin(data)
     if not path.exists():
         raise DataError(f"no file at {data!r}; give a CSV or Parquet path or a built-in ({', '.join(builtin_names())})")
+    frame = read_table(path)
+    return from_frame(frame, name=path.stem, time_col=time_col, value_col=value_col, source=str(path))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a table."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"no file at {str(path)!r}; give a CSV or Parquet path")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        frame = pd.read_csv(path)
-    elif suffix in {".parquet", ".pq"}:
-        frame = pd.read_parquet(path)
-    else:
-        raise DataError(f"{path.name}: unsupported file type {suffix!r}; allowed are .csv, .parquet, .pq")
-    return from_frame(frame, name=path.stem, time_col=time_col, value_col=value_col, source=str(path))
+        return pd.read_csv(path)
+    if suffix in {".parquet", ".pq"}:
+        return pd.read_parquet(path)
+    raise DataError(f"{path.name}: unsupported file type {suffix!r}; allowed are .csv, .parquet, .pq")
 
 
 def _pick_column(frame: pd.DataFrame, wanted: str | None, defaults: tuple[str, ...], role: str) -> str | None:
@@ -126,6 +135,23 @@ def _pick_column(frame: pd.DataFrame, wanted: str | None, defaults: tuple[str, .
     return None
 
 
+def pick_columns(
+    frame: pd.DataFrame,
+    time_col: str | None = None,
+    value_col: str | None = None,
+    how: str = "name it with --value-col",
+) -> tuple[str | None, str]:
+    """The time column (None if there is none) and the value column: the ones named, else the usual names."""
+    time_col = _pick_column(frame, time_col, ("timestamp", "time", "date", "ds", "datetime"), "time")
+    value_col = _pick_column(frame, value_col, ("value", "y", "values"), "value")
+    if value_col is None:
+        candidates = [c for c in frame.columns if c != time_col]
+        if len(candidates) != 1:
+            raise DataError(f"cannot tell which column holds the values among {', '.join(map(str, candidates))}; {how}")
+        value_col = candidates[0]
+    return time_col, value_col
+
+
 def from_frame(
     frame: pd.DataFrame,
     *,
@@ -137,36 +163,17 @@ def from_frame(
     """Validate a table into a regular, gap-filled series (see the module constants for the limits)."""
     if frame.empty:
         raise DataError("the table has no rows; a series needs at least one value")
-    time_col = _pick_column(frame, time_col, ("timestamp", "time", "date", "ds", "datetime"), "time")
-    value_col = _pick_column(frame, value_col, ("value", "y", "values"), "value")
-    if value_col is None:
-        candidates = [c for c in frame.columns if c != time_col]
-        if len(candidates) != 1:
-            raise DataError(
-                f"cannot tell which column holds the values among {', '.join(map(str, candidates))}; "
-                "name it with --value-col"
-            )
-        value_col = candidates[0]
+    time_col, value_col = pick_columns(frame, time_col, value_col)
 
-    raw = frame[value_col]
-    values = pd.to_numeric(raw, errors="coerce")
-    bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(
-            f"column {value_col!r} row {row} holds {raw.iloc[row]!r}; values must be numbers (blank cells count as missing)"
-        )
-    values = values.astype(float).replace([np.inf, -np.inf], np.nan)
-
+    values = parse_numbers(
+        frame[value_col],
+        lambda row: f"column {value_col!r} row {row}",
+        "values must be numbers (blank cells count as missing)",
+    )
     timestamps = None
     freq = None
     if time_col is not None:
-        times = pd.to_datetime(frame[time_col], errors="coerce")
-        if times.isna().any():
-            row = int(np.flatnonzero(times.isna().to_numpy())[0])
-            raise DataError(
-                f"column {time_col!r} row {row} holds {frame[time_col].iloc[row]!r}; timestamps must be dates or ISO-8601 times"
-            )
+        times = parse_times(frame[time_col], lambda row: f"column {time_col!r} row {row}")
         dup = times.duplicated(keep=False)
         if dup.any():
             rows = np.flatnonzero(dup.to_numpy())[:5].tolist()
@@ -183,10 +190,10 @@ def from_frame(
             freq = infer_freq(index)
             grid = pd.date_range(index[0], index[-1], freq=freq)
             if len(grid) != len(index) or not grid.equals(index):
-                off_grid = index.difference(grid)
-                if len(off_grid):
+                off = first_off_grid(index, freq, index[0])
+                if off is not None:
                     raise DataError(
-                        f"timestamp {off_grid[0]} in column {time_col!r} is off the series' {freq} grid; "
+                        f"timestamp {index[off]} in column {time_col!r} is off the series' {freq} grid; "
                         "timestamps must be evenly spaced (gaps are allowed)"
                     )
                 values = values.reindex(grid)
@@ -206,6 +213,139 @@ def from_frame(
         values, interpolated = _fill_short_gaps(values, value_col, timestamps)
         log.info("%s: interpolated %d missing value(s)", name, interpolated)
     return Series(name, values.astype(np.float64), timestamps, freq, season_for_freq(freq), source, interpolated)
+
+
+def parse_numbers(raw: pd.Series, where: Callable[[int], str], allowed: str) -> pd.Series:
+    """Numbers as float (blank and infinite -> NaN); the first entry that is not a number is named by ``where``."""
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{where(row)} holds {raw.iloc[row]!r}; {allowed}")
+    return values.astype(float).replace([np.inf, -np.inf], np.nan)
+
+
+_ZONED = r"\d:\d\d(?::\d\d(?:[.,]\d*)?)?\s*(?:Z|UTC|[+-]\d\d(?::?\d\d)?)$"  # a time followed by a zone
+
+
+def parse_times(raw: pd.Series, where: Callable[[int], str]) -> pd.Series:
+    """Timestamps (time-zone-aware ones in UTC); the first that cannot be read is named by ``where``."""
+    allowed = "timestamps must be dates or ISO-8601 times"
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        times = raw
+    else:
+        present = raw.notna()
+        zoned = raw.astype(str).str.strip().str.contains(_ZONED, regex=True) & present
+        if zoned.any() and not zoned[present].all():
+            row = int(np.flatnonzero((zoned != zoned[present].iloc[0]) & present)[0])
+            raise DataError(f"{where(row)} holds {raw.iloc[row]!r}; {allowed}, all with or all without a time zone")
+        utc = bool(zoned.any())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns while it guesses a format
+            try:
+                times = pd.to_datetime(raw, errors="coerce", utc=utc)
+            except (ValueError, TypeError, OverflowError):
+                times = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
+            if times.isna().any():  # e.g. dates and date-times mixed: read each as ISO-8601
+                iso = pd.to_datetime(raw, errors="coerce", utc=utc, format="ISO8601")
+                if iso.isna().sum() < times.isna().sum():
+                    times = iso
+    if times.isna().any():
+        row = int(np.flatnonzero(times.isna().to_numpy())[0])
+        raise DataError(f"{where(row)} holds {raw.iloc[row]!r}; {allowed}")
+    if getattr(times.dt, "tz", None) is not None:
+        times = times.dt.tz_convert("UTC")
+    return times
+
+
+def first_off_grid(index: pd.DatetimeIndex, freq: str, anchor: pd.Timestamp) -> int | None:
+    """Position of the first timestamp of ``index`` (sorted) not on the ``freq`` grid through ``anchor``."""
+    off = pd.tseries.frequencies.to_offset(freq)
+    if isinstance(off, pd.offsets.Tick):
+        bad = (index.asi8 - anchor.value) % off.nanos != 0
+    else:
+        grid = pd.date_range(anchor, max(index[-1], anchor), freq=off)
+        if index[0] < anchor:  # the same grid, continued backwards from the anchor
+            periods, earlier = 2, grid[:0]
+            while len(earlier) == 0 or earlier[0] > index[0]:
+                periods *= 2
+                earlier = pd.date_range(end=anchor, periods=periods, freq=off)
+            grid = earlier.union(grid)
+        bad = ~index.isin(grid)
+    return int(np.flatnonzero(bad)[0]) if bad.any() else None
+
+
+@dataclass(frozen=True)
+class Observations:
+    """A checked batch of observations, sorted by time (time-zone-aware timestamps in UTC)."""
+
+    timestamps: pd.DatetimeIndex
+    values: np.ndarray
+    freq: str
+
+
+def check_freq(freq: str, field: str = "freq") -> str:
+    try:
+        return pd.tseries.frequencies.to_offset(freq).freqstr
+    except (ValueError, TypeError):
+        raise DataError(f"{field} is {freq!r}; allowed are pandas frequencies, e.g. D, h, 15min, W, MS, QS") from None
+
+
+def check_observations(
+    timestamps,
+    values,
+    *,
+    freq: str | None = None,
+    anchor: pd.Timestamp | None = None,
+    max_points: int | None = None,
+    fields: tuple[str, str] = ("timestamps", "values"),
+) -> Observations:
+    """The training data's checks on a batch of new observations (nothing is filled in): finite numbers,
+    readable timestamps, none twice, all on the ``freq`` grid through ``anchor`` (a stored timestamp of the
+    series; without one, the batch's first). Without ``freq`` it is inferred from the batch (2+ points).
+    Errors name the field and index (``values[3]``) and what is allowed."""
+    tf, vf = fields
+    if len(timestamps) != len(values):
+        raise DataError(f"{tf} has {len(timestamps)} entries and {vf} {len(values)}; give one value per timestamp")
+    if len(values) == 0:
+        raise DataError(f"{vf} is empty; send at least one observation")
+    if max_points is not None and len(values) > max_points:
+        raise DataError(f"the batch has {len(values)} observations; at most {max_points} are allowed per batch")
+    raw_values = pd.Series(list(values) if not isinstance(values, pd.Series) else values.to_numpy(), dtype=object)
+    numbers = parse_numbers(raw_values, lambda i: f"{vf}[{i}]", "values must be finite numbers").to_numpy()
+    if np.isnan(numbers).any():
+        i = int(np.flatnonzero(np.isnan(numbers))[0])
+        raise DataError(f"{vf}[{i}] is {raw_values.iloc[i]!r}; values must be finite numbers (none missing)")
+    raw_times = pd.Series(
+        list(timestamps) if not isinstance(timestamps, pd.Series) else timestamps.to_numpy(), dtype=object
+    )
+    times = parse_times(raw_times, lambda i: f"{tf}[{i}]")
+    dup = times.duplicated(keep=False)
+    if dup.any():
+        rows = np.flatnonzero(dup.to_numpy())[:5].tolist()
+        raise DataError(f"duplicate timestamp {times[dup].iloc[0]} at {tf}{rows}; each time may appear once in a batch")
+    order = np.argsort(times.to_numpy(), kind="stable")
+    index = pd.DatetimeIndex(times.to_numpy()[order], tz=getattr(times.dt, "tz", None))
+    numbers = numbers[order]
+    if anchor is not None and (anchor.tzinfo is None) != (index.tz is None):
+        zone = "without a time zone" if anchor.tzinfo is None else "with a time zone"
+        raise DataError(
+            f"{tf}[{int(order[0])}] is {raw_times.iloc[int(order[0])]!r}; this series' timestamps are {zone}"
+        )
+    if freq is not None:
+        freq = check_freq(freq)
+    elif len(index) >= 2:
+        freq = infer_freq(index)
+    else:
+        raise DataError("one observation does not give the series' frequency; send at least 2 or give freq")
+    off = first_off_grid(index, freq, anchor if anchor is not None else index[0])
+    if off is not None:
+        i = int(order[off])
+        raise DataError(
+            f"{tf}[{i}] ({index[off]}) is off the series' {freq} grid; timestamps must be evenly spaced "
+            "(gaps are allowed)"
+        )
+    return Observations(index, numbers.astype(np.float64), freq)
 
 
 def _fill_short_gaps(values: np.ndarray, value_col: str, timestamps) -> tuple[np.ndarray, int]:

@@ -68,6 +68,20 @@ def score_registered(uri: str, series: Series, config: TrainConfig) -> float:
         return float("inf")
 
 
+def _data_window(series: Series) -> dict[str, str | int]:
+    """The stretch of data a run trained on: first/last timestamp and count (the store's, when it came from one)."""
+    window = series.meta.get("window")
+    if window:
+        return {"data_first": window["first"], "data_last": window["last"], "data_count": window["count"]}
+    if series.timestamps is None:
+        return {}
+    return {
+        "data_first": series.timestamps[0].isoformat(),
+        "data_last": series.timestamps[-1].isoformat(),
+        "data_count": len(series),
+    }
+
+
 def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str, float]:
     config, result = candidate.config, candidate.result
     mlflow.log_params(
@@ -79,6 +93,7 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
             "data_length": len(series),
             "freq": series.freq,
             "interpolated": series.interpolated,
+            **_data_window(series),
         }
     )
     tracking.log_history(candidate.history)

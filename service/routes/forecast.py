@@ -1,5 +1,9 @@
 """``POST /v1/forecast`` and ``POST /v1/forecast/batch``: recursive multi-step forecasts from the registry.
 
+Without ``history`` a request forecasts the stored series named like the model (or ``series``): its latest
+``lookback`` values are read from the series store (on the store's threads), and the forecast's timestamps
+continue the stored ones at the series' frequency.
+
 One series is forecast inline on the event loop when its program is compiled (well under a millisecond of
 compiled work, less than a thread hop would cost); a shape not compiled yet (a new horizon bucket, hundreds
 of milliseconds to compile) runs in a worker thread. A batch is grouped by (model version, horizon) and each
@@ -14,16 +18,20 @@ import anyio
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Response
+from pandas.tseries.frequencies import to_offset
+from pandas.tseries.offsets import Tick
 
 from pipelines.forecasting.data import infer_freq, next_timestamps
 from pipelines.forecasting.forecaster import Forecaster, HistoryError
 from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from pipelines.settings import Settings
+from pipelines.store import SeriesNotFound
 from service.cache import LoadedModel, Loader
-from service.deps import CacheDep, MetricsDep, SettingsDep
+from service.deps import CacheDep, MetricsDep, SettingsDep, StoreDep
 from service.errors import BODY_RESPONSES, MODEL_RESPONSES
 from service.routes import served_model
 from service.schemas import BatchForecastRequest, BatchForecastResponse, ForecastRequest, ForecastResponse
+from service.store import StoreAccess
 
 FORECASTER_LOADER = Loader(Forecaster.load, Forecaster.warm)
 
@@ -43,6 +51,51 @@ def _checked_history(
         return forecaster.check_history(request.history)
     except HistoryError as exc:
         raise HistoryError(f"{where}{exc}") from None
+
+
+async def _stored_history(
+    request: ForecastRequest, loaded: LoadedModel, store: StoreAccess, where: str = ""
+) -> tuple[list[float], list[str]] | None:
+    """The latest ``lookback`` stored values of the request's series and the forecast's timestamps after them;
+    None when the request carries its history (or names no series and none is stored under the model's name)."""
+    if request.history is not None:
+        if request.series is not None:
+            raise HistoryError(f"{where}give either history or series, not both")
+        return None
+    if request.timestamps is not None:
+        raise HistoryError(f"{where}timestamps go with history; a stored series brings its own")
+    forecaster: Forecaster = loaded.model
+    name = request.series or request.model
+    try:
+        info, index, values = await store.run("latest", name, forecaster.lookback)
+    except SeriesNotFound:
+        if request.series is None:
+            return None  # nothing stored under the model's name: history is required (said by _checked_history)
+        raise
+    need = forecaster.lookback
+    if len(values) < need:
+        raise HistoryError(
+            f"{where}series {name!r} has {len(values)} stored values; model {request.model!r} version "
+            f"{loaded.version} needs at least {need} (its lookback)"
+        )
+    step = to_offset(info.freq)
+    if isinstance(step, Tick):
+        contiguous = bool((np.diff(index.asi8) == step.nanos).all())
+    else:
+        contiguous = index.equals(pd.date_range(end=index[-1], periods=need, freq=step))
+    if not contiguous:
+        missing = pd.date_range(end=index[-1], periods=need, freq=step).difference(index)
+        raise HistoryError(
+            f"{where}series {name!r} has no value at {missing[0].isoformat()}, within the last {need} steps the "
+            f"model reads; store it (POST /v1/series/{name}/observations) or send history"
+        )
+    try:
+        future = next_timestamps(index[-1], info.freq, request.horizon)
+    except (ValueError, OverflowError) as exc:
+        raise HistoryError(
+            f"{where}the forecast's timestamps cannot be continued at frequency {info.freq} ({exc})"
+        ) from None
+    return values.tolist(), [t.isoformat() for t in future]
 
 
 def _continued_timestamps(
@@ -110,13 +163,22 @@ def _json(body: dict) -> Response:
     responses={**MODEL_RESPONSES, **BODY_RESPONSES},
     summary="Forecast one series",
 )
-async def forecast(request: ForecastRequest, cache: CacheDep, settings: SettingsDep, metrics: MetricsDep) -> Response:
+async def forecast(
+    request: ForecastRequest, cache: CacheDep, settings: SettingsDep, metrics: MetricsDep, store: StoreDep
+) -> Response:
     loaded = await served_model(
         cache, FORECASTER_ARTIFACT, "a forecaster", request.model, request.alias, request.version
     )
     forecaster: Forecaster = loaded.model
-    history = _checked_history(request, forecaster, settings)
-    timestamps = _continued_timestamps(request, history, forecaster)
+    if request.horizon > settings.max_horizon:
+        raise HistoryError(f"horizon is {request.horizon}; allowed: 1 to {settings.max_horizon}")
+    stored = await _stored_history(request, loaded, store)
+    timestamps: list[str] | None
+    if stored is not None:
+        history, timestamps = forecaster.check_history(stored[0]), stored[1]
+    else:
+        history = _checked_history(request, forecaster, settings)
+        timestamps = _continued_timestamps(request, history, forecaster)
     if forecaster.is_compiled(request.horizon):
         values = forecaster.forecast(history, request.horizon)
     else:  # compiling takes hundreds of ms: never on the event loop
@@ -132,17 +194,23 @@ async def forecast(request: ForecastRequest, cache: CacheDep, settings: Settings
     summary="Forecast many series; one compiled call per (model version, horizon)",
 )
 async def forecast_batch(
-    batch: BatchForecastRequest, cache: CacheDep, settings: SettingsDep, metrics: MetricsDep
+    batch: BatchForecastRequest, cache: CacheDep, settings: SettingsDep, metrics: MetricsDep, store: StoreDep
 ) -> Response:
-    items = []
+    items: list[tuple[LoadedModel, np.ndarray, list[str] | None]] = []
     groups: dict[tuple[str, str, int], list[int]] = {}
     for i, request in enumerate(batch.requests):
         where = f"requests[{i}]: "
         loaded = await served_model(
             cache, FORECASTER_ARTIFACT, "a forecaster", request.model, request.alias, request.version, where
         )
-        history = _checked_history(request, loaded.model, settings, where)
-        items.append((loaded, history, _continued_timestamps(request, history, loaded.model, where)))
+        if request.horizon > settings.max_horizon:
+            raise HistoryError(f"{where}horizon is {request.horizon}; allowed: 1 to {settings.max_horizon}")
+        stored = await _stored_history(request, loaded, store, where)
+        if stored is not None:
+            items.append((loaded, loaded.model.check_history(stored[0]), stored[1]))
+        else:
+            history = _checked_history(request, loaded.model, settings, where)
+            items.append((loaded, history, _continued_timestamps(request, history, loaded.model, where)))
         groups.setdefault((request.model, loaded.version, request.horizon), []).append(i)
 
     def run_groups() -> dict[int, np.ndarray]:

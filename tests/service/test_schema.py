@@ -39,6 +39,11 @@ def test_every_endpoint_is_covered(operations):
         "GET /v1/models/{name}",
         "POST /v1/models/{name}/reload",
         "POST /v1/classify",
+        "GET /v1/series",
+        "GET /v1/series/{name}",
+        "GET /v1/series/{name}/observations",
+        "POST /v1/series/{name}/observations",
+        "DELETE /v1/series/{name}",
     }
 
 
@@ -61,6 +66,16 @@ CASES = [
     ("POST /v1/forecast/batch", NEGATIVE),
     ("POST /v1/classify", POSITIVE),
     ("POST /v1/classify", NEGATIVE),
+    *[
+        (op, POSITIVE)
+        for op in (
+            "POST /v1/series/{name}/observations",
+            "GET /v1/series",
+            "GET /v1/series/{name}",
+            "GET /v1/series/{name}/observations",
+            "DELETE /v1/series/{name}",
+        )
+    ],
 ]
 
 

@@ -1,0 +1,16 @@
+"""The series store (SQLite by default, PostgreSQL by URL): see ``store.py``; migrations in ``migrations/``.
+
+May import ``pipelines.forecasting`` (its data checks); nothing in forecasting, vision or tracking imports it.
+"""
+
+from pipelines.store.store import (
+    SeriesInfo,
+    SeriesNotFound,
+    SeriesStore,
+    StoreUnavailable,
+    Summary,
+    WriteResult,
+    check_name,
+)
+
+__all__ = ["SeriesInfo", "SeriesNotFound", "SeriesStore", "StoreUnavailable", "Summary", "WriteResult", "check_name"]

@@ -1,0 +1,389 @@
+"""The series store: named series of observations keyed by (series, timestamp), in SQLite or PostgreSQL.
+
+A write is one transaction: the batch is checked by the training data's own checks
+(:func:`pipelines.forecasting.data.check_observations`), the series is created on its first batch (its
+frequency given or inferred, its grid through its first timestamp), and every observation is upserted:
+new timestamps are inserted, a new value for a stored timestamp replaces it (a revision), the same value
+changes nothing. The result counts inserted / updated / unchanged; a batch that fails a check writes nothing.
+
+Counting under concurrency: SQLite writes hold the database's write lock from ``BEGIN IMMEDIATE``, so the
+rows in the batch's time range counted before and after the upsert are exact. PostgreSQL writers run side by
+side; ``INSERT ... ON CONFLICT DO UPDATE ... WHERE value IS DISTINCT FROM excluded.value RETURNING (xmax = 0)``
+reports per row whether it was inserted or updated (unchanged rows are not returned), decided under the row
+lock, so concurrent writers of overlapping timestamps count each row once and the last commit wins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import BigInteger, Double, Engine, Integer, and_, bindparam, func, literal, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+
+from pipelines.forecasting.data import DataError, Observations, Series, check_freq, check_observations, from_frame
+from pipelines.store import db
+from pipelines.store.schema import NAME_MAX, observations, series
+
+NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{NAME_MAX - 1}}}")
+NAME_RULE = f"names are 1 to {NAME_MAX} letters, digits, '_', '.' or '-', starting with a letter or digit"
+DEFAULT_MAX_POINTS = 100_000
+SQLITE_CHUNK = 10_000  # rows per executemany
+
+
+class SeriesNotFound(LookupError):
+    pass
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached or is locked past the busy timeout."""
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise DataError(f"series name {name!r} is not allowed; {NAME_RULE}")
+    return name
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    id: int
+    name: str
+    freq: str
+    tz: str | None
+    origin: int | None
+
+    @property
+    def anchor(self) -> pd.Timestamp | None:
+        return None if self.origin is None else pd.Timestamp(self.origin, tz=self.tz)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    series: str
+    created: bool
+    freq: str
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    name: str
+    freq: str
+    tz: str | None
+    length: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+
+
+@dataclass(frozen=True)
+class Page:
+    timestamps: pd.DatetimeIndex
+    values: np.ndarray
+    next_cursor: str | None
+
+
+def to_index(ts: Sequence[int] | np.ndarray, tz: str | None) -> pd.DatetimeIndex:
+    index = pd.DatetimeIndex(np.asarray(ts, dtype="int64").view("datetime64[ns]"))
+    return index.tz_localize(tz) if tz else index
+
+
+def _ns(t: pd.Timestamp, tz: str | None, field: str) -> int:
+    if (t.tzinfo is None) != (tz is None):
+        raise DataError(
+            f"{field} is {t.isoformat()}; this series' timestamps are {'with' if tz else 'without'} a time zone"
+        )
+    return int((t.tz_convert("UTC") if t.tzinfo is not None else t).value)
+
+
+class SeriesStore:
+    def __init__(self, url: str, *, max_points: int = DEFAULT_MAX_POINTS, upgrade: bool = True):
+        self.url = url
+        self.engine: Engine = db.make_engine(url)
+        self.max_points = max_points
+        if upgrade:
+            self.upgrade()
+
+    def upgrade(self) -> None:
+        self._guard(db.upgrade, self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _guard(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except OperationalError as exc:
+            raise StoreUnavailable(f"the series store ({self.dialect}) cannot be used now: {exc.orig or exc}") from exc
+
+    # --- writes -----------------------------------------------------------------------------------
+    def write(self, name: str, timestamps, values, *, freq: str | None = None) -> WriteResult:
+        """Store a batch (one transaction); raises :class:`DataError` naming the first bad entry."""
+        check_name(name)
+        if freq is not None:
+            freq = check_freq(freq)
+        known = self.info(name, missing_ok=True)
+        checked = self._check(known, timestamps, values, freq)
+        return self._guard(self._write, name, timestamps, values, freq, known, checked)
+
+    def _check(self, info: SeriesInfo | None, timestamps, values, freq: str | None) -> Observations:
+        if info is not None and freq is not None and freq != info.freq:
+            raise DataError(f"freq is {freq!r}, but series {info.name!r} is at {info.freq!r} (set by its first batch)")
+        return check_observations(
+            timestamps,
+            values,
+            freq=info.freq if info else freq,
+            anchor=info.anchor if info else None,
+            max_points=self.max_points,
+        )
+
+    def _write(self, name, timestamps, values, freq, known, checked: Observations) -> WriteResult:
+        with db.transaction(self.engine, write=True) as conn:
+            info = self._info(conn, name)
+            if info != known:  # created or dropped since the check: check against what is there now
+                checked = self._check(info, timestamps, values, freq)
+            created = info is None
+            if info is None:
+                info = self._create(conn, name, checked)
+            ts = checked.timestamps.asi8
+            if db.is_sqlite(self.engine):
+                inserted, updated = self._upsert_sqlite(conn, info.id, ts, checked.values)
+            else:
+                inserted, updated = self._upsert_postgres(conn, info.id, ts, checked.values)
+            if inserted or updated:
+                conn.execute(series.update().where(series.c.id == info.id).values(updated_at=datetime.now(UTC)))
+        return WriteResult(name, created, info.freq, inserted, updated, len(ts) - inserted - updated)
+
+    def _create(self, conn, name: str, checked: Observations) -> SeriesInfo:
+        tz = "UTC" if checked.timestamps.tz is not None else None
+        row = {
+            "name": name,
+            "freq": checked.freq,
+            "tz": tz,
+            "origin": int(checked.timestamps.asi8[0]),
+            "created_at": datetime.now(UTC),
+            "updated_at": datetime.now(UTC),
+        }
+        if db.is_sqlite(self.engine):
+            conn.execute(series.insert().values(**row))
+        else:  # a concurrent first write may have created it since: theirs stands, and this batch is re-checked
+            conn.execute(postgresql.insert(series).values(**row).on_conflict_do_nothing(index_elements=["name"]))
+        info = self._info(conn, name)
+        assert info is not None
+        if (info.freq, info.tz, info.origin) != (checked.freq, tz, row["origin"]):
+            self._check(info, checked.timestamps, checked.values, None)
+        return info
+
+    def _upsert_sqlite(self, conn, series_id: int, ts: np.ndarray, values: np.ndarray) -> tuple[int, int]:
+        lo, hi = int(ts[0]), int(ts[-1])
+        in_range = (
+            select(func.count())
+            .select_from(observations)
+            .where(observations.c.series_id == series_id, observations.c.ts.between(lo, hi))
+        )
+        before = conn.execute(in_range).scalar_one()
+        stmt = sqlite.insert(observations)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[observations.c.series_id, observations.c.ts],
+            set_={"value": stmt.excluded.value},
+            where=observations.c.value != stmt.excluded.value,
+        )
+        changed = 0
+        ts_list, value_list = ts.tolist(), values.tolist()
+        for start in range(0, len(ts_list), SQLITE_CHUNK):
+            rows = [
+                {"series_id": series_id, "ts": t, "value": v}
+                for t, v in zip(
+                    ts_list[start : start + SQLITE_CHUNK], value_list[start : start + SQLITE_CHUNK], strict=True
+                )
+            ]
+            changed += conn.execute(stmt, rows).rowcount
+        inserted = conn.execute(in_range).scalar_one() - before
+        return inserted, changed - inserted
+
+    def _upsert_postgres(self, conn, series_id: int, ts: np.ndarray, values: np.ndarray) -> tuple[int, int]:
+        rows = select(
+            literal(series_id, Integer).label("series_id"),
+            func.unnest(bindparam("ts", type_=postgresql.ARRAY(BigInteger))).label("ts"),
+            func.unnest(bindparam("values", type_=postgresql.ARRAY(Double))).label("value"),
+        )
+        insert = postgresql.insert(observations).from_select(["series_id", "ts", "value"], rows)
+        upsert: Any = insert.on_conflict_do_update(
+            index_elements=[observations.c.series_id, observations.c.ts],
+            set_={"value": insert.excluded.value},
+            where=observations.c.value.is_distinct_from(insert.excluded.value),
+        ).returning(literal_column("xmax = 0"))
+        flags = conn.execute(upsert, {"ts": ts.tolist(), "values": values.tolist()}).scalars().all()
+        inserted = sum(1 for f in flags if f)
+        return inserted, len(flags) - inserted
+
+    def delete(self, name: str) -> int:
+        """Drop a series and its observations; the number of observations dropped."""
+        check_name(name)
+
+        def run() -> int:
+            with db.transaction(self.engine, write=True) as conn:
+                info = self._info(conn, name)
+                if info is None:
+                    raise self._not_found(name)
+                count = conn.execute(observations.delete().where(observations.c.series_id == info.id)).rowcount
+                conn.execute(series.delete().where(series.c.id == info.id))
+                return count
+
+        return self._guard(run)
+
+    # --- reads ------------------------------------------------------------------------------------
+    @staticmethod
+    def _not_found(name: str) -> SeriesNotFound:
+        return SeriesNotFound(f"no series named {name!r}; GET /v1/series or seqcast series lists them")
+
+    def _info(self, conn, name: str) -> SeriesInfo | None:
+        row = conn.execute(
+            select(series.c.id, series.c.name, series.c.freq, series.c.tz, series.c.origin).where(series.c.name == name)
+        ).first()
+        return None if row is None else SeriesInfo(*row)
+
+    def info(self, name: str, *, missing_ok: bool = False) -> SeriesInfo | None:
+        def run():
+            with db.transaction(self.engine) as conn:
+                return self._info(conn, name)
+
+        found = self._guard(run)
+        if found is None and not missing_ok:
+            raise self._not_found(name)
+        return found
+
+    def summaries(self, name: str | None = None) -> list[Summary]:
+        """Each series (or the one named): frequency, time zone, number of observations, first and last."""
+        query = (
+            select(
+                series.c.name,
+                series.c.freq,
+                series.c.tz,
+                func.count(observations.c.ts),
+                func.min(observations.c.ts),
+                func.max(observations.c.ts),
+            )
+            .select_from(series.outerjoin(observations, observations.c.series_id == series.c.id))
+            .group_by(series.c.id, series.c.name, series.c.freq, series.c.tz)
+            .order_by(series.c.name)
+        )
+        if name is not None:
+            query = query.where(series.c.name == name)
+
+        def run():
+            with db.transaction(self.engine) as conn:
+                return conn.execute(query).all()
+
+        out = []
+        for n, freq, tz, count, first, last in self._guard(run):
+            stamp = lambda v, tz=tz: None if v is None else pd.Timestamp(int(v), tz=tz)  # noqa: E731
+            out.append(Summary(n, freq, tz, int(count), stamp(first), stamp(last)))
+        if name is not None and not out:
+            raise self._not_found(name)
+        return out
+
+    # built once: the forecast path runs this per request
+    _LATEST = (
+        select(series.c.id, series.c.freq, series.c.tz, series.c.origin, observations.c.ts, observations.c.value)
+        .select_from(series.outerjoin(observations, observations.c.series_id == series.c.id))
+        .where(series.c.name == bindparam("name"))
+        .order_by(observations.c.ts.desc())
+        .limit(bindparam("n", type_=Integer))
+    )
+
+    def latest(self, name: str, n: int) -> tuple[SeriesInfo, pd.DatetimeIndex, np.ndarray]:
+        """The last ``n`` observations (fewer if fewer are stored), oldest first."""
+
+        def run():
+            with self.engine.connect() as conn, conn.begin():
+                return conn.execute(self._LATEST, {"name": name, "n": max(n, 1)}).all()
+
+        rows = self._guard(run)
+        if not rows:
+            raise self._not_found(name)
+        sid, freq, tz, origin = rows[0][:4]
+        if rows[-1][4] is None:  # a series without observations (the outer join's one row)
+            rows = []
+        info = SeriesInfo(sid, name, freq, tz, origin)
+        ts = np.fromiter((r[4] for r in reversed(rows)), dtype=np.int64, count=len(rows))
+        values = np.fromiter((r[5] for r in reversed(rows)), dtype=np.float64, count=len(rows))
+        return info, to_index(ts, tz), values
+
+    def page(
+        self,
+        name: str,
+        *,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+        limit: int = 1000,
+        cursor: str | None = None,
+    ) -> Page:
+        """Observations in ``[start, end]`` oldest first, ``limit`` at a time; ``cursor`` continues a page."""
+        info = self.info(name)
+        assert info is not None
+        conds = [observations.c.series_id == info.id]
+        if start is not None:
+            conds.append(observations.c.ts >= _ns(start, info.tz, "start"))
+        if end is not None:
+            conds.append(observations.c.ts <= _ns(end, info.tz, "end"))
+        if cursor is not None:
+            try:
+                after = int(cursor)
+            except ValueError:
+                raise DataError(f"cursor is {cursor!r}; pass the next_cursor of the previous page") from None
+            conds.append(observations.c.ts > after)
+        query = (
+            select(observations.c.ts, observations.c.value)
+            .where(and_(*conds))
+            .order_by(observations.c.ts)
+            .limit(limit + 1)
+        )
+
+        def run():
+            with db.transaction(self.engine) as conn:
+                return conn.execute(query).all()
+
+        rows = self._guard(run)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = str(rows[-1][0]) if more else None
+        return Page(to_index([r[0] for r in rows], info.tz), np.array([r[1] for r in rows], np.float64), next_cursor)
+
+    def series(self, name: str) -> Series:
+        """The whole stored series for training, through the training data's checks (short gaps
+        interpolated); ``meta["window"]`` holds the stored first/last timestamp and count."""
+        info = self.info(name)
+        assert info is not None
+        stored = self.page(name, limit=10**12)
+        if len(stored.values) == 0:
+            raise DataError(f"series {name!r} has no observations")
+        frame = pd.DataFrame({"timestamp": stored.timestamps, "value": stored.values})
+        checked = from_frame(frame, name=name, source=f"series store: {name}")
+        window = {
+            "first": stored.timestamps[0].isoformat(),
+            "last": stored.timestamps[-1].isoformat(),
+            "count": len(stored.values),
+        }
+        return Series(
+            name,
+            checked.values,
+            checked.timestamps,
+            info.freq,
+            checked.season,
+            checked.source,
+            checked.interpolated,
+            {"window": window},
+        )

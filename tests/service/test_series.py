@@ -1,0 +1,197 @@
+"""The series store over REST through the ASGI app: ingest, read, delete, and /v1/forecast from the store."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from svc_helpers import API_KEY, LOOKBACK, MODEL, call, make_settings
+
+KEY = {"X-API-Key": API_KEY}
+START = pd.Timestamp("2024-01-01")
+
+
+@pytest.fixture(scope="module")
+def app(registered, data_dir, tmp_path_factory):
+    """An app of its own with a store of its own (the session app's store stays empty)."""
+    from service.app import create_app
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('series-store') / 'series.db'}"
+    return create_app(make_settings(data_dir, database_url=url, max_body_bytes=200_000, max_batch_points=1000))
+
+
+def hours(n: int, first: int = 0) -> list[str]:
+    return [t.isoformat() for t in pd.date_range(START + pd.Timedelta(hours=first), periods=n, freq="h")]
+
+
+def post(app, name, body, **kwargs):
+    return call(app, "POST", f"/v1/series/{name}/observations", json=body, headers=KEY, **kwargs)
+
+
+def test_first_batch_creates_the_series_and_a_resent_one_changes_nothing(app):
+    body = {"timestamps": hours(5), "values": [1.0, 2.0, 3.0, 4.0, 5.0]}
+    r = post(app, "first", body)
+    assert (r.status_code, r.json()) == (
+        201,
+        {"series": "first", "created": True, "freq": "h", "inserted": 5, "updated": 0, "unchanged": 0},
+    )
+    r = post(app, "first", body)
+    assert (r.status_code, r.json()) == (
+        200,
+        {"series": "first", "created": False, "freq": "h", "inserted": 0, "updated": 0, "unchanged": 5},
+    )
+    r = post(app, "first", {"timestamps": hours(3, 3), "values": [4.0, 50.0, 6.0]})
+    assert r.json() == {"series": "first", "created": False, "freq": "h", "inserted": 1, "updated": 1, "unchanged": 1}
+
+
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        (
+            {"timestamps": hours(3, 5), "values": [1.0, None, 3.0]},
+            "values[1] is None; values must be finite numbers (none missing)",
+        ),
+        (
+            {"timestamps": [*hours(2, 5), "2024-01-01T07:30:00"], "values": [1.0, 2.0, 3.0]},
+            "timestamps[2] (2024-01-01 07:30:00) is off the series' h grid; timestamps must be evenly spaced "
+            "(gaps are allowed)",
+        ),
+        (
+            {"timestamps": [*hours(2, 5), "soon"], "values": [1.0, 2.0, 3.0]},
+            "timestamps[2] holds 'soon'; timestamps must be dates or ISO-8601 times",
+        ),
+        (
+            {"timestamps": hours(1001), "values": [1.0] * 1001},
+            "the batch has 1001 observations; at most 1000 are allowed per batch",
+        ),
+        (
+            {"timestamps": hours(2, 5), "values": [1.0]},
+            "timestamps has 2 entries and values 1; give one value per timestamp",
+        ),
+        (
+            {"timestamps": hours(2, 5), "values": [1.0, 2.0], "freq": "D"},
+            "freq is 'D', but series 'bad' is at 'h' (set by its first batch)",
+        ),
+    ],
+)
+def test_a_bad_batch_is_a_422_naming_it_and_stores_nothing(app, body, detail):
+    post(app, "bad", {"timestamps": hours(3), "values": [1.0, 2.0, 3.0]})
+    r = post(app, "bad", body)
+    assert (r.status_code, r.json()) == (422, {"detail": detail})
+    page = call(app, "GET", "/v1/series/bad/observations").json()
+    assert page == {"series": "bad", "timestamps": hours(3), "values": [1.0, 2.0, 3.0], "next_cursor": None}
+
+
+def test_schema_errors_and_names(app):
+    r = post(app, "s", {"timestamps": hours(1), "values": ["x"]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "values", 0]
+    r = post(app, "no%20good", {"timestamps": hours(2), "values": [1.0, 2.0]})
+    assert r.json() == {
+        "detail": "series name 'no good' is not allowed; names are 1 to 128 letters, digits, '_', '.' or '-', "
+        "starting with a letter or digit"
+    }
+    r = call(app, "POST", "/v1/series/s/observations", content=b"<x/>", headers={**KEY, "content-type": "text/xml"})
+    assert r.status_code == 415
+
+
+def test_writes_need_the_api_key(app):
+    body = {"timestamps": hours(2), "values": [1.0, 2.0]}
+    r = call(app, "POST", "/v1/series/k/observations", json=body)
+    assert (r.status_code, r.json()) == (401, {"detail": "missing X-API-Key header; this endpoint needs the API key"})
+    r = call(app, "DELETE", "/v1/series/k", headers={"X-API-Key": "wrong"})
+    assert (r.status_code, r.json()) == (403, {"detail": "wrong X-API-Key; this endpoint needs the API key"})
+    assert call(app, "GET", "/v1/series/k").status_code == 404  # nothing was written
+
+
+def test_csv_ingest_list_describe_page_delete(app):
+    csv = "timestamp,value\n2024-03-01,1.5\n2024-03-02,2.5\n2024-03-04,4.5\n"
+    r = call(app, "POST", "/v1/series/daily/observations", content=csv, headers={**KEY, "content-type": "text/csv"})
+    assert (r.status_code, r.json()) == (
+        201,
+        {"series": "daily", "created": True, "freq": "D", "inserted": 3, "updated": 0, "unchanged": 0},
+    )
+    described = {
+        "name": "daily",
+        "freq": "D",
+        "length": 3,
+        "first": "2024-03-01T00:00:00",
+        "last": "2024-03-04T00:00:00",
+        "model": None,
+    }
+    assert call(app, "GET", "/v1/series/daily").json() == described
+    assert described in call(app, "GET", "/v1/series").json()["series"]
+    page = call(app, "GET", "/v1/series/daily/observations?limit=2&start=2024-03-01T12:00:00").json()
+    assert page == {
+        "series": "daily",
+        "timestamps": ["2024-03-02T00:00:00", "2024-03-04T00:00:00"],
+        "values": [2.5, 4.5],
+        "next_cursor": None,
+    }
+    page = call(app, "GET", "/v1/series/daily/observations?limit=2").json()
+    assert page["values"] == [1.5, 2.5] and page["next_cursor"]
+    rest = call(app, "GET", f"/v1/series/daily/observations?limit=2&cursor={page['next_cursor']}").json()
+    assert (rest["values"], rest["next_cursor"]) == ([4.5], None)
+    r = call(app, "DELETE", "/v1/series/daily", headers=KEY)
+    assert (r.status_code, r.json()) == (200, {"series": "daily", "deleted": 3})
+    r = call(app, "GET", "/v1/series/daily")
+    assert (r.status_code, r.json()) == (
+        404,
+        {"detail": "no series named 'daily'; GET /v1/series or seqcast series lists them"},
+    )
+
+
+def test_forecast_from_the_store_matches_the_forecast_with_history(app, registered):
+    values = registered["series"].values[:40].round(6).tolist()
+    stamps = hours(40)
+    assert post(app, MODEL, {"timestamps": stamps, "values": values}).status_code == 201
+    described = call(app, "GET", f"/v1/series/{MODEL}").json()
+    assert described["model"] == {"name": MODEL, "version": "1"} and described["length"] == 40
+
+    from_store = call(app, "POST", "/v1/forecast", json={"model": MODEL, "horizon": 6, "levels": [0.8]})
+    with_history = call(
+        app,
+        "POST",
+        "/v1/forecast",
+        json={"model": MODEL, "horizon": 6, "levels": [0.8], "history": values, "timestamps": stamps},
+    )
+    assert from_store.status_code == with_history.status_code == 200
+    assert from_store.json() == with_history.json()
+    assert from_store.json()["forecast"] == registered["forecasters"]["1"].forecast(values, 6).tolist()
+    assert from_store.json()["timestamps"] == hours(6, 40)
+    # by name, and in a batch
+    by_name = call(app, "POST", "/v1/forecast", json={"model": MODEL, "series": MODEL, "horizon": 6, "levels": [0.8]})
+    assert by_name.json() == from_store.json()
+    batch = call(app, "POST", "/v1/forecast/batch", json={"requests": [{"model": MODEL, "horizon": 6}]})
+    assert batch.json()["results"][0]["timestamps"] == hours(6, 40)
+
+
+@pytest.mark.parametrize(
+    "request_body, status, detail",
+    [
+        (
+            {"model": MODEL, "series": "short", "horizon": 3},
+            422,
+            f"series 'short' has 3 stored values; model '{MODEL}' version 1 needs at least {LOOKBACK} (its lookback)",
+        ),
+        (
+            {"model": MODEL, "series": "nowhere", "horizon": 3},
+            404,
+            "no series named 'nowhere'; GET /v1/series or seqcast series lists them",
+        ),
+        (
+            {"model": MODEL, "series": "short", "history": [1.0] * 8, "horizon": 3},
+            422,
+            "give either history or series, not both",
+        ),
+        (
+            {"model": MODEL, "series": "gappy", "horizon": 3},
+            422,
+            "series 'gappy' has no value at 2024-01-01T07:00:00, within the last 6 steps the model reads; "
+            "store it (POST /v1/series/gappy/observations) or send history",
+        ),
+    ],
+)
+def test_forecast_from_the_store_errors(app, request_body, status, detail):
+    post(app, "short", {"timestamps": hours(3), "values": [1.0, 2.0, 3.0]})
+    post(app, "gappy", {"timestamps": [*hours(7), *hours(3, 8)], "values": [1.0] * 10})
+    r = call(app, "POST", "/v1/forecast", json=request_body)
+    assert (r.status_code, r.json()) == (status, {"detail": detail})
