@@ -35,7 +35,7 @@ def test_a_padded_batch_runs_the_unrolled_copy_and_matches(model):
     assert forecaster._unrolled is not None
     got = forecaster(windows, 9)
     assert got.shape == (3, 9)
-    for window, row in zip(windows, got):
+    for window, row in zip(windows, got, strict=True):
         np.testing.assert_allclose(row, predict_loop(model, window, 9), rtol=1e-4, atol=1e-5)
 
 
@@ -63,7 +63,7 @@ def test_a_model_with_paths_feeds_each_path_its_own_forecasts_and_averages_them(
     combination = combine_models(members, [(1.0, 0.0), (2.0, 0.5)])  # the second member works in 2x + 0.5
     windows = np.random.default_rng(3).normal(size=(3, 5))  # a batch: the unrolled copy runs too
     got = RecursiveForecaster(combination)(windows, 6)
-    for window, row in zip(windows, got):
+    for window, row in zip(windows, got, strict=True):
         own_paths = [predict_loop(members[0], window, 6), (predict_loop(members[1], 2 * window[1:] + 0.5, 6) - 0.5) / 2]
         np.testing.assert_allclose(row, np.mean(own_paths, axis=0), rtol=1e-4, atol=1e-5)
 

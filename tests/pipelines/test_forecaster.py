@@ -43,7 +43,7 @@ def test_batch_equals_singles(forecaster):
     histories = [10 + rng.normal(size=n) for n in (5, 9, 40)]  # different lengths: only the last lookback matter
     batch = forecaster.forecast_batch(histories, 7)
     assert batch.shape == (3, 7)
-    for history, row in zip(histories, batch):
+    for history, row in zip(histories, batch, strict=True):
         np.testing.assert_allclose(row, forecaster.forecast(history, 7), rtol=1e-5, atol=1e-5)
 
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,7 +85,7 @@ def test_run_holds_params_curves_and_artifacts(two_versions, settings, data):
         "confusion_matrix.json",
         "classifier_config.json",
     } <= artifacts
-    confusion = json.loads(open(client.download_artifacts(first.run_id, "confusion_matrix.json")).read())
+    confusion = json.loads(Path(client.download_artifacts(first.run_id, "confusion_matrix.json")).read_text())
     matrix = np.array(confusion["matrix"])
     assert matrix.sum() == 20 and np.trace(matrix) == round(first.metrics["test_accuracy"] * 20)
 

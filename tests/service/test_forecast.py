@@ -12,6 +12,11 @@ from svc_helpers import MODEL, call
 JSON = {"content-type": "application/json"}
 
 
+def raw(rest: str) -> str:
+    """A JSON body as text, so it can hold NaN or Infinity or stop short: MODEL's name, then ``rest``."""
+    return f'{{"model": "{MODEL}", {rest}'
+
+
 @pytest.fixture(scope="module")
 def history(registered):
     return registered["series"].values[:40].round(6).tolist()
@@ -179,56 +184,56 @@ def test_bad_input_is_a_clear_4xx(app, registered, body, status, detail):
     "raw, expected_body",
     [
         (
-            '{"model": "%s", "history": [1, NaN, 3, 4, 5, 6], "horizon": 3}' % MODEL,
+            raw('"history": [1, NaN, 3, 4, 5, 6], "horizon": 3}'),
             _error(["body", "history", 1], "Input should be a finite number", "finite_number"),
         ),
         (
-            '{"model": "%s", "history": [1, 2, 3, 4, 5, Infinity], "horizon": 3}' % MODEL,
+            raw('"history": [1, 2, 3, 4, 5, Infinity], "horizon": 3}'),
             _error(["body", "history", 5], "Input should be a finite number", "finite_number"),
         ),
         (
-            '{"model": "%s", "history": [-Infinity, 2, 3, 4, 5, 6], "horizon": 3}' % MODEL,
+            raw('"history": [-Infinity, 2, 3, 4, 5, 6], "horizon": 3}'),
             _error(["body", "history", 0], "Input should be a finite number", "finite_number"),
         ),
         (
-            '{"model": "%s", "history": [1, "NaN", 3, 4, 5, 6], "horizon": 3}' % MODEL,
+            raw('"history": [1, "NaN", 3, 4, 5, 6], "horizon": 3}'),
             _error(["body", "history", 1], "Input should be a valid number", "float_type"),
         ),
         (
-            '{"model": "%s", "history": [1, true, 3, 4, 5, 6], "horizon": 3}' % MODEL,
+            raw('"history": [1, true, 3, 4, 5, 6], "horizon": 3}'),
             _error(["body", "history", 1], "Input should be a valid number", "float_type"),
         ),
         (
-            '{"model": "%s", "history": "1,2,3", "horizon": 3}' % MODEL,
+            raw('"history": "1,2,3", "horizon": 3}'),
             _error(["body", "history"], "Input should be a valid list", "list_type"),
         ),
         (
-            '{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 0}' % MODEL,
+            raw('"history": [1, 2, 3, 4, 5, 6], "horizon": 0}'),
             _error(["body", "horizon"], "Input should be greater than or equal to 1", "greater_than_equal", ge=1),
         ),
         (
-            '{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": -4}' % MODEL,
+            raw('"history": [1, 2, 3, 4, 5, 6], "horizon": -4}'),
             _error(["body", "horizon"], "Input should be greater than or equal to 1", "greater_than_equal", ge=1),
         ),
         (
-            '{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": "3"}' % MODEL,
+            raw('"history": [1, 2, 3, 4, 5, 6], "horizon": "3"}'),
             _error(["body", "horizon"], "Input should be a valid integer", "int_type"),
         ),
         (
-            '{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 2.5}' % MODEL,
+            raw('"history": [1, 2, 3, 4, 5, 6], "horizon": 2.5}'),
             _error(["body", "horizon"], "Input should be a valid integer", "int_type"),
         ),
         (
-            '{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 3, "levels": [1.5]}' % MODEL,
+            raw('"history": [1, 2, 3, 4, 5, 6], "horizon": 3, "levels": [1.5]}'),
             _error(["body", "levels", 0], "Input should be less than 1", "less_than", lt=1),
         ),
         (
-            '{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 3, "horizn": 3}' % MODEL,
+            raw('"history": [1, 2, 3, 4, 5, 6], "horizon": 3, "horizn": 3}'),
             _error(["body", "horizn"], "Extra inputs are not permitted", "extra_forbidden"),
         ),
         ('{"history": [1, 2, 3, 4, 5, 6], "horizon": 3}', _error(["body", "model"], "Field required", "missing")),
-        ('{"model": "%s", "history": [1, 2, 3, 4, 5, 6], "horizon": 3, "timestamps": ["yesterday"]}' % MODEL, None),
-        ('{"model": "%s", "history": [1, 2' % MODEL, None),
+        (raw('"history": [1, 2, 3, 4, 5, 6], "horizon": 3, "timestamps": ["yesterday"]}'), None),
+        (raw('"history": [1, 2'), None),
     ],
     ids=[
         "nan-token",
@@ -275,8 +280,8 @@ def test_batch_errors_name_the_item(app, registered):
     ]
     r = call(app, "POST", "/v1/forecast/batch", json={"requests": items})
     assert (r.status_code, r.json()) == (422, {"detail": "requests[1]: " + SHORT.format(n=2)})
-    raw = '{"requests": [{"model": "%s", "history": [1, 2, 3, 4, 5, NaN], "horizon": 3}]}' % MODEL
-    r = call(app, "POST", "/v1/forecast/batch", content=raw, headers=JSON)
+    body = '{"requests": [' + raw('"history": [1, 2, 3, 4, 5, NaN], "horizon": 3}') + "]}"
+    r = call(app, "POST", "/v1/forecast/batch", content=body, headers=JSON)
     assert (r.status_code, r.json()) == (
         422,
         _error(["body", "requests", 0, "history", 5], "Input should be a finite number", "finite_number"),
