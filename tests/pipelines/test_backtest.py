@@ -8,7 +8,15 @@ from pipelines.forecasting import metrics
 from pipelines.forecasting.backtest import backtest, fold_origins
 from pipelines.forecasting.conformal import backtest_coverage, coverage, interval_widths
 from pipelines.forecasting.scaling import Scaler
-from pipelines.forecasting.search import Trial, backtest_folds, best_trial, run_trials, search_space, weekly_season
+from pipelines.forecasting.search import (
+    MAX_FOLDS,
+    Trial,
+    backtest_folds,
+    best_trial,
+    run_trials,
+    search_space,
+    weekly_season,
+)
 from pipelines.forecasting.training import TrainConfig
 
 
@@ -69,12 +77,21 @@ def test_log_scaler_round_trips_and_rejects_non_positive_history():
         Scaler(kind="boxcox")
 
 
-def test_trials_stop_when_the_budget_is_spent():
-    ticks = iter(range(0, 1000, 10))  # every clock reading is 10 s later
+def test_trials_stop_before_one_would_overrun_the_budget():
+    now = [0.0]
+
+    def evaluate(config):  # every trial takes 10 s on this clock
+        now[0] += 10.0
+        return float(config.seed)
+
     configs = [TrainConfig(seed=s) for s in range(10)]
-    trials = run_trials(configs, lambda c: float(c.seed), budget_s=45, clock=lambda: next(ticks))
-    assert 1 <= len(trials) < len(configs)
+    trials = run_trials(configs, evaluate, budget_s=45, clock=lambda: now[0])
+    # after 4 trials 40 s are spent; a fifth of the mean 10 s would end at 50 s, past the 45 s budget
+    assert [t.config.seed for t in trials] == [0, 1, 2, 3]
+    assert [t.seconds for t in trials] == [10.0] * 4
     assert best_trial(trials).config.seed == 0
+    now[0] = 0.0
+    assert len(run_trials(configs, evaluate, budget_s=5, clock=lambda: now[0])) == 1  # the first always runs
 
 
 def test_a_trial_count_ignores_the_clock():
@@ -113,10 +130,14 @@ def test_search_space_is_season_aware():
 
 
 def test_backtest_folds_leave_most_of_the_series_to_fit():
-    folds, step = backtest_folds(150, 24, 24)
-    assert step == 12 and folds >= 2
-    assert 150 - 24 - (folds - 1) * step >= 0.65 * 150
-    assert backtest_folds(30, 6, 8)[0] >= 1
+    """Folds half a horizon apart, as many as leave 65% of the series (and a lookback + 8) before the first origin."""
+    assert backtest_folds(150, 24, 24) == (3, 12)  # the first origin leaves 102 >= 97 to fit on; a 4th, 90
+    assert backtest_folds(30, 6, 8) == (2, 3)  # 21 >= 19; a 3rd would leave 18
+    assert backtest_folds(30, 6, 13) == (2, 3)  # 21 = 13 + 8: exactly enough
+    assert backtest_folds(30, 6, 14) == (1, 3)  # 21 < 14 + 8
+    assert backtest_folds(20, 6, 8) == (1, 3)  # not even 2 fit (11 < 16): the one fold stays
+    assert backtest_folds(2000, 10, 8) == (MAX_FOLDS, 5)  # room for many more: capped
+    assert backtest_folds(7, 1, 1) == (1, 1)  # a horizon of 1 still steps by 1
 
 
 def test_a_combination_forecasts_the_mean_of_its_members_forecasts_and_round_trips(tmp_path):
@@ -153,8 +174,9 @@ def test_backtest_coverage_leaves_each_fold_out():
 def test_calibration_origins_lie_before_the_backtest_and_leave_enough_to_fit():
     from pipelines.forecasting.search import CALIBRATION_REFITS, calibration_origins
 
-    assert CALIBRATION_REFITS == 2
     assert calibration_origins(130, 20, 90, lookback=12) == [50, 70]
+    long = calibration_origins(1000, 10, 900, lookback=12)  # room for every refit: a horizon apart, up to 900
+    assert len(long) == CALIBRATION_REFITS and long[-1] == 890 and np.all(np.diff(long) == 10)
     assert calibration_origins(130, 20, 90, lookback=24) == [70]  # 50 leaves fewer than 2 * 24 + 8 to fit on
     assert calibration_origins(30, 6, 21, lookback=8) == []  # a short series keeps only its backtest folds
 
@@ -169,7 +191,7 @@ def test_calibration_errors_come_from_refits_that_see_only_the_past():
     config = TrainConfig(variant="mlp", lookback=8, season=4, horizon=6, epochs=1)
     errors = calibration_errors(Series("cal", values, season=4), [config], [40, 60])
     assert errors.shape == (2, 6)
-    for row, origin in zip(errors, [40, 60]):
+    for row, origin in zip(errors, [40, 60], strict=True):
         refit = fit_forecaster(values[:origin], config)[0]
         np.testing.assert_allclose(row, values[origin : origin + 6] - refit.forecast(values[:origin], 6), rtol=1e-5)
 
