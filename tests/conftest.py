@@ -2,6 +2,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars in the test output
 
 import numpy as np
 import pytest
@@ -28,10 +29,12 @@ def settings(data_dir):
     return get_settings()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_series():
+    """120 values of a noisy seasonal sine with a little trend (read only: shared by the session)."""
     from pipelines.forecasting.data import Series
 
     t = np.arange(120)
     values = 10 + np.sin(2 * np.pi * t / 12) + 0.01 * t + 0.1 * np.random.default_rng(0).normal(size=120)
+    values.setflags(write=False)
     return Series("tiny", values, season=12, source="test: seasonal sine")

@@ -18,24 +18,15 @@ FAST = dict(epochs=3, units=8, lookback=8, horizon=6, seed=1)
 
 
 @pytest.fixture(scope="module")
-def two_versions(data_dir, tiny_series_module):
-    first = train_and_register(tiny_series_module, TrainConfig(variant="gru", learning_rate=1e-2, **FAST), "spine")
+def two_versions(data_dir, tiny_series):
+    first = train_and_register(tiny_series, TrainConfig(variant="gru", learning_rate=1e-2, **FAST), "spine")
     # a deliberately worse setting: one unit, a learning rate too small to move it
     second = train_and_register(
-        tiny_series_module,
+        tiny_series,
         TrainConfig(variant="simple_rnn", **{**FAST, "units": 1, "epochs": 1}, learning_rate=1e-5),
         "spine",
     )
     return first, second
-
-
-@pytest.fixture(scope="module")
-def tiny_series_module():
-    from pipelines.forecasting.data import Series
-
-    t = np.arange(120)
-    values = 10 + np.sin(2 * np.pi * t / 12) + 0.01 * t + 0.1 * np.random.default_rng(0).normal(size=120)
-    return Series("tiny", values, season=12, source="test: seasonal sine")
 
 
 def test_first_version_promoted_worse_second_kept(two_versions, settings):
@@ -81,14 +72,14 @@ def test_run_holds_params_metrics_and_artifacts(two_versions, settings):
     assert config["lookback"] == 8 and config["scaler"]["kind"] == "standard"
 
 
-def test_same_seed_same_metrics(tiny_series_module):
+def test_same_seed_same_metrics(tiny_series):
     config = TrainConfig(variant="lstm", **FAST).resolved(120, 12, None)
-    a = train_candidate(tiny_series_module, config).result.summary()
-    b = train_candidate(tiny_series_module, config).result.summary()
+    a = train_candidate(tiny_series, config).result.summary()
+    b = train_candidate(tiny_series, config).result.summary()
     assert a == b
 
 
-def test_pyfunc_champion_predicts_in_a_separate_process(two_versions, settings, tiny_series_module):
+def test_pyfunc_champion_predicts_in_a_separate_process(two_versions, settings, tiny_series):
     script = (
         "import sys, json, mlflow, numpy as np\n"
         f"mlflow.set_tracking_uri({settings.tracking_uri!r})\n"
@@ -96,7 +87,7 @@ def test_pyfunc_champion_predicts_in_a_separate_process(two_versions, settings, 
         "history = json.loads(sys.stdin.read())\n"
         "print(json.dumps(model.predict(history, params={'horizon': 5}).tolist()))\n"
     )
-    history = tiny_series_module.values[:100].tolist()
+    history = tiny_series.values[:100].tolist()
     out = subprocess.run(
         [sys.executable, "-c", script], input=json.dumps(history), capture_output=True, text=True, timeout=180
     )
