@@ -17,7 +17,6 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow nags for an input example; a forecaster's input is a history of any length, the signature says how
     warnings.filterwarnings("ignore", message=r".*input example", category=UserWarning)
-    _import_tensorflow_quietly()
 
 
 def _import_tensorflow_quietly() -> None:
@@ -358,9 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the commands that load TensorFlow (the others, and --help, start without its seconds of import)
+USES_TENSORFLOW = {"cmd_train", "cmd_train_images", "cmd_serve"}
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     args = build_parser().parse_args(argv)
+    if args.func.__name__ in USES_TENSORFLOW:
+        _import_tensorflow_quietly()
     return args.func(args)
 
 
