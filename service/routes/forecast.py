@@ -38,11 +38,7 @@ FORECASTER_LOADER = Loader(Forecaster.load, Forecaster.warm)
 router = APIRouter(prefix="/v1", tags=["forecast"])
 
 
-def _checked_history(
-    request: ForecastRequest, forecaster: Forecaster, settings: Settings, where: str = ""
-) -> np.ndarray:
-    if request.horizon > settings.max_horizon:
-        raise HistoryError(f"{where}horizon is {request.horizon}; allowed: 1 to {settings.max_horizon}")
+def _checked_history(request: ForecastRequest, forecaster: Forecaster, where: str = "") -> np.ndarray:
     if request.history is None:
         raise HistoryError(
             f"{where}history is required: a list of at least {forecaster.min_history} numbers, oldest first"
@@ -152,6 +148,19 @@ def _response(loaded: LoadedModel, request: ForecastRequest, forecast: np.ndarra
     return body
 
 
+async def _history_of(
+    request: ForecastRequest, loaded: LoadedModel, store: StoreAccess, settings: Settings, where: str = ""
+) -> tuple[np.ndarray, list[str] | None]:
+    """The checked history a request forecasts from (its own, or the store's) and the forecast's timestamps."""
+    if request.horizon > settings.max_horizon:
+        raise HistoryError(f"{where}horizon is {request.horizon}; allowed: 1 to {settings.max_horizon}")
+    stored = await _stored_history(request, loaded, store, where)
+    if stored is not None:
+        return loaded.model.check_history(stored[0]), stored[1]
+    history = _checked_history(request, loaded.model, where)
+    return history, _continued_timestamps(request, history, loaded.model, where)
+
+
 def _json(body: dict) -> Response:
     # the body is built from checked floats and strings; skipping FastAPI's re-validation keeps latency low
     return Response(json.dumps(body, allow_nan=False), media_type="application/json")
@@ -170,15 +179,7 @@ async def forecast(
         cache, FORECASTER_ARTIFACT, "a forecaster", request.model, request.alias, request.version
     )
     forecaster: Forecaster = loaded.model
-    if request.horizon > settings.max_horizon:
-        raise HistoryError(f"horizon is {request.horizon}; allowed: 1 to {settings.max_horizon}")
-    stored = await _stored_history(request, loaded, store)
-    timestamps: list[str] | None
-    if stored is not None:
-        history, timestamps = forecaster.check_history(stored[0]), stored[1]
-    else:
-        history = _checked_history(request, forecaster, settings)
-        timestamps = _continued_timestamps(request, history, forecaster)
+    history, timestamps = await _history_of(request, loaded, store, settings)
     if forecaster.is_compiled(request.horizon):
         values = forecaster.forecast(history, request.horizon)
     else:  # compiling takes hundreds of ms: never on the event loop
@@ -203,14 +204,7 @@ async def forecast_batch(
         loaded = await served_model(
             cache, FORECASTER_ARTIFACT, "a forecaster", request.model, request.alias, request.version, where
         )
-        if request.horizon > settings.max_horizon:
-            raise HistoryError(f"{where}horizon is {request.horizon}; allowed: 1 to {settings.max_horizon}")
-        stored = await _stored_history(request, loaded, store, where)
-        if stored is not None:
-            items.append((loaded, loaded.model.check_history(stored[0]), stored[1]))
-        else:
-            history = _checked_history(request, loaded.model, settings, where)
-            items.append((loaded, history, _continued_timestamps(request, history, loaded.model, where)))
+        items.append((loaded, *await _history_of(request, loaded, store, settings, where)))
         groups.setdefault((request.model, loaded.version, request.horizon), []).append(i)
 
     def run_groups() -> dict[int, np.ndarray]:
