@@ -6,7 +6,7 @@ downloaded model says what it is by its artifact folder: ``artifacts/forecaster/
 cache (``service.app.create_app``).
 
 Cached traffic never waits on the registry: a hit is one dict lookup on the event loop. Misses run on the
-cache's own small pool of daemon threads (:class:`RegistryPool`), never on the pool FastAPI and anyio share,
+cache's own small pool of daemon threads (:class:`service.workers.DaemonPool`), never on the pool FastAPI and anyio share,
 and a request waits at most ``timeout`` seconds for one (then 503). Concurrent misses for one key share one
 lookup; an unknown model, alias or version (404) and a version that cannot be served (503) are remembered
 for ``miss_ttl`` seconds, in a bounded LRU, so repeating them costs no registry call.
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import queue
 import tempfile
 import threading
 import time
@@ -37,6 +36,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipelines.tracking.registry import CHAMPION, download, model_uri
+from service.workers import DaemonPool
 
 log = logging.getLogger(__name__)
 
@@ -80,53 +80,6 @@ def ref_of(alias: str | None, version: int | str | None) -> str:
 
 def is_not_found(exc: MlflowException) -> bool:
     return getattr(exc, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
-
-
-class RegistryPool:
-    """A few daemon threads for registry I/O, with a bounded backlog.
-
-    Daemon threads, because a call stuck on a locked or unreachable registry must never hold up shutdown; a
-    bounded backlog, because requests that gave up waiting must not leave unbounded work behind."""
-
-    def __init__(self, workers: int, max_backlog: int):
-        self.workers = max(1, workers)
-        self.max_backlog = max_backlog
-        self._queue: queue.Queue = queue.Queue()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-
-    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
-        if self._queue.qsize() >= self.max_backlog:
-            raise RegistryUnavailable(
-                f"the model registry is slow: {self._queue.qsize()} lookups are already waiting; retry shortly"
-            )
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put((future, fn, args))
-        with self._lock:
-            if len(self._threads) < self.workers:
-                thread = threading.Thread(target=self._work, name=f"seqcast-registry-{len(self._threads)}", daemon=True)
-                thread.start()
-                self._threads.append(thread)
-        return future
-
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            future, fn, args = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
-                future.set_exception(exc)
-
-    def shutdown(self) -> None:
-        with self._lock:
-            for _ in self._threads:
-                self._queue.put(None)
-            self._threads.clear()
 
 
 class _Expiring(OrderedDict):
@@ -175,7 +128,14 @@ class ModelCache:
         self.miss_ttl = miss_ttl
         self.on_swap = on_swap
         self.on_load = on_load
-        self.pool = RegistryPool(workers, max_backlog=64 * max(1, workers))
+        self.pool = DaemonPool(
+            "seqcast-registry",
+            workers,
+            max_backlog=64 * max(1, workers),
+            busy=lambda waiting: RegistryUnavailable(
+                f"the model registry is slow: {waiting} lookups are already waiting; retry shortly"
+            ),
+        )
         self._aliases: dict[tuple[str, str], LoadedModel] = {}  # (name, "@alias") -> model: the swap point
         self._versions: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()  # LRU of loaded versions
         self._lock = threading.Lock()  # guards the dicts

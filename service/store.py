@@ -1,7 +1,7 @@
 """The series store as the service uses it: opened (and migrated) at startup, every call on its own threads.
 
 Store I/O never runs on the event loop: :meth:`StoreAccess.run` hands ``SeriesStore.<method>(...)`` to a
-small pool of the store's own (``SEQCAST_STORE_WORKERS``), as the model cache does for the registry. A store
+small pool of the store's own daemon threads (``SEQCAST_STORE_WORKERS``), like the registry's. A store
 that cannot be opened at startup (PostgreSQL down) is logged and opened again on the next call; until then
 store calls answer 503 and forecasts with ``history`` are unaffected.
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pipelines.settings import Settings
 from pipelines.store import SeriesStore, StoreUnavailable
+from service.workers import DaemonPool
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,12 @@ class StoreAccess:
         self.url = settings.series_store_url
         self.max_points = settings.max_batch_points
         self.workers = max(1, settings.store_workers)
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool = DaemonPool(
+            "seqcast-store",
+            self.workers,
+            max_backlog=64 * self.workers,
+            busy=lambda waiting: StoreUnavailable(f"the series store is slow: {waiting} calls are already waiting"),
+        )
         self._store: SeriesStore | None = None
         self._lock = threading.Lock()
 
@@ -42,10 +47,7 @@ class StoreAccess:
             return self._store
 
     def _submit(self, fn):
-        with self._lock:  # made on first use and again after close: an app may be started and stopped more than once
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="seqcast-store")
-            return asyncio.wrap_future(self._pool.submit(fn))
+        return asyncio.wrap_future(self._pool.submit(fn))
 
     async def start(self) -> None:
         try:
@@ -62,10 +64,8 @@ class StoreAccess:
         return await self._submit(call)
 
     def close(self) -> None:
+        self._pool.shutdown()
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False)
-                self._pool = None
             if self._store is not None:
                 self._store.close()
                 self._store = None

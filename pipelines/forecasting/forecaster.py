@@ -61,8 +61,9 @@ class Forecaster:
             raise HistoryError(f"history[{i}] is {values[i]}; only finite numbers are allowed")
         first = len(values) - self.lookback
         window = values[first:]
-        if self.scaler.kind == "log" and (window <= 0).any():
-            i = first + int(np.flatnonzero(window <= 0)[0])
+        refused = self.scaler.outside_domain(window)
+        if refused.any():
+            i = first + int(np.flatnonzero(refused)[0])
             raise HistoryError(
                 f"history[{i}] is {values[i]:g}; this model log-transforms its input, so only values > 0 are allowed"
             )

@@ -29,10 +29,15 @@ class Scaler:
         spread = float(values.std())
         return cls(float(values.mean()), spread if spread > 1e-12 else 1.0, kind)
 
+    def outside_domain(self, values) -> np.ndarray:
+        """Where ``values`` cannot be transformed (``log``: values <= 0), as a boolean mask."""
+        values = np.asarray(values, dtype=np.float64)
+        return values <= 0 if self.kind == "log" else np.zeros(values.shape, dtype=bool)
+
     def _forward(self, values) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
         if self.kind == "log":
-            if values.size and values.min() <= 0:
+            if self.outside_domain(values).any():
                 raise ValueError(
                     f"this model log-transforms its input; history holds {int((values <= 0).sum())} value(s) <= 0 "
                     f"(smallest {values.min():g}); only positive values are allowed"
