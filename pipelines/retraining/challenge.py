@@ -22,12 +22,11 @@ from pipelines.forecasting.pipeline import RECIPE_TAG, train_and_register
 from pipelines.forecasting.training import TrainConfig
 from pipelines.settings import Settings
 from pipelines.store import SeriesNotFound, SeriesStore
-from pipelines.tracking.registry import CHAMPION, version_by_alias
+from pipelines.tracking.registry import CHAMPION, LAST_RETRAIN_TAG, version_by_alias
 
 log = logging.getLogger(__name__)
 
 PASS_EXPERIMENT = "retraining passes"  # has a space, so no model (whose experiment is its name) can take it
-LAST_RETRAIN_TAG = "seqcast.last_retrain"  # on the registered model: the latest decision, shown by the service
 STORE_SOURCE = "series store: "  # the data_source param of a model trained on a stored series
 
 
@@ -230,14 +229,20 @@ def retrain_series(
         log.exception("retraining %s failed", name)
         result = SeriesResult(name, "failed", f"failed: {type(exc).__name__}: {exc}")
     result.seconds = round(time.monotonic() - start, 3)
+    record(result, settings=settings, pass_run_id=pass_run_id, pass_experiment_id=pass_experiment_id)
+    return result
+
+
+def record(result: SeriesResult, *, settings: Settings, pass_run_id: str, pass_experiment_id: str) -> None:
+    """The series' child run under the pass, and its registered model's last-decision tag (read by the service)."""
+    client = tracking.configure(settings)
     try:
         _log_child(client, pass_experiment_id, pass_run_id, result, settings.retrain_margin)
-        if result.champion_version is not None:  # the registered model exists
-            record = {**asdict(result), "pass_run_id": pass_run_id, "at": datetime.now(UTC).isoformat()}
-            client.set_registered_model_tag(name, LAST_RETRAIN_TAG, json.dumps(_plain(record)))
+        if result.status != "skipped" or result.champion_version is not None:  # the registered model exists
+            entry = {**asdict(result), "pass_run_id": pass_run_id, "at": datetime.now(UTC).isoformat()}
+            client.set_registered_model_tag(result.name, LAST_RETRAIN_TAG, json.dumps(_plain(entry)))
     except Exception:
-        log.exception("could not record the retraining decision for %s", name)
-    return result
+        log.exception("could not record the retraining decision for %s", result.name)
 
 
 def _plain(value):

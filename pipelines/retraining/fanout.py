@@ -68,8 +68,11 @@ def _on_pool(task, pending, workers, stop, on_crash, threads) -> Iterator[Any]:
                 try:
                     yield future.result()
                 except BrokenProcessPool as exc:
-                    log.error("a worker died while running %s", item)
-                    pool = None
+                    # the pool is broken for good and every task in it lost; a fresh pool takes the rest
+                    log.error("the worker pool broke while running %s (a worker was killed or ran out of memory)", item)
+                    if pool is not None:
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        pool = None
                     yield on_crash(item, exc)
     finally:
         if pool is not None:

@@ -17,7 +17,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from pipelines import tracking
-from pipelines.retraining.challenge import PASS_EXPERIMENT, SeriesResult, retrain_series
+from pipelines.retraining.challenge import PASS_EXPERIMENT, SeriesResult, record, retrain_series
 from pipelines.retraining.fanout import engine_name, fan_out
 from pipelines.settings import Settings
 from pipelines.store import SeriesStore
@@ -59,10 +59,6 @@ def forecasting_models(client: MlflowClient) -> list[str]:
     return sorted(names)
 
 
-def _crashed(item: str, exc: BaseException) -> SeriesResult:
-    return SeriesResult(item, "failed", f"failed: its worker died ({type(exc).__name__}: {exc})")
-
-
 def run_pass(
     names: list[str] | None,
     *,
@@ -98,20 +94,25 @@ def run_pass(
                         "min_new_points": min_new_points,
                         "variant": settings.retrain_variant or "champion's recipe",
                         "series": ",".join(targets)[:6000],
+                        "tick": "none" if tick is None else f"{tick:.3f}",
                     }.items()
                 ],
             )
             log.info("retraining pass %s: %d series on %s (%d workers)", run.info.run_id, len(targets), engine, workers)
-            task = partial(
-                retrain_series,
-                settings=settings,
-                pass_run_id=run.info.run_id,
-                pass_experiment_id=experiment_id,
-                min_new_points=min_new_points,
-                variant=settings.retrain_variant,
-            )
+            where = {"settings": settings, "pass_run_id": run.info.run_id, "pass_experiment_id": experiment_id}
+            task = partial(retrain_series, **where, min_new_points=min_new_points, variant=settings.retrain_variant)
+
+            def crashed(name: str, exc: BaseException) -> SeriesResult:
+                result = SeriesResult(
+                    name,
+                    "failed",
+                    f"failed: its worker stopped (killed, out of memory, or a worker beside it was): {exc}",
+                )
+                record(result, **where)
+                return result
+
             for result in fan_out(
-                task, targets, workers=workers, ray_address=settings.ray_address, stop=stop, on_crash=_crashed
+                task, targets, workers=workers, ray_address=settings.ray_address, stop=stop, on_crash=crashed
             ):
                 summary.results.append(result)
                 if progress is not None:

@@ -18,6 +18,7 @@ from pipelines.settings import Settings
 from pipelines.tracking.experiments import open_experiment
 
 CHAMPION = "champion"
+LAST_RETRAIN_TAG = "seqcast.last_retrain"  # on a registered model: its latest retraining decision (JSON)
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
