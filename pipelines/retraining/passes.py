@@ -76,12 +76,15 @@ def run_pass(
     workers = workers or settings.retrain_workers or os.cpu_count() or 1
     store = SeriesStore(settings.series_store_url, max_points=settings.max_batch_points)  # migrated: leases exist
     try:
-        with Lease(store, LEASE, seconds=settings.retrain_lease_seconds).held(tick):
+        lease = Lease(store, LEASE, seconds=settings.retrain_lease_seconds)
+        with lease.held(tick):
             client = tracking.configure(settings)
             experiment_id = tracking.experiment_for(PASS_EXPERIMENT, settings)
             targets = sorted(set(names)) if names else forecasting_models(client)
             engine = engine_name(workers, settings.ray_address)
-            run = client.create_run(experiment_id, run_name=time.strftime("pass %Y-%m-%d %H:%M:%S"))
+            run = client.create_run(
+                experiment_id, run_name=time.strftime("pass %Y-%m-%d %H:%M:%S"), tags={"seqcast.holder": lease.token}
+            )
             summary = PassSummary(run.info.run_id, engine, workers)
             client.log_batch(
                 run.info.run_id,

@@ -28,8 +28,8 @@ def next_tick(cron: str, after: float) -> float:
 def check_cron(cron: str) -> str:
     if not croniter.is_valid(cron):
         raise ValueError(
-            f"SEQCAST_RETRAIN_CRON is {cron!r}; expected a crontab line: minute hour day month weekday, "
-            "e.g. '0 3 * * *' (03:00 every day) or '*/10 * * * *'"
+            f"SEQCAST_RETRAIN_CRON is {cron!r}; expected a crontab line: minute hour day month weekday "
+            "[second], e.g. '0 3 * * *' (03:00 every day) or '*/10 * * * *' (every 10 minutes)"
         )
     return cron
 
