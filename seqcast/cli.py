@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -187,8 +188,9 @@ def cmd_train_images(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
 def _stop_on_signals():
-    """SIGTERM and Ctrl-C set the returned event: a pass finishes the series in flight, starts no more, exits."""
+    """SIGTERM and Ctrl-C set the yielded event: a pass finishes the series in flight, starts no more, exits."""
     import signal
     import threading
 
@@ -200,9 +202,12 @@ def _stop_on_signals():
         print(f"{signal.Signals(signum).name}: finishing the series in flight, then stopping", file=sys.stderr)
         stop.set()
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, restore in previous.items():
+            signal.signal(sig, restore)
 
 
 def _print_result(result) -> None:
@@ -233,16 +238,16 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from pipelines.retraining import LeaseHeld, run_pass
     from pipelines.settings import get_settings
 
-    stop = _stop_on_signals()
     try:
-        summary = run_pass(
-            None if args.all else args.name,
-            settings=get_settings(),
-            workers=args.workers,
-            min_new_points=args.min_new_points,
-            stop=stop,
-            progress=_print_result,
-        )
+        with _stop_on_signals() as stop:
+            summary = run_pass(
+                None if args.all else args.name,
+                settings=get_settings(),
+                workers=args.workers,
+                min_new_points=args.min_new_points,
+                stop=stop,
+                progress=_print_result,
+            )
     except LeaseHeld as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
@@ -259,11 +264,11 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from pipelines.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stop = _stop_on_signals()
     try:
-        run_scheduler(
-            get_settings(), stop, workers=args.workers, min_new_points=args.min_new_points, on_pass=_print_pass
-        )
+        with _stop_on_signals() as stop:
+            run_scheduler(
+                get_settings(), stop, workers=args.workers, min_new_points=args.min_new_points, on_pass=_print_pass
+            )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -107,10 +107,11 @@ def _challenge(
     champion = version_by_alias(client, name, CHAMPION)
     if champion is None:
         return SeriesResult(name, "skipped", f"skipped: {name!r} has no @{CHAMPION} to challenge")
+    current = str(champion.version)
     run = client.get_run(str(champion.run_id))
     params, recipe = run.data.params, recipe_of(run.data.tags, run.data.params)
     if recipe is None:
-        return SeriesResult(name, "skipped", "skipped: not a forecasting model", champion_version=champion.version)
+        return SeriesResult(name, "skipped", "skipped: not a forecasting model", champion_version=current)
     source = params.get("data_source", "")
     series_name = source.removeprefix(STORE_SOURCE) if source.startswith(STORE_SOURCE) else name
     store = SeriesStore(settings.series_store_url, max_points=settings.max_batch_points, upgrade=False)
@@ -122,7 +123,7 @@ def _challenge(
             "skipped",
             f"skipped: no stored series {series_name!r} to retrain on",
             series=series_name,
-            champion_version=champion.version,
+            champion_version=current,
         )
     finally:
         store.close()
@@ -134,7 +135,7 @@ def _challenge(
         "skipped",
         "",
         series=series_name,
-        champion_version=champion.version,
+        champion_version=current,
         new_points=new,
         data_window=dict(window),
     )
