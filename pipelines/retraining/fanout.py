@@ -85,7 +85,7 @@ def _on_ray(task, pending, workers, address, stop, on_crash) -> Iterator[Any]:
     if not ray.is_initialized():
         # "local" starts a private instance with `workers` CPUs; any other address joins that cluster
         local = {"num_cpus": workers, "include_dashboard": False} if address == "local" else {}
-        ray.init(address=address, log_to_driver=False, **local)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)
 
     def remote_task(item):
         prepare_worker(1)  # each task holds one of the cluster's CPUs
