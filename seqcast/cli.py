@@ -235,6 +235,8 @@ def _print_pass(summary) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
     from pipelines.retraining import LeaseHeld, run_pass
     from pipelines.settings import get_settings
 
@@ -251,7 +253,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     except LeaseHeld as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except RuntimeError as exc:  # the store or the registry cannot be reached
+    except (RuntimeError, MlflowException) as exc:  # the store or the tracking server cannot be reached
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return _print_pass(summary)

@@ -39,6 +39,6 @@ def test_ingest_then_series_then_upgrade(data_dir, capsys):
         "sales: 0 inserted, 0 updated, 30 unchanged",
         "sales\tfreq D\t30 values\t2024-01-01T00:00:00 .. 2024-01-30T00:00:00",
     ]
-    assert out.splitlines()[3].startswith("series store at revision 0002 (newest 0002): sqlite:///")
+    assert out.splitlines()[3].startswith("series store at revision 0003 (newest 0003): sqlite:///")
     assert err == "error: no series named 'nope'; GET /v1/series or seqcast series lists them\n"
     assert (data_dir / "series.db").exists()

@@ -199,7 +199,7 @@ def test_migration_upgrades_a_store_made_by_the_first_revision(store_url):
 
     store = SeriesStore(store_url)  # upgrades on open
     try:
-        assert db.current(store.engine) == db.head() == "0002"
+        assert db.current(store.engine) == db.head() == "0003"
         info = store.info("old")
         assert info is not None and (info.freq, info.tz, info.origin) == ("D", None, ns[0])
         assert store.write("old", ["2024-01-04", "2024-01-05"], [3, 4]) == WriteResult("old", False, "D", 1, 0, 1)
