@@ -81,14 +81,14 @@ def _scores(cache: ModelCache, name: str, limit: int) -> dict:
     runs = {v["run_id"]: _run_data(cache, v["run_id"]) for v in versions}
     metric = next((m for metrics, _ in runs.values() for m in METRICS if f"test_{m}" in metrics), None)
     kind, higher = METRICS[metric] if metric else (None, None)
+    prefix, suffix = "baseline_", f"_{metric}"  # baseline_seasonal_naive_mase -> seasonal_naive
     out = []
     for v in versions:
         metrics, params = runs[v["run_id"]]
-        suffix = f"_{metric}"
         baselines = {
-            key[len("baseline_") : -len(suffix)]: _finite(value)
+            key[len(prefix) : -len(suffix)]: _finite(value)
             for key, value in sorted(metrics.items())
-            if metric and key.startswith("baseline_") and key.endswith(suffix)
+            if metric and key.startswith(prefix) and key.endswith(suffix)
         }
         out.append(
             {

@@ -10,7 +10,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
 const state = { models: [], kinds: {}, series: [], scores: null, checked: new Set(), run: 0 };
 
-class ApiError extends Error {}
+class ShownError extends Error {}  // its message is said on the page as it is
 
 // --- talking to the API ----------------------------------------------------------------------------
 
@@ -27,7 +27,7 @@ async function api(path, what, options = {}) {
   try {
     response = await fetch(path, options);
   } catch (error) {
-    throw new ApiError(`${what} failed: the service cannot be reached (${error.message})`);
+    throw new ShownError(`${what} failed: the service cannot be reached (${error.message})`);
   }
   const text = await response.text();
   let body = null;
@@ -38,7 +38,7 @@ async function api(path, what, options = {}) {
   }
   if (!response.ok) {
     const detail = body && body.detail !== undefined ? describeDetail(body.detail) : text || response.statusText;
-    throw new ApiError(`${what} failed (${response.status}): ${detail}`);
+    throw new ShownError(`${what} failed (${response.status}): ${detail}`);
   }
   return body;
 }
@@ -70,7 +70,8 @@ function showError(id, message) {
   node.hidden = !message;
 }
 
-const fmt = (v) => (v === null || v === undefined ? "–" : Number(v).toPrecision(4).replace(/\.?0+$/, ""));
+const metricName = (metric) => (metric === "mase" ? "MASE" : metric || "score");
+const fmt = (v) => (v === null || v === undefined ? "–" : String(Number(Number(v).toPrecision(4))));  // 4 digits
 
 // --- the lists -------------------------------------------------------------------------------------
 
@@ -97,7 +98,7 @@ function renderLists() {
     const info = state.kinds[m.name];
     const champion = m.aliases.champion;
     const served = info && champion ? info.versions.find((v) => v.version === champion) : null;
-    const score = served && served.score !== null ? `${info.metric} ${fmt(served.score)}` : "";
+    const score = served && served.score !== null ? `${metricName(info.metric)} ${fmt(served.score)}` : "";
     const button = el(
       "button",
       { type: "button", "data-model": m.name, "data-kind": info ? info.kind : "" },
@@ -192,8 +193,7 @@ const parseTime = (iso) => Date.parse(HAS_ZONE.test(iso) ? iso : `${iso}Z`);
 async function storedHistory(name, count) {
   let info = state.series.find((s) => s.name === name);
   if (!info) info = await api(`/v1/series/${enc(name)}`, `Reading series ${name}`);
-  const base = `/v1/series/${enc(name)}/observations?limit=10000`;
-  let url = base;
+  let url = `/v1/series/${enc(name)}/observations?limit=10000`;
   if (info.length > count && info.length > 1) {  // start about `count` steps before the last value
     const first = parseTime(info.first);
     const last = parseTime(info.last);
@@ -213,7 +213,7 @@ async function storedHistory(name, count) {
 
 function parseCsv(text) {
   const lines = text.split(/\r?\n/).map((line, i) => [i + 1, line.trim()]).filter(([, line]) => line && !line.startsWith("#"));
-  if (!lines.length) throw new ApiError("The pasted CSV is empty: paste timestamp,value rows (a header row is optional) or one number per line");
+  if (!lines.length) throw new ShownError("The pasted CSV is empty: paste timestamp,value rows (a header row is optional) or one number per line");
   let rows = lines.map(([n, line]) => [n, line.split(/[,;\t]/).map((c) => c.trim().replace(/^"(.*)"$/, "$1"))]);
   let timeCol = rows[0][1].length > 1 ? 0 : null;
   let valueCol = rows[0][1].length - 1;
@@ -225,11 +225,11 @@ function parseCsv(text) {
     if (time >= 0) timeCol = time;
     rows = rows.slice(1);
   }
-  if (!rows.length) throw new ApiError("The pasted CSV has a header row and no values");
+  if (!rows.length) throw new ShownError("The pasted CSV has a header row and no values");
   const values = rows.map(([n, cells]) => {
     const cell = cells[valueCol] ?? "";
     const v = Number(cell);
-    if (cell === "" || !Number.isFinite(v)) throw new ApiError(`The pasted CSV's line ${n} has ${JSON.stringify(cell)} where a number belongs`);
+    if (cell === "" || !Number.isFinite(v)) throw new ShownError(`The pasted CSV's line ${n} has ${JSON.stringify(cell)} where a number belongs`);
     return v;
   });
   const timestamps = timeCol === null ? null : rows.map(([, cells]) => cells[timeCol]);
@@ -271,7 +271,7 @@ async function forecastAndDraw(current) {
       request.series = source.slice("series:".length);
       history = await storedHistory(request.series, Number($("window").value) || 100);
     } else {
-      throw new ApiError("No series is stored: paste a CSV (choose history: pasted CSV) or store one with seqcast ingest");
+      throw new ShownError("No series is stored: paste a CSV (choose history: pasted CSV) or store one with seqcast ingest");
     }
   } catch (error) {
     failed.push(error.message);
@@ -355,7 +355,7 @@ function renderScores(info, forecast) {
   table.replaceChildren();
   if (!info || !info.versions.length) return;
   const forecaster = info.metric === "mase";
-  const label = info.metric === "mase" ? "backtest MASE" : info.metric === "accuracy" ? "test accuracy" : "score";
+  const label = forecaster ? "backtest MASE" : `test ${metricName(info.metric)}`;
   const columns = forecaster ? BASELINES : [];
   table.append(
     el("caption", {}, `${info.name}: each version's ${label} (${info.higher_is_better ? "higher" : "lower"} is better)${forecaster ? " beside the baselines' on the same backtest" : ""}`),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from svc_helpers import DIGITS, HORIZON, MODEL, call, copy_versions, make_settings
+from svc_helpers import DIGITS, MODEL, call, copy_versions, make_settings
 
 from service.app import create_app
 
@@ -35,49 +35,29 @@ def expected_version(client, name: str, version: str, aliases: list[str], metric
     }
 
 
-def test_a_forecasters_scores_are_each_versions_backtest_mase_beside_the_baselines(app, registered):
+@pytest.mark.parametrize(
+    "name, kind, metric, higher_is_better",
+    [(MODEL, "forecaster", "mase", False), (DIGITS, "classifier", "accuracy", True)],
+)
+def test_scores_are_each_versions_test_score_beside_the_baselines(
+    app, registered, name, kind, metric, higher_is_better
+):
     client = registered["client"]
-    r = call(app, "GET", f"/v1/models/{MODEL}/scores")
+    r = call(app, "GET", f"/v1/models/{name}/scores")
     assert (r.status_code, r.json()) == (
         200,
         {
-            "name": MODEL,
-            "kind": "forecaster",
-            "metric": "mase",
-            "higher_is_better": False,
+            "name": name,
+            "kind": kind,
+            "metric": metric,
+            "higher_is_better": higher_is_better,
             "aliases": {"champion": "1"},
             "versions": [
-                expected_version(client, MODEL, "2", [], "mase"),
-                expected_version(client, MODEL, "1", ["champion"], "mase"),
+                expected_version(client, name, "2", [], metric),
+                expected_version(client, name, "1", ["champion"], metric),
             ],
         },
     )
-    v1 = r.json()["versions"][1]
-    assert (v1["variant"], v1["horizon"], set(v1["baselines"])) == (
-        "lstm",
-        HORIZON,
-        {"naive", "seasonal_naive", "drift"},
-    )
-
-
-def test_a_classifiers_scores_are_its_test_accuracy(app, digits):
-    client = digits["client"]
-    r = call(app, "GET", f"/v1/models/{DIGITS}/scores")
-    assert (r.status_code, r.json()) == (
-        200,
-        {
-            "name": DIGITS,
-            "kind": "classifier",
-            "metric": "accuracy",
-            "higher_is_better": True,
-            "aliases": {"champion": "1"},
-            "versions": [
-                expected_version(client, DIGITS, "2", [], "accuracy"),
-                expected_version(client, DIGITS, "1", ["champion"], "accuracy"),
-            ],
-        },
-    )
-    assert r.json()["versions"][1]["score"] == pytest.approx(digits["accuracy"])
 
 
 def test_limit_keeps_the_newest_versions_and_every_aliased_one(app, registered):
