@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 train-defaults: install
-	$(VENV)/bin/seqcast train --data sine_noise --name sine --variant lstm --units 8 --lookback 12 --epochs 30 --if-missing
+	$(VENV)/bin/seqcast train --data sine_noise --name sine --variant lstm --units 8 --lookback 12 --epochs 30 --folds 4 --if-missing
 	$(VENV)/bin/seqcast train-images --data digits --name digits --quiet --if-missing
 	@# the page at / forecasts sine from the series store: the same 1000 values, hourly from 2024-01-01 (idempotent)
 	$(PY) -c "import sys, pandas as pd; from pipelines.forecasting.data import sine_noise; v = sine_noise().values; \
