@@ -73,6 +73,19 @@ function showError(id, message) {
 const metricName = (metric) => (metric === "mase" ? "MASE" : metric || "score");
 const fmt = (v) => (v === null || v === undefined ? "–" : String(Number(Number(v).toPrecision(4))));  // 4 digits
 
+// Promise.allSettled over fn(item), at most `limit` at a time
+async function settleEach(items, limit, fn) {
+  const results = [];
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) {
+      results[i] = await fn(items[i]).then((value) => ({ status: "fulfilled", value }), (reason) => ({ status: "rejected", reason }));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
 // --- the lists -------------------------------------------------------------------------------------
 
 async function loadLists() {
@@ -80,8 +93,9 @@ async function loadLists() {
   const errors = [models, series].filter((r) => r.status === "rejected").map((r) => r.reason.message);
   state.models = models.status === "fulfilled" ? models.value.models : [];
   state.series = series.status === "fulfilled" ? series.value.series : [];
-  // each model's kind and champion score (the newest version and the aliased ones only)
-  const scores = await Promise.allSettled(state.models.map((m) => api(`/v1/models/${enc(m.name)}/scores?limit=1`, `Reading ${m.name}'s scores`)));
+  // each model's kind and champion score (the newest version and the aliased ones only), a few at a time:
+  // the registry answers them on a small pool of threads
+  const scores = await settleEach(state.models, 4, (m) => api(`/v1/models/${enc(m.name)}/scores?limit=1`, `Reading ${m.name}'s scores`));
   scores.forEach((r, i) => {
     if (r.status === "fulfilled") state.kinds[state.models[i].name] = r.value;
     else errors.push(r.reason.message);
