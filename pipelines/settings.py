@@ -34,7 +34,13 @@ class Settings(BaseSettings):
     preload_retry_max_seconds: float = 30.0  # startup preload retries with backoff up to this interval
     shutdown_grace_seconds: float = 10.0  # on SIGTERM, in-flight requests get this long, then the process exits
     preload_models: str = "*"  # served at startup: comma-separated names, "*" = every @champion, "" = none
-    retrain_cron: str = "0 3 * * *"
+    # retraining (pipelines/retraining/): `seqcast retrain` and `seqcast scheduler`
+    retrain_cron: str = "0 3 * * *"  # when `seqcast scheduler` runs a pass (crontab: minute hour day month weekday)
+    retrain_margin: float = 0.02  # a challenger replaces @champion only with a backtest MASE this much lower (relative)
+    retrain_min_new_points: int = 1  # a series with fewer new observations since its champion's data is skipped
+    retrain_variant: str | None = None  # None: each champion's own recipe; "auto": search again
+    retrain_workers: int | None = None  # series trained at once (None: the core count)
+    retrain_lease_seconds: float = 60.0  # a pass's lock in the store expires this long after its holder stops
     max_batch_points: int = 100_000  # POST /v1/series/{name}/observations: observations per batch
     store_workers: int = 4  # threads for series-store reads and writes (never on the event loop)
 

@@ -3,38 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-import tempfile
-import warnings
 
-
-def _quiet_libraries() -> None:
-    """Third-party noise that says nothing about the user's data, silenced here and nowhere else."""
-    # 3: TensorFlow 2.21's tf.data logs an ERROR line for an attribute its own Python side adds
-    # ("NodeDef mentions attribute use_unbounded_threadpool"); real failures still raise in Python
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # MLflow nags for an input example; a forecaster's input is a history of any length, the signature says how
-    warnings.filterwarnings("ignore", message=r".*input example", category=UserWarning)
-
-
-def _import_tensorflow_quietly() -> None:
-    """TensorFlow prints its start-up lines (oneDNN, CPU features) from C++ before any log level applies, so
-    stderr is held while it loads; if loading fails, what it printed is shown."""
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.buffer.write(held.read())
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+from pipelines.process import import_tensorflow_quietly, quiet_libraries
 
 
 def _has_champion(name: str) -> bool:
@@ -215,6 +188,93 @@ def cmd_train_images(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _stop_on_signals():
+    """SIGTERM and Ctrl-C set the yielded event: a pass finishes the series in flight, starts no more, exits."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def handler(signum, _frame):
+        if stop.is_set():  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        print(f"{signal.Signals(signum).name}: finishing the series in flight, then stopping", file=sys.stderr)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, restore in previous.items():
+            signal.signal(sig, restore)
+
+
+def _print_result(result) -> None:
+    scores = ""
+    if result.challenger_mase is not None:
+        champion = "none" if result.champion_mase is None else f"{result.champion_mase:.4f}"
+        scores = f" (MASE {result.challenger_mase:.4f} vs champion {champion}"
+        change = result.relative_change
+        scores += f", {change:+.1%})" if change is not None else ")"
+    version = f" version {result.version}" if result.version else ""
+    print(f"{result.name}:{version} {result.decision}{scores} [{result.seconds:.1f} s]", flush=True)
+
+
+def _print_pass(summary) -> int:
+    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
+    print(
+        f"pass {summary.run_id}: {len(summary.results)} series in {summary.seconds:.1f} s on {summary.engine}: {counts}"
+    )
+    if summary.stopped:
+        print("stopped before every series ran; the next pass takes them up")
+    if summary.failed:
+        print(f"failed: {', '.join(summary.failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from pipelines.retraining import LeaseHeld, run_pass
+    from pipelines.settings import get_settings
+
+    try:
+        with _stop_on_signals() as stop:
+            summary = run_pass(
+                None if args.all else args.name,
+                settings=get_settings(),
+                workers=args.workers,
+                min_new_points=args.min_new_points,
+                stop=stop,
+                progress=_print_result,
+            )
+    except LeaseHeld as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except RuntimeError as exc:  # the store or the registry cannot be reached
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return _print_pass(summary)
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    import logging
+
+    from pipelines.retraining import run_scheduler
+    from pipelines.settings import get_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        with _stop_on_signals() as stop:
+            run_scheduler(
+                get_settings(), stop, workers=args.workers, min_new_points=args.min_new_points, on_pass=_print_pass
+            )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -344,6 +404,35 @@ def build_parser() -> argparse.ArgumentParser:
     database.add_argument("action", choices=["upgrade"], help="upgrade: apply the migrations (an older store is kept)")
     database.set_defaults(func=cmd_db)
 
+    retrain = sub.add_parser(
+        "retrain",
+        help="one retraining pass: challengers vs champions on the latest backtest, promoted only if better",
+        description="For each series with a registered forecaster: train a challenger with the champion's recipe on "
+        "the stored series, score both on the same latest backtest folds, register it, and move @champion only if "
+        "its MASE is lower by SEQCAST_RETRAIN_MARGIN (default 2%%). Fanned out over a process pool, or a Ray "
+        "cluster when SEQCAST_RAY_ADDRESS is set. Exit status: 0 done, 1 a series failed (named), 3 another pass "
+        "is running.",
+    )
+    which = retrain.add_mutually_exclusive_group(required=True)
+    which.add_argument("--name", action="append", help="a registered model (repeat for several)")
+    which.add_argument("--all", action="store_true", help="every forecasting model with a @champion")
+    retrain.add_argument("--workers", type=int, help="series trained at once (default: the core count)")
+    retrain.add_argument(
+        "--min-new-points",
+        dest="min_new_points",
+        type=int,
+        help="skip a series with fewer new observations since its champion's data (default 1)",
+    )
+    retrain.set_defaults(func=cmd_retrain)
+
+    scheduler = sub.add_parser(
+        "scheduler",
+        help="run retraining passes on SEQCAST_RETRAIN_CRON until stopped (SIGTERM finishes in-flight work)",
+    )
+    scheduler.add_argument("--workers", type=int, help="series trained at once (default: the core count)")
+    scheduler.add_argument("--min-new-points", dest="min_new_points", type=int)
+    scheduler.set_defaults(func=cmd_scheduler)
+
     serve = sub.add_parser("serve", help="the REST service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -358,14 +447,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # the commands that load TensorFlow (the others, and --help, start without its seconds of import)
-USES_TENSORFLOW = {"cmd_train", "cmd_train_images", "cmd_serve"}
+USES_TENSORFLOW = {"cmd_train", "cmd_train_images", "cmd_serve", "cmd_retrain", "cmd_scheduler"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_libraries()
+    quiet_libraries()
     args = build_parser().parse_args(argv)
     if args.func.__name__ in USES_TENSORFLOW:
-        _import_tensorflow_quietly()
+        import_tensorflow_quietly()
     return args.func(args)
 
 

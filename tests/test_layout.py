@@ -26,6 +26,7 @@ FORBIDDEN = {
         "seqcast",
     ),
     "pipelines/store": ("pipelines.vision", "pipelines.tracking", "models", "service", "seqcast", *TRAINING),
+    "pipelines/retraining": ("pipelines.vision", "service", "seqcast"),
     "pipelines/settings.py": ("pipelines.", "models", "service", "seqcast"),
     "pipelines/seeding.py": ("pipelines.", "models", "service", "seqcast"),
     "service": ("seqcast", *TRAINING),  # the service reads the registry; it never trains

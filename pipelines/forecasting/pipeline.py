@@ -20,16 +20,17 @@ from pipelines.forecasting import plots
 from pipelines.forecasting.backtest import BacktestResult, backtest, fold_origins
 from pipelines.forecasting.conformal import backtest_coverage
 from pipelines.forecasting.data import Series
-from pipelines.forecasting.forecaster import Forecaster, load_forecaster
+from pipelines.forecasting.forecaster import Forecaster, HistoryError, load_forecaster
 from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from pipelines.forecasting.search import auto_search
 from pipelines.forecasting.training import TrainConfig, fit_forecaster
 from pipelines.settings import Settings
-from pipelines.tracking.registry import Challenger, TrainOutcome, log_pyfunc_model, register_run
+from pipelines.tracking.registry import Challenger, TrainOutcome, log_pyfunc_model, model_uri, register_run
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
+RECIPE_TAG = "seqcast.recipe"  # the resolved TrainConfig as asked (variant "auto" included): what retraining reruns
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 
 
@@ -66,6 +67,19 @@ def score_registered(uri: str, series: Series, config: TrainConfig) -> float:
     except ValueError as exc:  # e.g. the champion needs a longer history than this split gives
         log.warning("champion %s cannot be scored on this backtest: %s", uri, exc)
         return float("inf")
+
+
+def verify_registered(name: str, version: str, series: Series, horizon: int) -> str | None:
+    """Why version ``version`` must not serve (None when it may): loaded back from the registry as the service
+    loads it, it must forecast the series' latest window ``horizon`` steps ahead in finite numbers."""
+    forecaster = load_forecaster(model_uri(name, version=version))
+    try:
+        forecast = forecaster.forecast(series.values, horizon)
+    except HistoryError as exc:
+        return f"the registered model cannot forecast the latest data: {exc}"
+    if not np.isfinite(forecast).all():
+        return f"the registered model forecasts non-finite values ({int((~np.isfinite(forecast)).sum())} of {horizon})"
+    return None
 
 
 def _data_window(series: Series) -> dict[str, str | int]:
@@ -138,7 +152,12 @@ def train_and_register(
     *,
     verbose: int = 0,
     settings: Settings | None = None,
+    margin: float = 0.0,
+    run_tags: dict[str, str] | None = None,
 ) -> TrainOutcome:
+    """Train ``config`` (or search, for ``auto``) on ``series``, log the run, register a version of ``name`` and
+    move ``@champion`` to it only if its backtest MASE beats the champion's on the same folds by more than
+    ``margin`` (relative) and the registered artifact forecasts the latest data in finite numbers."""
     config = config.resolved(len(series), series.season, series.meta.get("horizon"))
 
     def train(experiment_id: str) -> Challenger:
@@ -151,9 +170,18 @@ def train_and_register(
             metrics=_log_candidate(best, series, name),
             score_champion=lambda uri: score_registered(uri, series, best.config),
             log_model=lambda: _log_model(best, name),
+            verify=lambda version: verify_registered(name, version, series, best.config.steps),
+            test_start=best.result.origins[0],
             version_tags={"window_config": json.dumps(best.forecaster.config())},
+            run_tags={RECIPE_TAG: json.dumps(config.params()), **(run_tags or {})},
         )
 
     return register_run(
-        name, f"{name}-{config.variant}", train, metric="mase", higher_is_better=False, settings=settings
+        name,
+        f"{name}-{config.variant}",
+        train,
+        metric="mase",
+        higher_is_better=False,
+        settings=settings,
+        margin=margin,
     )

@@ -4,6 +4,8 @@
 naive timestamps) and ``origin``, the first timestamp it was given, through which its grid runs.
 ``observations``: ``(series_id, ts) -> value``, ``ts`` in nanoseconds since the epoch (UTC for zoned series,
 wall time for naive ones), a clustered primary key (SQLite: ``WITHOUT ROWID``).
+``leases``: named locks with an expiry (epoch seconds) held by one process (``holder``, on ``host`` as ``pid``)
+at a time; ``last_tick`` is the last scheduled time a retraining pass ran for (see ``lease.py``).
 """
 
 from __future__ import annotations
@@ -46,4 +48,15 @@ observations = Table(
     Column("value", Double, nullable=False),
     PrimaryKeyConstraint("series_id", "ts", name="observations_pk"),
     sqlite_with_rowid=False,
+)
+
+leases = Table(  # revision 0003
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(256), nullable=True),
+    Column("host", String(256), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("expires_at", Double, nullable=False),
+    Column("last_tick", Double, nullable=True),
 )

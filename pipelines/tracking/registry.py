@@ -18,6 +18,7 @@ from pipelines.settings import Settings
 from pipelines.tracking.experiments import open_experiment
 
 CHAMPION = "champion"
+LAST_RETRAIN_TAG = "seqcast.last_retrain"  # on a registered model: its latest retraining decision (JSON)
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -35,6 +36,19 @@ def download(uri: str, dst: str | Path | None = None) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None))
 
 
+def beats(challenger: float, champion: float | None, *, margin: float = 0.0, higher_is_better: bool = False) -> bool:
+    """The champion rule: a finite challenger score better than the champion's by more than ``margin`` (relative;
+    0 = strictly better). No champion, or one that cannot be scored on this data (inf/NaN), is beaten by any
+    finite score."""
+    if not math.isfinite(challenger):
+        return False
+    if champion is None or not math.isfinite(champion):
+        return True
+    if higher_is_better:
+        return challenger > champion * (1 + margin)
+    return challenger < champion * (1 - margin)
+
+
 def promote_if_better(
     client: MlflowClient,
     name: str,
@@ -44,23 +58,30 @@ def promote_if_better(
     *,
     metric: str = "mase",
     higher_is_better: bool = False,
-) -> bool:
-    """Point ``@champion`` at ``version`` if there is no champion or the challenger's score is strictly better.
+    margin: float = 0.0,
+    verify: Callable[[str], str | None] | None = None,
+) -> str:
+    """Point ``@champion`` at ``version`` if its score :func:`beats` the champion's and ``verify(version)`` (the
+    registered artifact loaded back as the service loads it) finds nothing wrong; returns the decision:
+    ``promoted``, ``kept champion`` or ``refused: <why>``.
 
-    Both scores and the decision are tagged on the new version.
+    Both scores, the margin and the decision are tagged on the new version.
     """
-    if champion is None or not math.isfinite(champion):
-        promoted = True
-    elif higher_is_better:
-        promoted = challenger > champion
+    if beats(challenger, champion, margin=margin, higher_is_better=higher_is_better):
+        problem = verify(version) if verify is not None else None
+        decision = "promoted" if problem is None else f"refused: {problem}"
+    elif not math.isfinite(challenger):
+        decision = f"refused: its backtest {metric} is {challenger}"
     else:
-        promoted = challenger < champion
+        decision = "kept champion"
     client.set_model_version_tag(name, version, f"challenger_{metric}", f"{challenger:.6g}")
     client.set_model_version_tag(name, version, f"champion_{metric}", "none" if champion is None else f"{champion:.6g}")
-    client.set_model_version_tag(name, version, "decision", "promoted" if promoted else "kept champion")
-    if promoted:
+    if margin:
+        client.set_model_version_tag(name, version, "margin", f"{margin:g}")
+    client.set_model_version_tag(name, version, "decision", decision)
+    if decision == "promoted":
         client.set_registered_model_alias(name, CHAMPION, version)
-    return promoted
+    return decision
 
 
 def log_pyfunc_model(
@@ -89,8 +110,12 @@ def log_pyfunc_model(
 @dataclass(frozen=True)
 class Registration:
     version: str
-    promoted: bool
+    decision: str  # see promote_if_better
     champion_score: float | None
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision == "promoted"
 
 
 @dataclass
@@ -105,6 +130,8 @@ class TrainOutcome:
     champion_score: float | None
     variant: str
     grid: list[dict] = field(default_factory=list)  # one entry per cell when train-images --grid was given
+    decision: str = ""  # see promote_if_better
+    test_start: int | None = None  # forecasting: index of the first backtest origin in the training series
 
 
 def register_challenger(
@@ -116,22 +143,32 @@ def register_challenger(
     log_model: Callable[[], str],
     metric: str = "mase",
     higher_is_better: bool = False,
+    margin: float = 0.0,
+    verify: Callable[[str], str | None] | None = None,
 ) -> Registration:
     """The champion comparison every pipeline ends with, inside its MLflow run.
 
     Scores the current ``@champion`` (if any) with ``score_champion(uri)`` on the challenger's own test data,
-    registers the challenger (``log_model()`` -> version), moves ``@champion`` only if ``score`` is strictly
-    better, and records ``champion_<metric>`` and the decision on the run.
+    registers the challenger (``log_model()`` -> version), moves ``@champion`` only as :func:`promote_if_better`
+    decides, and records ``champion_<metric>`` and the decision on the run.
     """
     champion = version_by_alias(client, name, CHAMPION)
     champion_score = score_champion(model_uri(name, version=champion.version)) if champion else None
     version = log_model()
-    promoted = promote_if_better(
-        client, name, version, score, champion_score, metric=metric, higher_is_better=higher_is_better
+    decision = promote_if_better(
+        client,
+        name,
+        version,
+        score,
+        champion_score,
+        metric=metric,
+        higher_is_better=higher_is_better,
+        margin=margin,
+        verify=verify,
     )
     mlflow.log_metric(f"champion_{metric}", champion_score if champion_score is not None else float("nan"))
-    mlflow.set_tag("seqcast.promoted", str(promoted))
-    return Registration(version, promoted, champion_score)
+    mlflow.set_tags({"seqcast.promoted": str(decision == "promoted"), "seqcast.decision": decision})
+    return Registration(version, decision, champion_score)
 
 
 @dataclass
@@ -142,6 +179,9 @@ class Challenger:
     metrics: dict[str, float]  # logged on the run; ``test_<metric>`` is the score the champion rule compares
     score_champion: Callable[[str], float]  # the registered model at this URI on the challenger's own test data
     log_model: Callable[[], str]  # log and register the challenger; returns its version
+    # the registered version loaded back as the service loads it; returns why it must not serve, or None
+    verify: Callable[[str], str | None] | None = None
+    test_start: int | None = None
     version_tags: dict[str, str] = field(default_factory=dict)
     run_tags: dict[str, str] = field(default_factory=dict)
     grid: list[dict] = field(default_factory=list)
@@ -155,10 +195,12 @@ def register_run(
     metric: str,
     higher_is_better: bool,
     settings: Settings | None = None,
+    margin: float = 0.0,
 ) -> TrainOutcome:
     """The sequence every task's training ends with: open NAME's experiment, start a run, ``train(experiment_id)``
     (which logs its candidate on the run), score the champion on the same test data, register the challenger,
-    move ``@champion`` only if it is better, and tag the run and the new version."""
+    move ``@champion`` only if it is better by more than ``margin`` (relative) and its registered artifact
+    verifies, and tag the run and the new version."""
     client, experiment_id = open_experiment(name, settings)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         challenger = train(experiment_id)
@@ -171,6 +213,8 @@ def register_run(
             log_model=challenger.log_model,
             metric=metric,
             higher_is_better=higher_is_better,
+            margin=margin,
+            verify=challenger.verify,
         )
         for key, value in {"variant": challenger.variant, **challenger.version_tags}.items():
             client.set_model_version_tag(name, registration.version, key, value)
@@ -183,4 +227,6 @@ def register_run(
             registration.champion_score,
             challenger.variant,
             challenger.grid,
+            registration.decision,
+            challenger.test_start,
         )

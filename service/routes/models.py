@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, Field
 
+from pipelines.tracking.registry import LAST_RETRAIN_TAG
 from service.cache import ModelCache, ModelNotFound, is_not_found
 from service.deps import ApiKeyDep, CacheDep
 from service.errors import AUTH_RESPONSES, MODEL_RESPONSES
@@ -47,8 +49,27 @@ class VersionInfo(BaseModel):
     tags: dict[str, str]
 
 
+class RetrainDecision(BaseModel):
+    """The latest retraining pass's word on this model (``seqcast retrain`` / ``seqcast scheduler``)."""
+
+    at: str = Field(description="when the decision was made (UTC)")
+    pass_run_id: str = Field(description="the pass's MLflow run; each series is a child run under it")
+    status: str = Field(description="promoted | kept | skipped | failed")
+    decision: str = Field(description="in words, e.g. 'kept champion' or 'skipped: 0 new observations ...'")
+    series: str | None = None
+    version: str | None = Field(default=None, description="the challenger's registered version")
+    champion_version: str | None = None
+    challenger_mase: float | None = None
+    champion_mase: float | None = None
+    new_points: int | None = None
+    champion_seen_test_points: int | None = None
+    data_window: dict[str, str | int] = Field(default_factory=dict, description="first, last, count")
+    seconds: float | None = None
+
+
 class ModelDetail(ModelSummary):
     versions: list[VersionInfo]
+    last_retrain: RetrainDecision | None = None
 
 
 class ModelList(BaseModel):
@@ -101,8 +122,10 @@ def _detail(cache: ModelCache, name: str) -> dict:
     by_version: dict[str, list[str]] = {}
     for alias, version in (registered.aliases or {}).items():
         by_version.setdefault(str(version), []).append(alias)
+    last_retrain = (registered.tags or {}).get(LAST_RETRAIN_TAG)
     return {
         **_summary(cache, registered),
+        "last_retrain": json.loads(last_retrain) if last_retrain else None,
         "versions": [
             {
                 "version": str(v.version),

@@ -1,0 +1,70 @@
+"""Process-wide set-up, for the CLI's process and the retraining workers it starts: third-party noise that
+says nothing about the user's data silenced in one place, TensorFlow's threads, a worker's tie to its parent.
+
+Light on purpose (no TensorFlow at import): a worker imports this module before anything else."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import tempfile
+import warnings
+
+_PR_SET_PDEATHSIG = 1
+_prepared = False
+
+
+def quiet_libraries() -> None:
+    # 3: TensorFlow 2.21's tf.data logs an ERROR line for an attribute its own Python side adds
+    # ("NodeDef mentions attribute use_unbounded_threadpool"); real failures still raise in Python
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow nags for an input example; a forecaster's input is a history of any length, the signature says how
+    warnings.filterwarnings("ignore", message=r".*input example", category=UserWarning)
+
+
+def import_tensorflow_quietly() -> None:
+    """TensorFlow prints its start-up lines (oneDNN, CPU features) from C++ before any log level applies, so
+    stderr is held while it loads; if loading fails, what it printed is shown."""
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.buffer.write(held.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def prepare_worker(threads: int) -> None:
+    """Once per worker process: quiet, TensorFlow on ``threads`` cores (workers share the machine), and on
+    Linux the worker dies with its parent, so a killed pass leaves no orphan that could still promote."""
+    global _prepared
+    if _prepared:
+        return
+    _prepared = True
+    quiet_libraries()
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    import_tensorflow_quietly()
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already started in this process; keep its threads
+        pass
+
+
+def prepare_pool_worker(threads: int) -> None:
+    """A process pool's initializer: :func:`prepare_worker`, and Ctrl-C left to the pass, which stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    prepare_worker(threads)

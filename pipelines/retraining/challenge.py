@@ -1,0 +1,257 @@
+"""One series' retraining: a challenger trained with the champion's recipe on the stored series, scored against
+the champion on the same latest backtest folds, promoted only by the pipeline's gate (see
+:func:`pipelines.forecasting.pipeline.train_and_register`). Runs in a worker (process pool or Ray task): it
+takes and returns plain data, never raises, and logs its own child run under the pass's parent run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from pipelines import tracking
+from pipelines.forecasting.data import Series
+from pipelines.forecasting.pipeline import RECIPE_TAG, train_and_register
+from pipelines.forecasting.training import TrainConfig
+from pipelines.settings import Settings
+from pipelines.store import SeriesNotFound, SeriesStore
+from pipelines.tracking.registry import CHAMPION, LAST_RETRAIN_TAG, version_by_alias
+
+log = logging.getLogger(__name__)
+
+PASS_EXPERIMENT = "retraining passes"  # has a space, so no model (whose experiment is its name) can take it
+STORE_SOURCE = "series store: "  # the data_source param of a model trained on a stored series
+
+
+@dataclass
+class SeriesResult:
+    """What a pass learns about one series (also the child run's content)."""
+
+    name: str
+    status: str  # promoted | kept | skipped | failed
+    decision: str  # the words: "promoted", "kept champion", "refused: ...", "skipped: ...", "failed: ..."
+    seconds: float = 0.0
+    series: str | None = None
+    version: str | None = None  # the challenger's registered version
+    champion_version: str | None = None
+    challenger_mase: float | None = None
+    champion_mase: float | None = None
+    new_points: int | None = None
+    champion_seen_test_points: int | None = None  # test-fold points inside the champion's own data window
+    training_run_id: str | None = None
+    data_window: dict = field(default_factory=dict)  # first, last, count
+
+    @property
+    def relative_change(self) -> float | None:
+        if self.challenger_mase is None or not self.champion_mase:
+            return None
+        return self.challenger_mase / self.champion_mase - 1
+
+
+def recipe_of(tags: dict[str, str], params: dict[str, str]) -> TrainConfig | None:
+    """The TrainConfig a champion was trained with: its recipe tag, else (runs logged before the tag) its
+    parameters; None when the run is not a forecasting run."""
+    known = {f.name: f for f in fields(TrainConfig)}
+    if RECIPE_TAG in tags:
+        return TrainConfig(**{k: v for k, v in json.loads(tags[RECIPE_TAG]).items() if k in known})
+    if "lookback" not in params or "variant" not in params:
+        return None
+    values: dict = {}
+    for name, f in known.items():
+        raw = params.get(name)
+        if raw is None:
+            continue
+        kind = str(f.type)
+        values[name] = (
+            None if raw == "None" else int(raw) if kind.startswith("int") else float(raw) if "float" in kind else raw
+        )
+    return TrainConfig(**values)
+
+
+def _timestamp(text: str, like: pd.DatetimeIndex) -> pd.Timestamp:
+    """``text`` as a timestamp comparable with ``like`` (naive and zoned times compared in UTC)."""
+    t = pd.Timestamp(text)
+    if like.tz is not None and t.tz is None:
+        return t.tz_localize("UTC")
+    if like.tz is None and t.tz is not None:
+        return t.tz_convert("UTC").tz_localize(None)
+    return t
+
+
+def points_after(series: Series, last: str | None) -> int:
+    """How many of the series' observations come after ``last`` (all of them when it is unknown)."""
+    if last is None or series.timestamps is None:
+        return len(series)
+    index = pd.DatetimeIndex(series.timestamps)
+    return int((index > _timestamp(last, index)).sum())
+
+
+def seen_in_test(series: Series, test_start: int | None, champion_last: str | None) -> int:
+    """Test-fold observations (from ``test_start`` on) that were inside the champion's data window."""
+    if test_start is None or champion_last is None or series.timestamps is None:
+        return 0
+    index = pd.DatetimeIndex(series.timestamps)[test_start:]
+    return int((index <= _timestamp(champion_last, index)).sum())
+
+
+def _challenge(
+    client: MlflowClient, name: str, settings: Settings, min_new_points: int, variant: str | None, pass_run_id: str
+) -> SeriesResult:
+    champion = version_by_alias(client, name, CHAMPION)
+    if champion is None:
+        return SeriesResult(name, "skipped", f"skipped: {name!r} has no @{CHAMPION} to challenge")
+    current = str(champion.version)
+    run = client.get_run(str(champion.run_id))
+    params, recipe = run.data.params, recipe_of(run.data.tags, run.data.params)
+    if recipe is None:
+        return SeriesResult(name, "skipped", "skipped: not a forecasting model", champion_version=current)
+    source = params.get("data_source", "")
+    series_name = source.removeprefix(STORE_SOURCE) if source.startswith(STORE_SOURCE) else name
+    store = SeriesStore(settings.series_store_url, max_points=settings.max_batch_points, upgrade=False)
+    try:
+        series = store.series(series_name)
+    except SeriesNotFound:
+        return SeriesResult(
+            name,
+            "skipped",
+            f"skipped: no stored series {series_name!r} to retrain on",
+            series=series_name,
+            champion_version=current,
+        )
+    finally:
+        store.close()
+    window = series.meta["window"]
+    champion_last = params.get("data_last")
+    new = points_after(series, champion_last)
+    result = SeriesResult(
+        name,
+        "skipped",
+        "",
+        series=series_name,
+        champion_version=current,
+        new_points=new,
+        data_window=dict(window),
+    )
+    if new < min_new_points:
+        result.decision = (
+            f"skipped: {new} new observations of {series_name!r} since the champion's data (to {champion_last}); "
+            f"at least {min_new_points} needed"
+        )
+        return result
+    config = recipe if variant is None else replace(recipe, variant=variant)
+    outcome = train_and_register(
+        series,
+        config,
+        name,
+        settings=settings,
+        margin=settings.retrain_margin,
+        run_tags={"seqcast.retrain_pass": pass_run_id},
+    )
+    result.version, result.training_run_id = outcome.version, outcome.run_id
+    result.challenger_mase, result.champion_mase = outcome.metrics["test_mase"], outcome.champion_score
+    result.status = "promoted" if outcome.promoted else "kept"
+    result.decision = outcome.decision
+    seen = seen_in_test(series, outcome.test_start, champion_last)
+    result.champion_seen_test_points = seen
+    if seen:
+        # the champion has trained on part of the test folds: the comparison favours it (conservative)
+        note = f"; the champion's data covered {seen} of the test folds' points, so this comparison favours it"
+        result.decision += note
+        client.set_model_version_tag(name, outcome.version, "decision", outcome.decision + note)
+    return result
+
+
+def _finite(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _log_child(client: MlflowClient, experiment_id: str, pass_run_id: str, result: SeriesResult, margin: float):
+    """The series' child run under the pass: both scores, margin, decision, data window, new points."""
+    run = client.create_run(
+        experiment_id,
+        run_name=result.name,
+        tags={
+            "mlflow.parentRunId": pass_run_id,
+            "status": result.status,
+            "decision": result.decision[:5000],
+            **{
+                k: str(v)
+                for k, v in (
+                    ("version", result.version),
+                    ("champion_version", result.champion_version),
+                    ("training_run_id", result.training_run_id),
+                )
+                if v is not None
+            },
+        },
+    )
+    now = int(time.time() * 1000)
+    params = {"model": result.name, "series": result.series, "margin": margin}
+    params.update({f"data_{k}": v for k, v in result.data_window.items()})
+    metrics = {
+        "challenger_mase": _finite(result.challenger_mase),
+        "champion_mase": _finite(result.champion_mase),
+        "relative_change": _finite(result.relative_change),
+        "new_points": _finite(result.new_points),
+        "champion_seen_test_points": _finite(result.champion_seen_test_points),
+        "seconds": result.seconds,
+    }
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+        params=[Param(k, str(v)) for k, v in params.items() if v is not None],
+        tags=[RunTag("seqcast.series", result.series or "")],
+    )
+    client.set_terminated(run.info.run_id, "FAILED" if result.status == "failed" else "FINISHED")
+
+
+def retrain_series(
+    name: str,
+    *,
+    settings: Settings,
+    pass_run_id: str,
+    pass_experiment_id: str,
+    min_new_points: int,
+    variant: str | None = None,
+) -> SeriesResult:
+    """Challenge NAME's champion; never raises (one series failing never stops the others)."""
+    start = time.monotonic()
+    client = tracking.configure(settings)
+    try:
+        result = _challenge(client, name, settings, min_new_points, variant, pass_run_id)
+    except Exception as exc:
+        log.exception("retraining %s failed", name)
+        result = SeriesResult(name, "failed", f"failed: {type(exc).__name__}: {exc}")
+    result.seconds = round(time.monotonic() - start, 3)
+    record(result, settings=settings, pass_run_id=pass_run_id, pass_experiment_id=pass_experiment_id)
+    return result
+
+
+def record(result: SeriesResult, *, settings: Settings, pass_run_id: str, pass_experiment_id: str) -> None:
+    """The series' child run under the pass, and its registered model's last-decision tag (read by the service)."""
+    client = tracking.configure(settings)
+    try:
+        _log_child(client, pass_experiment_id, pass_run_id, result, settings.retrain_margin)
+        if result.status != "skipped" or result.champion_version is not None:  # the registered model exists
+            entry = {**asdict(result), "pass_run_id": pass_run_id, "at": datetime.now(UTC).isoformat()}
+            client.set_registered_model_tag(result.name, LAST_RETRAIN_TAG, json.dumps(_plain(entry)))
+    except Exception:
+        log.exception("could not record the retraining decision for %s", result.name)
+
+
+def _plain(value):
+    """JSON-ready: numpy scalars as Python numbers, inf/NaN as null (what a JSON reader can take)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

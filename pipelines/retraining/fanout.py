@@ -1,0 +1,110 @@
+"""Run one task per item on an existing engine: in this process (1 worker), a local process pool, or a Ray
+cluster. At most ``workers`` tasks are in flight, so a stop request (SIGTERM) lets the running ones finish and
+starts no more. A task that dies with its worker (killed, out of memory) is reported through ``on_crash``; the
+others go on."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from pipelines.process import prepare_pool_worker, prepare_worker
+
+log = logging.getLogger(__name__)
+
+
+def engine_name(workers: int, ray_address: str | None) -> str:
+    return "ray" if ray_address else "pool" if workers > 1 else "sequential"
+
+
+def fan_out(
+    task: Callable[[Any], Any],
+    items: Iterable[Any],
+    *,
+    workers: int,
+    ray_address: str | None = None,
+    stop: threading.Event | None = None,
+    on_crash: Callable[[Any, BaseException], Any],
+) -> Iterator[Any]:
+    """Yield ``task(item)`` for each item, in completion order, until ``stop`` is set."""
+    stop = stop or threading.Event()
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    pending = list(items)
+    if ray_address:
+        yield from _on_ray(task, pending, workers, ray_address, stop, on_crash)
+    elif workers <= 1:
+        for item in pending:
+            if stop.is_set():
+                return
+            yield task(item)
+    else:
+        yield from _on_pool(task, pending, workers, stop, on_crash, threads)
+
+
+def _on_pool(task, pending, workers, stop, on_crash, threads) -> Iterator[Any]:
+    pool: ProcessPoolExecutor | None = None
+    running: dict[Future, Any] = {}
+    try:
+        while pending or running:
+            while pending and len(running) < workers and not stop.is_set():
+                if pool is None:  # a fresh pool after a worker died (the old one is broken for good)
+                    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+                    pool = ProcessPoolExecutor(
+                        workers, mp_context=context, initializer=prepare_pool_worker, initargs=(threads,)
+                    )
+                item = pending.pop(0)
+                running[pool.submit(task, item)] = item
+            if not running:
+                return
+            done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = running.pop(future)
+                try:
+                    yield future.result()
+                except BrokenProcessPool as exc:
+                    # the pool is broken for good and every task in it lost; a fresh pool takes the rest
+                    log.error("the worker pool broke while running %s (a worker was killed or ran out of memory)", item)
+                    if pool is not None:
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        pool = None
+                    yield on_crash(item, exc)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _on_ray(task, pending, workers, address, stop, on_crash) -> Iterator[Any]:
+    import ray
+
+    if not ray.is_initialized():
+        # "local" starts a private instance with `workers` CPUs; any other address joins that cluster
+        local = {"num_cpus": workers, "include_dashboard": False} if address == "local" else {}
+        ray.init(address=address, log_to_driver=False, **local)
+
+    def remote_task(item):
+        prepare_worker(1)  # each task holds one of the cluster's CPUs
+        return task(item)
+
+    remote = ray.remote(num_cpus=1, max_retries=0)(remote_task)
+    running: dict[Any, Any] = {}
+    limit = max(workers, 1)
+    while pending or running:
+        while pending and len(running) < limit and not stop.is_set():
+            item = pending.pop(0)
+            running[remote.remote(item)] = item
+        if not running:
+            return
+        done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+        for ref in done:
+            item = running.pop(ref)
+            try:
+                yield ray.get(ref)
+            except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayTaskError) as exc:
+                log.error("the Ray task for %s failed: %s", item, exc)
+                yield on_crash(item, exc)

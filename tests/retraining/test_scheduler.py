@@ -1,0 +1,78 @@
+"""Two `seqcast scheduler` processes against one database: one pass per tick, never two at once, though each
+pass outlasts the interval; SIGTERM lets the pass in flight finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from test_pass import RECIPE, TIMES, VALUES
+
+from pipelines.forecasting.pipeline import train_and_register
+from pipelines.retraining.challenge import PASS_EXPERIMENT
+from pipelines.retraining.scheduler import check_cron
+from pipelines.settings import Settings
+from pipelines.store import SeriesStore
+
+SEQCAST = str(Path(sys.executable).with_name("seqcast"))
+EVERY = 2  # seconds between ticks; a pass here takes longer than that
+
+
+def test_two_schedulers_run_one_pass_per_tick_and_never_overlap(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    store = SeriesStore(settings.series_store_url)
+    store.write("sched", TIMES, VALUES)
+    store.close()
+    train_and_register(SeriesStore(settings.series_store_url).series("sched"), RECIPE, "sched", settings=settings)
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(SEQCAST_DATA_DIR=str(tmp_path), SEQCAST_RETRAIN_CRON=f"* * * * * */{EVERY}", TF_CPP_MIN_LOG_LEVEL="3")
+    command = [SEQCAST, "scheduler", "--workers", "1", "--min-new-points", "0"]  # every pass trains the series
+    schedulers = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(_passes(client, "FINISHED")) < 3:
+            assert all(s.poll() is None for s in schedulers), [s.communicate()[0][-2000:] for s in schedulers]
+            time.sleep(0.5)
+        for s in schedulers:
+            s.send_signal(signal.SIGTERM)
+        outputs = [s.communicate(timeout=60)[0] for s in schedulers]
+    finally:
+        for s in schedulers:
+            s.kill()
+    assert [s.returncode for s in schedulers] == [0, 0], outputs
+
+    passes = _passes(client)
+    assert len(passes) >= 3
+    assert all(p.info.status == "FINISHED" for p in passes), "SIGTERM let the pass in flight finish"
+    ticks = [p.data.params["tick"] for p in passes]
+    assert len(set(ticks)) == len(ticks), "one pass per tick"
+    spans = sorted((p.info.start_time, p.info.end_time) for p in passes)
+    assert all(end <= next_start for (_, end), (next_start, _) in pairwise(spans)), "passes never overlap"
+    assert any(end - start > EVERY * 1000 for start, end in spans), "a pass outlasted its interval"
+    assert all(p.data.metrics["kept"] + p.data.metrics["promoted"] == 1 for p in passes)
+    assert "no pass for this tick" in "".join(outputs) or len({p.data.tags["seqcast.holder"] for p in passes}) > 1
+
+
+def _passes(client: MlflowClient, status: str | None = None):
+    experiment = client.get_experiment_by_name(PASS_EXPERIMENT)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], max_results=500)
+    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags and status in (None, r.info.status)]
+
+
+def test_a_bad_cron_line_is_named():
+    with pytest.raises(ValueError, match=r"^SEQCAST_RETRAIN_CRON is 'every night'; expected a crontab line"):
+        check_cron("every night")
