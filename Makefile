@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DATA_DIR := $(or $(SEQCAST_DATA_DIR),.seqcast)
 
 .PHONY: install run train-defaults serve test lint ui bench clean
 
@@ -19,8 +20,13 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 train-defaults: install
-	$(VENV)/bin/seqcast train --data sine_noise --name sine --variant lstm --units 8 --lookback 12 --epochs 30 --if-missing
+	$(VENV)/bin/seqcast train --data sine_noise --name sine --variant lstm --units 8 --lookback 12 --epochs 30 --folds 4 --if-missing
 	$(VENV)/bin/seqcast train-images --data digits --name digits --quiet --if-missing
+	@# the page at / forecasts sine from the series store: the same 1000 values, hourly from 2024-01-01 (idempotent)
+	$(PY) -c "import sys, pandas as pd; from pipelines.forecasting.data import sine_noise; v = sine_noise().values; \
+	pd.DataFrame({'timestamp': pd.date_range('2024-01-01', periods=len(v), freq='h'), 'value': v}).to_csv(sys.argv[1], index=False)" \
+	$(DATA_DIR)/sine.csv
+	$(VENV)/bin/seqcast ingest sine --data $(DATA_DIR)/sine.csv
 
 serve: install
 	$(VENV)/bin/seqcast serve --host $(HOST) --port $(PORT)

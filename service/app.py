@@ -25,7 +25,7 @@ from service.cache import Loader, ModelCache
 from service.errors import UnhandledErrors, install_error_handlers
 from service.limits import BodySizeLimit
 from service.monitoring import Metrics, MetricsMiddleware
-from service.routes import classify, forecast, models, ops, series
+from service.routes import classify, forecast, models, ops, page, series
 from service.store import StoreAccess
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(classify.router)
     app.include_router(models.router)
     app.include_router(series.router)
+    app.include_router(page.router)  # GET / and the scores it shows
+    app.mount("/static", page.STATIC, name="static")
     # added last = outermost: metrics see the 413s the size limit sends and the 500s of UnhandledErrors
     app.add_middleware(UnhandledErrors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

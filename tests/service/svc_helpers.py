@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import io
 
 import httpx
+import numpy as np
+from PIL import Image
 
 from pipelines.settings import Settings
 from pipelines.tracking.registry import CHAMPION
 
 MODEL = "svc_sine"
+DIGITS = "svc_digits"  # the image classifier conftest's ``digits`` registers
 LOOKBACK = 6
 HORIZON = 6
 API_KEY = "test-key-0123456789"
@@ -50,3 +54,17 @@ def call(app, method: str, url: str, **kwargs) -> httpx.Response:
             return await client.request(method, url, **kwargs)
 
     return asyncio.run(go())
+
+
+def png(array: np.ndarray, size: int | None = None) -> bytes:
+    image = Image.fromarray(np.asarray(array, dtype=np.uint8))
+    if size:
+        image = image.resize((size, size), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def digit_png(digit: np.ndarray, size: int | None = None) -> bytes:
+    """A 0..16 digits image as an 8-bit PNG (0..255), optionally scaled up (nearest) to size x size."""
+    return png(np.round(digit[..., 0] * 255 / 16), size)

@@ -10,37 +10,16 @@ import struct
 import threading
 import time
 import zlib
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
-from svc_helpers import API_KEY, call, client_for, copy_versions, make_settings
+from svc_helpers import API_KEY, call, client_for, copy_versions, digit_png, make_settings, png
+from svc_helpers import DIGITS as NAME
 
-from pipelines import tracking
-from pipelines.tracking.registry import CHAMPION, download, model_uri
-from pipelines.vision.classifier import Classifier
-from pipelines.vision.data import load_digits_set
-from pipelines.vision.pipeline import ImageTrainConfig, train_images_and_register
-from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
+from pipelines.tracking.registry import CHAMPION
 from service.app import create_app
 from service.routes import classify as classify_module
-
-NAME = "svc_digits"
-
-
-def png(array: np.ndarray, size: int | None = None) -> bytes:
-    image = Image.fromarray(np.asarray(array, dtype=np.uint8))
-    if size:
-        image = image.resize((size, size), Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def digit_png(digit: np.ndarray, size: int | None = None) -> bytes:
-    """A 0..16 digits image as an 8-bit PNG (0..255), optionally scaled up (nearest) to size x size."""
-    return png(np.round(digit[..., 0] * 255 / 16), size)
 
 
 def png_header_only(width: int, height: int, bit_depth: int = 8) -> bytes:
@@ -54,29 +33,6 @@ def png_header_only(width: int, height: int, bit_depth: int = 8) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
         + chunk(b"IEND", b"")
     )
-
-
-def load_version(name: str, version: str) -> Classifier:
-    return Classifier.load(download(model_uri(name, version=version)) / "artifacts" / CLASSIFIER_ARTIFACT)
-
-
-@pytest.fixture(scope="module")
-def digits(data_dir):
-    """Version 1: 10 epochs on the digits' training split (the champion); version 2: 2 epochs, another seed."""
-    data = load_digits_set()
-    config = ImageTrainConfig(epochs=10, augment=0.0, dropout=0.0, learning_rate=3e-3)
-    first = train_images_and_register(data, config, NAME)
-    train_images_and_register(data, replace(config, epochs=2, seed=7), NAME)
-    client = tracking.configure()
-    client.set_registered_model_alias(NAME, CHAMPION, "1")
-    _, test = data.split(config.test_fraction, config.split_seed)
-    return {
-        "data": data,
-        "test": test,
-        "accuracy": first.metrics["test_accuracy"],
-        "client": client,
-        "classifiers": {v: load_version(NAME, v) for v in ("1", "2")},
-    }
 
 
 @pytest.fixture(scope="module")
