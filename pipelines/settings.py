@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,10 +30,15 @@ class Settings(BaseSettings):
     image_decode_concurrency: int = 2  # /v1/classify: uploads decoded at once per process (bounds their memory)
     registry_workers: int = 4  # threads for registry lookups and model loads; cached traffic never waits on them
     registry_timeout_seconds: float = 10.0  # a request waits this long for a registry lookup, then gets a 503
+    # seqcast serve's MLflow client against a tracking server: give up fast, so an outage shows in /ready and the
+    # poller recovers at its next round (MLflow's own defaults retry one request for minutes)
+    registry_http_retries: int = 1
+    registry_http_timeout_seconds: float = 5.0
     not_found_ttl_seconds: float = 5.0  # how long an unknown model/alias/version answers 404 without asking again
     max_cached_misses: int = 1024  # unknown (model, ref) pairs remembered for the TTL (LRU beyond this)
     preload_retry_max_seconds: float = 30.0  # startup preload retries with backoff up to this interval
     shutdown_grace_seconds: float = 10.0  # on SIGTERM, in-flight requests get this long, then the process exits
+    log_format: Literal["text", "json"] = "text"  # seqcast serve: "json" writes one JSON object per line
     preload_models: str = "*"  # served at startup: comma-separated names, "*" = every @champion, "" = none
     # retraining (pipelines/retraining/): `seqcast retrain` and `seqcast scheduler`
     retrain_cron: str = "0 3 * * *"  # when `seqcast scheduler` runs a pass (crontab: minute hour day month weekday)

@@ -281,8 +281,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from pipelines.settings import get_settings
-    from service.logs import LOG_CONFIG
+    from service.logs import log_config
 
+    settings = get_settings()
     # uvloop + httptools (uvicorn[standard]); per-request access lines are off by default: /metrics counts
     # every request, and at hundreds of requests per second the log line costs more than the forecast.
     # The grace period bounds shutdown: requests still running after it are cancelled and the process exits.
@@ -291,11 +292,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         factory=True,
         host=args.host,
         port=args.port,
-        log_config=LOG_CONFIG,
+        log_config=log_config(settings.log_format),
         loop="uvloop",
         http="httptools",
         access_log=args.access_log,
-        timeout_graceful_shutdown=max(1, round(get_settings().shutdown_grace_seconds)),
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
     )
     return 0
 

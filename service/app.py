@@ -10,6 +10,7 @@ the cache starts polling aliases every ``SEQCAST_MODEL_POLL_SECONDS``; the serie
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from contextlib import asynccontextmanager
 
@@ -22,7 +23,7 @@ from pipelines.tracking.registry import CHAMPION
 from pipelines.vision.classifier import Classifier
 from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
 from service.cache import Loader, ModelCache
-from service.errors import UnhandledErrors, install_error_handlers
+from service.errors import RequestContext, install_error_handlers
 from service.limits import BodySizeLimit
 from service.monitoring import Metrics, MetricsMiddleware
 from service.routes import classify, forecast, models, ops, page, series
@@ -93,6 +94,9 @@ class Preload:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # MLflow reads these per request; a value the operator set for MLflow itself wins
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(settings.registry_http_retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(round(settings.registry_http_timeout_seconds)))
     metrics = Metrics()
     cache = ModelCache(
         tracking.configure(settings),
@@ -142,8 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(series.router)
     app.include_router(page.router)  # GET / and the scores it shows
     app.mount("/static", page.STATIC, name="static")
-    # added last = outermost: metrics see the 413s the size limit sends and the 500s of UnhandledErrors
-    app.add_middleware(UnhandledErrors)
+    # added last = outermost: metrics see the 413s the size limit sends and the 500s of RequestContext
+    app.add_middleware(RequestContext)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

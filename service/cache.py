@@ -144,6 +144,7 @@ class ModelCache:
         self._errors = _Expiring(max_misses)  # key -> why its newest version cannot be served (until it can)
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self.registry_error: str | None = None  # why the last poll could not reach the registry (None: it could)
 
     # --- the request path -------------------------------------------------------------------------
     def peek(self, name: str, alias: str | None = None, version: int | str | None = None) -> LoadedModel | None:
@@ -231,6 +232,7 @@ class ModelCache:
         A version that fails to load keeps the old one serving, and the change says why; a deleted alias or
         model is dropped."""
         changes = []
+        registry_error, answered = None, False
         for key in [k for k in list(self._aliases) if name is None or k[0] == name]:
             model_name, ref = key
             old = self._aliases.get(key)
@@ -238,11 +240,13 @@ class ModelCache:
             version = None
             try:
                 version = self._resolve_alias(model_name, ref[1:])
+                answered = True
                 if previous == version:
                     changes.append({"ref": ref, "version": version, "previous": previous, "changed": False})
                     continue
                 new = self._load_version(model_name, version)
             except ModelNotFound as exc:
+                answered = True
                 log.warning("dropping %s%s from the cache: %s", model_name, ref, exc)
                 with self._lock:
                     self._aliases.pop(key, None)
@@ -250,6 +254,8 @@ class ModelCache:
                 continue
             except Exception as exc:  # noqa: BLE001 - the registry or a broken version must not take serving down
                 error = str(exc) if isinstance(exc, ModelLoadError) else f"the model registry failed: {exc}"
+                if not isinstance(exc, ModelLoadError):
+                    registry_error = error
                 log.warning("%s%s: %s; still serving version %s", model_name, ref, error, previous)
                 with self._lock:
                     self._errors.put(key, {"version": version, "error": error}, float("inf"))
@@ -264,6 +270,8 @@ class ModelCache:
             if self.on_swap:
                 self.on_swap(model_name, previous, version)
             changes.append({"ref": ref, "version": version, "previous": previous, "changed": True})
+        if registry_error is not None or answered:
+            self.registry_error = registry_error
         return changes
 
     def reload(self, name: str) -> list[dict]:
@@ -303,8 +311,17 @@ class ModelCache:
         while not self._stop.wait(self.poll_seconds):
             try:
                 self.refresh()
+                if not self._aliases:  # nothing to resolve: ask the registry anything, to know it answers
+                    self._probe()
             except Exception:
                 log.exception("model poll failed")
+
+    def _probe(self) -> None:
+        try:
+            self.client.search_registered_models(max_results=1)
+            self.registry_error = None
+        except Exception as exc:  # noqa: BLE001 - reported by /ready; the next poll asks again
+            self.registry_error = f"the model registry failed: {exc}"
 
     # --- what is loaded ---------------------------------------------------------------------------
     def loaded(self, name: str | None = None) -> list[dict]:

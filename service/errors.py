@@ -5,7 +5,7 @@ Routers raise :class:`fastapi.HTTPException`, :class:`pipelines.forecasting.fore
 :class:`pipelines.store.StoreUnavailable` (-> 503),
 :class:`service.cache.ModelNotFound` (-> 404), :class:`service.cache.ModelLoadError` or
 :class:`service.cache.RegistryUnavailable` (-> 503); the ``*_RESPONSES`` dicts document them in OpenAPI.
-Anything else is a bug: :class:`UnhandledErrors` logs it with its traceback and answers a JSON 500 with a
+Anything else is a bug: :class:`RequestContext` logs it with its traceback and answers a JSON 500 with a
 request id, and the connection stays usable (an exception that reaches the server makes it drop the
 connection).
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +29,7 @@ from pipelines.forecasting.data import DataError
 from pipelines.forecasting.forecaster import HistoryError
 from pipelines.store import SeriesNotFound, StoreUnavailable
 from service.cache import ModelLoadError, ModelNotFound, RegistryUnavailable
+from service.logs import REQUEST_ID, request_id_from
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +147,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
 
-class UnhandledErrors:
-    """ASGI middleware: an exception no handler took becomes a logged JSON 500 with a request id.
+class RequestContext:
+    """ASGI middleware, outermost: each request gets an id (the client's ``X-Request-ID`` or a new one), seen by
+    every log line written while it is handled and returned in the ``X-Request-ID`` response header; an
+    exception no handler took becomes a logged JSON 500 naming that id.
 
     Starlette's own last resort sends a 500 and then re-raises, and the server answers that by closing the
     connection, so the client's next request on it fails too."""
@@ -160,17 +162,26 @@ class UnhandledErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        sent = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                sent = value
+                break
+        request_id = request_id_from(sent)
+        token = REQUEST_ID.set(request_id)
+        header = (b"x-request-id", request_id.encode())
         started = False
 
-        async def tracking_send(message: Message) -> None:
+        async def send_with_id(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, send_with_id)
         except Exception:
-            request_id = uuid.uuid4().hex[:16]
             log.exception("unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id)
             if started:
                 raise  # half a response is out: nothing sensible can follow it on this connection
@@ -184,8 +195,10 @@ class UnhandledErrors:
                     "headers": [
                         (b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode()),
-                        (b"x-request-id", request_id.encode()),
+                        header,
                     ],
                 }
             )
             await send({"type": "http.response.body", "body": body})
+        finally:
+            REQUEST_ID.reset(token)

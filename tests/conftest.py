@@ -38,3 +38,11 @@ def tiny_series():
     values = 10 + np.sin(2 * np.pi * t / 12) + 0.01 * t + 0.1 * np.random.default_rng(0).normal(size=120)
     values.setflags(write=False)
     return Series("tiny", values, season=12, source="test: seasonal sine")
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> str | None:
+    """None when PostgreSQL answers (see pg_helpers.py), else why not: tests that need it skip with that reason."""
+    from pg_helpers import unavailable
+
+    return unavailable()

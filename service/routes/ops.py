@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from service.deps import CacheDep, MetricsDep
 from service.errors import ErrorBody
@@ -18,7 +18,9 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
-    status: str
+    status: str = Field(description="ready, or degraded: serving what is loaded while the registry is unreachable")
+    registry: str = Field(description="ok | unreachable (as the alias poller last found it)")
+    registry_error: str | None = None
     models: list[dict]
 
 
@@ -46,7 +48,15 @@ async def ready(request: Request, cache: CacheDep) -> dict:
         raise HTTPException(503, f"the champion of {', '.join(missing)} is not served yet{_why(preload, missing)}")
     if len(cache) == 0:
         raise HTTPException(503, "no model is loaded; register one (seqcast train) or forecast with a registered model")
-    return {"status": "ready", "models": [{k: v for k, v in e.items()} for e in cache.loaded()]}
+    models = [{k: v for k, v in e.items()} for e in cache.loaded()]
+    if cache.registry_error is not None:  # still 200: a load balancer keeps sending what the cache can answer
+        return {
+            "status": "degraded",
+            "registry": "unreachable",
+            "registry_error": cache.registry_error,
+            "models": models,
+        }
+    return {"status": "ready", "registry": "ok", "models": models}
 
 
 def _why(preload, names: list[str]) -> str:
