@@ -38,7 +38,11 @@ def pg_database(prefix: str = "seqcast_test") -> Iterator[str]:
     with admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield make_url(ADMIN_URL).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+        yield (
+            make_url(ADMIN_URL)
+            .set(drivername="postgresql+psycopg", database=name)
+            .render_as_string(hide_password=False)
+        )
     finally:
         with admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from pg_helpers import pg_database
 
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path, pg_available):
     if request.param == "sqlite":
