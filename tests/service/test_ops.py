@@ -86,3 +86,60 @@ def test_unknown_path_and_method_are_json_4xx(app):
     assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
     r = call(app, "GET", "/v1/forecast")
     assert (r.status_code, r.json()) == (405, {"detail": "Method Not Allowed"})
+
+
+def test_a_request_id_is_taken_from_the_client_or_made_and_always_returned(app):
+    r = call(app, "GET", "/health", headers={"X-Request-ID": "job-42.step:3"})
+    assert (r.status_code, r.headers["x-request-id"]) == (200, "job-42.step:3")
+    made = call(app, "GET", "/health").headers["x-request-id"]
+    assert len(made) == 16 and made != call(app, "GET", "/health").headers["x-request-id"]
+    # not a short token: never echoed back into headers and logs, a new one is made
+    odd = call(app, "GET", "/v1/nothing", headers={"X-Request-ID": "x" * 200})
+    assert odd.status_code == 404 and len(odd.headers["x-request-id"]) == 16
+
+
+def test_json_log_lines_carry_the_request_id_of_the_request_being_handled():
+    import json
+    import logging
+
+    from service.logs import REQUEST_ID, JsonLines, RequestIdFilter
+
+    record = logging.LogRecord("service.cache", logging.WARNING, __file__, 1, "loaded %s", ("sine",), None)
+    token = REQUEST_ID.set("abc123")
+    try:
+        RequestIdFilter().filter(record)
+    finally:
+        REQUEST_ID.reset(token)
+    line = json.loads(JsonLines().format(record))
+    assert {k: line[k] for k in ("level", "logger", "message", "request_id")} == {
+        "level": "WARNING",
+        "logger": "service.cache",
+        "message": "loaded sine",
+        "request_id": "abc123",
+    }
+    assert line["time"].endswith("+00:00")
+    RequestIdFilter().filter(record)  # outside a request: no id
+    assert "request_id" not in json.loads(JsonLines().format(record))
+
+
+def test_ready_is_degraded_not_down_while_the_registry_is_unreachable(registered, data_dir):
+    app = create_app(make_settings(data_dir, preload_models=MODEL))
+    cache = app.state.cache
+
+    async def main():
+        async with app.router.lifespan_context(app), client_for(app) as client:
+            deadline = time.monotonic() + 60
+            while (await client.get("/ready")).status_code != 200:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            cache.client = type(cache.client)("http://127.0.0.1:9", "http://127.0.0.1:9")  # nothing listens there
+            await asyncio.to_thread(cache.refresh)
+            down = await client.get("/ready")
+            forecast = await client.post("/v1/forecast", json={"model": MODEL, "history": [1.0] * 8, "horizon": 2})
+            return down, forecast
+
+    down, forecast = asyncio.run(main())
+    assert down.status_code == 200
+    assert (down.json()["status"], down.json()["registry"]) == ("degraded", "unreachable")
+    assert down.json()["registry_error"].startswith("the model registry failed: ")
+    assert forecast.status_code == 200  # the loaded model serves on
