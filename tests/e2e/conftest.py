@@ -3,14 +3,13 @@ the served tests serve what they registered (`seqcast train` runs once per path:
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
-from e2e_helpers import API_KEY, MODEL, seqcast
+from e2e_helpers import API_KEY, MODEL, clean_env, seqcast
 
 LOOKBACK = 10
 
@@ -18,9 +17,7 @@ LOOKBACK = 10
 @pytest.fixture(scope="session")
 def env(tmp_path_factory) -> dict:
     data_dir = tmp_path_factory.mktemp("e2e-data")
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(SEQCAST_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="3", SEQCAST_API_KEY=API_KEY)
-    return env
+    return clean_env(SEQCAST_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="3", SEQCAST_API_KEY=API_KEY)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -13,6 +14,13 @@ import httpx
 SEQCAST = str(Path(sys.executable).with_name("seqcast"))
 API_KEY = "e2e-key"
 MODEL = "sales"  # trained by conftest's ``trained``: version 1 is @champion, version 2 was not promoted
+
+
+def clean_env(**updates: str) -> dict:
+    """This process's environment for a child, without the tracking and registry URIs MLflow's
+    ``set_tracking_uri`` writes into it (the child finds its store from ``SEQCAST_DATA_DIR``), plus ``updates``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    return {**env, **updates}
 
 
 def seqcast(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

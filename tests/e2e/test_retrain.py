@@ -5,7 +5,6 @@ promoted; a pass killed mid-training changes nothing, and the next pass runs nor
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -16,7 +15,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from e2e_helpers import API_KEY, SEQCAST, free_port, seqcast, wait_for
+from e2e_helpers import API_KEY, SEQCAST, clean_env, free_port, seqcast, wait_for
 from mlflow.tracking import MlflowClient
 
 from pipelines.forecasting.pipeline import RECIPE_TAG
@@ -34,8 +33,7 @@ VALUES[N0:] += 3
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("e2e-retrain")
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(SEQCAST_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="3", SEQCAST_API_KEY=API_KEY)
+    env = clean_env(SEQCAST_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="3", SEQCAST_API_KEY=API_KEY)
     csv = data_dir / "first.csv"
     pd.DataFrame({"timestamp": TIMES[:N0], "value": VALUES[:N0]}).to_csv(csv, index=False)
     assert seqcast(env, "ingest", NAME, "--data", str(csv)).returncode == 0
@@ -53,7 +51,7 @@ def loop(tmp_path_factory):
         )
     url = f"http://127.0.0.1:{port}"
     wait_for(f"{url}/ready", server, status=200)
-    settings = Settings(data_dir=data_dir)
+    settings = Settings(data_dir=data_dir, MLFLOW_TRACKING_URI=None)  # not the URI earlier tests left in os.environ
     yield env, url, MlflowClient(settings.tracking_uri, settings.tracking_uri)
     server.terminate()
     server.wait(timeout=30)

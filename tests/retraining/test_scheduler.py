@@ -26,13 +26,14 @@ EVERY = 2  # seconds between ticks; a pass here takes longer than that
 
 
 def test_two_schedulers_run_one_pass_per_tick_and_never_overlap(tmp_path):
-    settings = Settings(data_dir=tmp_path)
+    # MLflow writes the URIs it is given into os.environ: neither this test's store nor the schedulers' may use them
+    settings = Settings(data_dir=tmp_path, MLFLOW_TRACKING_URI=None)
     store = SeriesStore(settings.series_store_url)
     store.write("sched", TIMES, VALUES)
     store.close()
     train_and_register(SeriesStore(settings.series_store_url).series("sched"), RECIPE, "sched", settings=settings)
 
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     env.update(SEQCAST_DATA_DIR=str(tmp_path), SEQCAST_RETRAIN_CRON=f"* * * * * */{EVERY}", TF_CPP_MIN_LOG_LEVEL="3")
     command = [SEQCAST, "scheduler", "--workers", "1", "--min-new-points", "0"]  # every pass trains the series
     schedulers = [
