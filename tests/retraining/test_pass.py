@@ -148,13 +148,11 @@ def test_the_gate_refuses_a_non_finite_score_or_an_artifact_that_does_not_verify
     assert w.champion(B) == version
 
 
-def test_pool_and_ray_make_the_same_decisions_as_one_process_and_lose_nothing(fresh):
+def test_a_pool_and_ray_make_the_same_decisions_and_lose_nothing(fresh):
     """min_new_points=0: both series train, two at once, registering into one SQLite MLflow store."""
     ray = pytest.importorskip("ray")
     w = fresh
     before = {name: len(w.client.search_model_versions(f"name = '{name}'")) for name in (A, B)}
-    sequential = run_pass([A, B], settings=w.settings, workers=1, min_new_points=0)
-    w.reset()
     pool = run_pass([A, B], settings=w.settings, workers=2, min_new_points=0)
     w.reset()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -165,12 +163,12 @@ def test_pool_and_ray_make_the_same_decisions_as_one_process_and_lose_nothing(fr
     finally:
         ray.shutdown()
     assert (pool.engine, on_ray.engine) == ("pool", "ray")
-    assert _decisions(pool) == _decisions(sequential)
-    assert _decisions(on_ray) == _decisions(sequential)
-    # every pass registered both challengers and logged both children: no run and no version lost
+    assert _decisions(on_ray) == _decisions(pool)
+    assert {r.status for r in pool.results} <= {"promoted", "kept"}
+    # both passes registered both challengers and logged both children: no run and no version lost
     after = {name: len(w.client.search_model_versions(f"name = '{name}'")) for name in (A, B)}
-    assert after == {name: before[name] + 3 for name in (A, B)}
-    for summary in (sequential, pool, on_ray):
+    assert after == {name: before[name] + 2 for name in (A, B)}
+    for summary in (pool, on_ray):
         children = w.client.search_runs(
             [w.client.get_run(summary.run_id).info.experiment_id],
             f"tags.mlflow.parentRunId = '{summary.run_id}'",
