@@ -99,7 +99,13 @@ def topology(pg_available, tmp_path_factory):
 
         port = free_port()
         tracking = f"http://127.0.0.1:{port}"
-        mlflow_env = {**os.environ, **S3_ENV, "MLFLOW_S3_ENDPOINT_URL": s3}
+        # no background job runner: seqcast uses none of MLflow's server-side jobs
+        mlflow_env = {
+            **os.environ,
+            **S3_ENV,
+            "MLFLOW_S3_ENDPOINT_URL": s3,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
         mlflow_command = [str(BIN / "mlflow"), "server", "--backend-store-uri", mlflow_db,
                           "--artifacts-destination", f"s3://{BUCKET}/artifacts", "--host", "127.0.0.1",
                           "--port", str(port), "--workers", "1", "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}"]  # fmt: skip
