@@ -45,7 +45,7 @@ def loop(tmp_path_factory):
     with open(log, "w") as stderr:
         server = subprocess.Popen(
             [SEQCAST, "serve", "--port", str(port)],
-            env={**env, "SEQCAST_MODEL_POLL_SECONDS": "0.5"},
+            env={**env, "SEQCAST_MODEL_POLL_SECONDS": "0.5", "SEQCAST_SHUTDOWN_GRACE_SECONDS": "1"},
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )

@@ -124,7 +124,8 @@ def topology(pg_available, tmp_path_factory):
                           "--epochs", "3", "--learning-rate", "0.01", "--horizon", "6", "--lookback", "24", "--quiet")  # fmt: skip
         assert trained.returncode == 0, trained.stderr[-3000:]
 
-        serve_env = {**env, "SEQCAST_MODEL_POLL_SECONDS": "0.5", "SEQCAST_REGISTRY_TIMEOUT_SECONDS": "30"}
+        serve_env = {**env, "SEQCAST_MODEL_POLL_SECONDS": "0.5", "SEQCAST_REGISTRY_TIMEOUT_SECONDS": "30",
+                     "SEQCAST_SHUTDOWN_GRACE_SECONDS": "1"}  # fmt: skip
         for i, fmt in enumerate(("text", "json")):
             api_port = free_port()
             command = [SEQCAST, "serve", "--port", str(api_port), "--access-log"]

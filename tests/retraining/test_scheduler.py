@@ -43,9 +43,9 @@ def test_two_schedulers_run_one_pass_per_tick_and_never_overlap(tmp_path):
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
     try:
         deadline = time.monotonic() + 300  # generous: on a loaded machine TensorFlow alone takes a while to import
-        while len(_passes(client, "FINISHED")) < 3:
+        while len(_passes(client, "FINISHED")) < 2:
             assert all(s.poll() is None for s in schedulers), [s.communicate()[0][-2000:] for s in schedulers]
-            assert time.monotonic() < deadline, "three passes did not finish in 300 s"
+            assert time.monotonic() < deadline, "two passes did not finish in 300 s"
             time.sleep(0.5)
         for s in schedulers:
             s.send_signal(signal.SIGTERM)
@@ -56,7 +56,7 @@ def test_two_schedulers_run_one_pass_per_tick_and_never_overlap(tmp_path):
     assert [s.returncode for s in schedulers] == [0, 0], outputs
 
     passes = _passes(client)
-    assert len(passes) >= 3
+    assert len(passes) >= 2
     assert all(p.info.status == "FINISHED" for p in passes), "SIGTERM let the pass in flight finish"
     ticks = [p.data.params["tick"] for p in passes]
     assert len(set(ticks)) == len(ticks), "one pass per tick"
