@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,11 +37,23 @@ log = logging.getLogger(__name__)
 
 
 def warm(forecaster: Forecaster, max_size: int) -> None:
-    """The forecast :class:`service.cache.Loader`'s warm-up: compile, for the usual horizon, the programs the
-    batcher calls (one series, and up to ``max_size`` coalesced), so none compiles under traffic."""
+    """The forecast :class:`service.cache.Loader`'s warm-up: compile the one-series program for the usual
+    horizon (what a lone request runs) before the model takes traffic, and the coalesced calls' program in
+    the background: a load (and the registry timeout it counts against) waits for one compile, not two. A
+    coalesced call that comes before that compile is done waits for it on the batcher's thread."""
     forecaster.warm()
-    window = forecaster.example_history()[-forecaster.lookback :]
-    forecaster.forecast_each(np.tile(window, (max(2, max_size), 1)), forecaster.usual_horizon())
+    if max_size > 1:
+        windows = np.tile(forecaster.example_history()[-forecaster.lookback :], (2, 1))
+        threading.Thread(
+            target=_compile_each, args=(forecaster, windows), name="seqcast-compile-each", daemon=True
+        ).start()
+
+
+def _compile_each(forecaster: Forecaster, windows: np.ndarray) -> None:
+    try:
+        forecaster.forecast_each(windows, forecaster.usual_horizon())
+    except Exception:  # the batcher compiles it on first use instead
+        log.exception("compiling the coalesced forecasts' program failed")
 
 
 @dataclass(eq=False)
