@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     max_batch_points: int = 100_000  # POST /v1/series/{name}/observations: observations per batch
     store_workers: int = 4  # threads for series-store reads and writes (never on the event loop)
     # POST /v1/forecast dynamic batching (service/batching.py): concurrent requests for one model version and
-    # horizon run as one compiled call of at most this many series (a power of two, 1 = no coalescing) ...
+    # horizon run as one compiled call of at most this many series (1: each request alone) ...
     forecast_batch_max_size: int = Field(default=32, ge=1, le=1024)
     # ... and a request waits at most this long for others to join before its call starts (0: at once)
     forecast_batch_wait_ms: float = Field(default=0.0, ge=0, le=60_000)
