@@ -7,8 +7,8 @@ horizon are coalesced into one compiled batch call (as TF Serving, Triton and Ra
   loop; what arrives meanwhile is read when it returns and runs as the next call, at most ``max_size``
   series each (``SEQCAST_FORECAST_BATCH_MAX_SIZE``). Inline, because a thread measured slower here: with the
   loop and a forecast thread taking turns at the GIL, 2,100 requests/s instead of 2,700 at concurrency 16
-  on 2 cores, and latency spikes. A call that must compile first (a new horizon bucket or batch size:
-  hundreds of milliseconds) runs on the batcher's own thread instead, and the queue waits for it.
+  on 2 cores, and latency spikes. A call that must compile first (a new horizon bucket, or more than 32
+  series: hundreds of milliseconds) runs on the batcher's own thread instead, and the queue waits for it.
 - **Waiting is opt-in.** With ``max_wait`` > 0 (``SEQCAST_FORECAST_BATCH_WAIT_MS``) the first request of an
   idle queue waits up to that long for company (fewer, larger calls for more latency, like Triton's queue
   delay); a full batch starts at once.
@@ -16,7 +16,7 @@ horizon are coalesced into one compiled batch call (as TF Serving, Triton and Ra
   compiled call that computes every series exactly as the one-series program does (XLA's batch kernels round
   differently: ``models/recursive.py``), so a request's forecast is identical to the bit whether it ran alone
   or with others, and to ``Forecaster.forecast`` in process. What the coalescing saves is the per-call work
-  (Python, argument conversion, dispatch, scaling), and the call runs off the event loop.
+  (Python, argument conversion, dispatch, scaling), not the per-series computation.
 - **A failing series fails only its own request.** A call that raises is retried series by series.
 """
 
