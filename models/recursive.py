@@ -10,8 +10,20 @@ nothing for one series).
 Large batches run through a copy of the network with its recurrent layers unrolled (``unroll=True``: the
 lookback's time steps as straight-line code, the same weights). XLA fuses that far better on wide batches
 (a batch of 1000 LSTM(16) forecasts ran about 10x faster here), while for one series the rolled inner loop
-is quicker, so each batch size takes the faster of the two. Both give the same numbers up to float32
+of one recurrent layer is quicker, so each batch size takes the faster of the two. A model with several
+recurrent layers (a ``--variant auto`` combination: up to 3 configurations x 3 seeds in one graph) runs one
+rolled loop per layer per step, and there the unrolled copy is faster for one series too (1.4 -> 0.6 ms for a
+combination with 3 GRUs), so it is used from one series on. Both give the same numbers up to float32
 rounding; a copy that does not (or cannot be built) is not used.
+
+Row by row, bit for bit (:meth:`RecursiveForecaster.each`). XLA computes a one-row program with other
+kernels (matrix-vector) than a batch (matrix-matrix), and which kernel a batch gets depends on its size and
+the layer widths, so a series forecast alone and inside a batch differ in the last float32 bit. ``each``
+forecasts several series in one compiled call that loops over them, every one through the one-series
+computation: the same bits as forecasting each alone, one call's overhead for all of them. It is what the
+service's dynamic batching calls (``service/batching.py``). The number of rows is a runtime scalar (the
+loop runs exactly that many), so the batch bucket only sizes the buffers: every batch of up to
+``EACH_ROWS`` shares one small program per horizon bucket.
 
 Memory. TensorFlow keeps every XLA executable it compiles until the process exits: its compilation cache
 (``DeviceCompilationCache``, one per device) has no eviction, and is keyed by the traced function's name,
@@ -51,9 +63,11 @@ log = logging.getLogger(__name__)
 
 _FAST_CALL = True  # TensorFlow 2.21's ConcreteFunction._call_flat (pinned range); False uses the public call
 UNROLLED_FROM_BATCH = 2  # measured: rolled wins only for one series (0.5 vs 1.0 ms); unrolled from 2 on
+# ... unless the model has several recurrent layers (a combination): then unrolled from one series on
 MAX_PROGRAMS = 8  # compiled batch programs per forecaster: about 12 MB each, kept for the process's life
 MAX_BATCH = 1024  # rows per compiled call; larger batches run in chunks
 HORIZON_BUCKETS = (128, 8)  # output buffers of 128, 1024, 8192, ... steps (first, ratio)
+EACH_ROWS = 32  # ``each``: one program for every batch up to this many rows (per horizon bucket)
 CALL_COST_ROWS = 25  # one compiled call costs about as much as this many padded rows (0.08 vs 3.3 ms/1024)
 
 
@@ -117,12 +131,16 @@ class RecursiveForecaster:
         self.max_programs = max_programs
         self.max_batch = max_batch
         self._unrolled = unrolled_copy(model)
+        recurrent = sum("unroll" in layer.get_config() for layer in model._flatten_layers(include_self=False))
+        self.unrolled_from = 1 if recurrent > 1 else UNROLLED_FROM_BATCH
         self._compiled = tf.function(self._loop, jit_compile=True, reduce_retracing=False)
         # (batch bucket, horizon bucket) -> a traced and XLA-compiled concrete function. Replaced, never
         # mutated, under the lock: readers take the current dict without locking and never see a half write.
         self._programs: dict[tuple[int, int], object] = {}
         self._buffers: dict[int, tf.Tensor] = {}  # a shape-only argument per horizon bucket, made once (40 us each)
         self._trace_lock = threading.Lock()  # concurrent first calls trace and compile once
+        self._each = tf.function(self._each_loop, jit_compile=True, reduce_retracing=False)
+        self._each_programs: dict[tuple[int, int], object] = {}  # as _programs, for ``each``
         self.traces = 0  # how many programs were traced: each one also compiled once
 
     @property
@@ -134,7 +152,7 @@ class RecursiveForecaster:
         self.traces += 1  # Python runs only while tracing
         out = tf.TensorArray(windows.dtype, size=buffer.shape[0])  # static size: the horizon bucket
         model = self.model  # chosen at trace time, per batch bucket
-        if self._unrolled is not None and windows.shape[0] >= UNROLLED_FROM_BATCH:
+        if self._unrolled is not None and windows.shape[0] >= self.unrolled_from:
             model = self._unrolled
         paths = tf.repeat(windows[:, :, None], self.paths, axis=2)
 
@@ -144,6 +162,56 @@ class RecursiveForecaster:
 
         _, _, out = tf.while_loop(lambda i, *_: i < horizon, body, (tf.constant(0), paths, out))
         return tf.transpose(out.stack())
+
+    def _each_loop(self, windows: tf.Tensor, rows: tf.Tensor, horizon: tf.Tensor, buffer: tf.Tensor) -> tf.Tensor:
+        out = tf.TensorArray(windows.dtype, size=windows.shape[0])  # static size: the batch bucket
+
+        def body(r, out):  # row r exactly as the one-series program computes it
+            return r + 1, out.write(r, self._loop(windows[r][None], horizon, buffer)[0])
+
+        _, out = tf.while_loop(lambda r, _: r < rows, body, (tf.constant(0), out))
+        return out.stack()
+
+    def each(self, windows: np.ndarray, horizon: int) -> np.ndarray:
+        """``windows[B, lookback]`` (scaled) -> ``forecast[B, horizon]`` in one compiled call whose every row is
+        the same to the bit as ``self(row[None], horizon)`` (see the module docstring). At most ``max_batch``
+        rows (the service coalesces far fewer)."""
+        windows = self._checked(windows, horizon)
+        batch = len(windows)
+        if batch > self.max_batch:
+            raise ValueError(f"each takes at most {self.max_batch} windows; got {batch}")
+        if batch <= 1:
+            return self(windows, horizon)
+        key = (max(_batch_bucket(batch), EACH_ROWS), _horizon_bucket(horizon))
+        program = self._each_programs.get(key)
+        if program is None:
+            program = self._compile_each(key)
+        if batch != key[0]:
+            windows = np.concatenate([windows, np.zeros((key[0] - batch, self.lookback), np.float32)])
+        args = [tf.constant(windows), tf.constant(batch, tf.int32)]
+        return self._run(program, args, horizon, key[1]).numpy()[:batch, :horizon].astype(np.float64)
+
+    def each_is_compiled(self, batch: int, horizon: int) -> bool:
+        """Whether :meth:`each` for ``batch`` series ``horizon`` steps ahead runs without compiling."""
+        if batch <= 1:
+            return self.is_compiled(1, horizon)
+        return (max(_batch_bucket(batch), EACH_ROWS), _horizon_bucket(horizon)) in self._each_programs
+
+    def _compile_each(self, key: tuple[int, int]):
+        with self._trace_lock:
+            program = self._each_programs.get(key)
+            if program is None:
+                batch, steps = key
+                program = self._each.get_concrete_function(
+                    tf.TensorSpec((batch, self.lookback), tf.float32),
+                    tf.TensorSpec((), tf.int32),
+                    tf.TensorSpec((), tf.int32),
+                    tf.TensorSpec((steps,), tf.int8),
+                )
+                zeros = [tf.constant(np.zeros((batch, self.lookback), np.float32)), tf.constant(0, tf.int32)]
+                self._run(program, zeros, 0, steps)  # XLA compiles on the first call: one of zero rows
+                self._each_programs = {**self._each_programs, key: program}
+            return program
 
     def _plan(self, batch: int, horizon: int) -> tuple[list[tuple[tuple[int, int], int]], list[tuple[int, int]]]:
         """How ``batch`` rows run: ``([(program key, rows), ...], keys still to compile)``.
@@ -207,7 +275,7 @@ class RecursiveForecaster:
             tf.TensorSpec((steps,), tf.int8),
         )
         # XLA compiles on the first call: make it one of zero steps, so a published program never compiles
-        self._run(program, np.zeros((batch, self.lookback), np.float32), 0, steps)
+        self._run(program, [tf.constant(np.zeros((batch, self.lookback), np.float32))], 0, steps)
         self._programs = {**self._programs, key: program}
         wide = sum(b > 1 for b, _ in self._programs)
         if batch > 1 and wide > self.max_programs:
@@ -219,23 +287,28 @@ class RecursiveForecaster:
                 self.max_programs,
             )
 
-    def _run(self, program, windows: np.ndarray, horizon: int, steps: int) -> tf.Tensor:
+    def _run(self, program, inputs: list[tf.Tensor], horizon: int, steps: int) -> tf.Tensor:
+        """``program(*inputs, horizon, buffer)``: the inputs (windows, and for ``each`` the row count) as tensors."""
         buffer = self._buffers.get(steps)
         if buffer is None:
             buffer = self._buffers.setdefault(steps, tf.zeros((steps,), tf.int8))
-        args = [tf.constant(windows), tf.constant(horizon, tf.int32), buffer]
+        args = [*inputs, tf.constant(horizon, tf.int32), buffer]
         if _FAST_CALL and hasattr(program, "_call_flat"):
             # skips re-binding and re-checking the arguments of an already exact signature: ~65 of ~300 us
             return program._call_flat(args, program.captured_inputs)
         return program(*args)
 
-    def __call__(self, windows: np.ndarray, horizon: int) -> np.ndarray:
-        """``windows[B, lookback]`` (scaled) -> ``forecast[B, horizon]`` (scaled)."""
+    def _checked(self, windows: np.ndarray, horizon: int) -> np.ndarray:
         windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim != 2 or windows.shape[1] != self.lookback:
             raise ValueError(f"windows must have shape (batch, {self.lookback}); got {windows.shape}")
         if horizon < 1:
             raise ValueError(f"horizon is {horizon}; it must be at least 1")
+        return windows
+
+    def __call__(self, windows: np.ndarray, horizon: int) -> np.ndarray:
+        """``windows[B, lookback]`` (scaled) -> ``forecast[B, horizon]`` (scaled)."""
+        windows = self._checked(windows, horizon)
         batch = len(windows)
         if batch == 0:
             return np.zeros((0, horizon))
@@ -249,6 +322,6 @@ class RecursiveForecaster:
             start += rows
             if rows != key[0]:  # pad with copies of the last row
                 part = np.concatenate([part, np.repeat(part[-1:], key[0] - rows, axis=0)])
-            out.append(self._run(programs[key], part, horizon, key[1]).numpy()[:rows, :horizon])
+            out.append(self._run(programs[key], [tf.constant(part)], horizon, key[1]).numpy()[:rows, :horizon])
         result = out[0] if len(out) == 1 else np.concatenate(out)
         return result.astype(np.float64)

@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     retrain_lease_seconds: float = 60.0  # a pass's lock in the store expires this long after its holder stops
     max_batch_points: int = 100_000  # POST /v1/series/{name}/observations: observations per batch
     store_workers: int = 4  # threads for series-store reads and writes (never on the event loop)
+    # POST /v1/forecast dynamic batching (service/batching.py): concurrent requests for one model version and
+    # horizon run as one compiled call of at most this many series (1: each request alone) ...
+    forecast_batch_max_size: int = Field(default=32, ge=1, le=1024)
+    # ... and a request waits at most this long for others to join before its call starts (0: at once)
+    forecast_batch_wait_ms: float = Field(default=0.0, ge=0, le=60_000)
+    # set by `seqcast serve --workers N` (a temporary folder): Prometheus metrics summed across the workers
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR")
+    )
 
     @property
     def tracking_uri(self) -> str:

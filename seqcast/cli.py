@@ -278,27 +278,46 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     import uvicorn
 
     from pipelines.settings import get_settings
     from service.logs import log_config
 
     settings = get_settings()
+    metrics_dir = None  # several workers: one folder for their Prometheus metrics (service/monitoring.py)
+    if args.workers > 1 and settings.prometheus_multiproc_dir is None:
+        metrics_dir = tempfile.mkdtemp(prefix="seqcast-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # the workers' settings and prometheus-client read it
     # uvloop + httptools (uvicorn[standard]); per-request access lines are off by default: /metrics counts
     # every request, and at hundreds of requests per second the log line costs more than the forecast.
     # The grace period bounds shutdown: requests still running after it are cancelled and the process exits.
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        log_config=log_config(settings.log_format),
-        loop="uvloop",
-        http="httptools",
-        access_log=args.access_log,
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
-    )
+    # Each worker is a process with its own app: its own model cache, alias poller and batcher.
+    try:
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=log_config(settings.log_format),
+            loop="uvloop",
+            http="httptools",
+            access_log=args.access_log,
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -440,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--access-log", action="store_true", help="log one line per request")
+    serve.add_argument(
+        "--workers", type=_positive_int, default=1, help="worker processes, each with its own model cache (default 1)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     ui = sub.add_parser("ui", help="the MLflow UI on the configured tracking store")

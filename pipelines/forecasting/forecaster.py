@@ -42,6 +42,8 @@ class Forecaster:
 
     def __post_init__(self):
         self._recursive = RecursiveForecaster(self.model)
+        lo, hi = self.scaler.inverse(np.array([-MAX_DEVIATIONS, MAX_DEVIATIONS]))
+        self._range = (float(lo), float(hi))  # once per model: check_history runs per request
 
     @property
     def min_history(self) -> int:
@@ -80,8 +82,7 @@ class Forecaster:
 
     def value_range(self) -> tuple[float, float]:
         """The raw values this model can take: the training mean +- ``MAX_DEVIATIONS`` standard deviations."""
-        lo, hi = self.scaler.inverse(np.array([-MAX_DEVIATIONS, MAX_DEVIATIONS]))
-        return float(lo), float(hi)
+        return self._range
 
     def example_history(self) -> np.ndarray:
         """A history every model accepts (the training mean, from the saved scaler): for warm-up and probes."""
@@ -94,6 +95,10 @@ class Forecaster:
         """Whether forecasting ``batch`` series ``horizon`` steps ahead runs without compiling first."""
         return self._recursive.is_compiled(batch, horizon)
 
+    def each_is_compiled(self, horizon: int, batch: int) -> bool:
+        """Whether :meth:`forecast_each` of ``batch`` series ``horizon`` steps ahead runs without compiling."""
+        return self._recursive.each_is_compiled(batch, horizon)
+
     def warm(self) -> None:
         """Compile the single-series program for the usual horizon and forecast once through the whole path."""
         self.forecast(self.example_history(), self.usual_horizon())
@@ -102,9 +107,17 @@ class Forecaster:
         """Many histories (each at least ``lookback`` long) -> ``forecast[B, horizon]`` in one compiled call."""
         if horizon < 1:
             raise HistoryError(f"horizon is {horizon}; it must be at least 1")
-        windows = np.stack([self.check_history(h)[-self.lookback :] for h in histories])
-        scaled = self._recursive(self.scaler.transform(windows), horizon)
-        return self.scaler.inverse(scaled)
+        return self.forecast_windows(np.stack([self.check_history(h)[-self.lookback :] for h in histories]), horizon)
+
+    def forecast_windows(self, windows: np.ndarray, horizon: int) -> np.ndarray:
+        """Checked windows ``[B, lookback]`` (the last ``lookback`` values of :meth:`check_history`'s result)
+        -> ``forecast[B, horizon]`` in one compiled batch call."""
+        return self.scaler.inverse(self._recursive(self.scaler.transform(windows), horizon))
+
+    def forecast_each(self, windows: np.ndarray, horizon: int) -> np.ndarray:
+        """:meth:`forecast_windows`, but every row the same to the bit as :meth:`forecast` of that series alone
+        (one compiled call that loops over the series: ``models/recursive.py``)."""
+        return self.scaler.inverse(self._recursive.each(self.scaler.transform(windows), horizon))
 
     def forecast(self, history, horizon: int) -> np.ndarray:
         return self.forecast_batch([history], horizon)[0]

@@ -115,7 +115,9 @@ def served(data_dir):
     candidates = {cell: train_candidate(series, config) for cell, config in CELLS.items()}
     candidates[COMBINATION] = _combination(series, [candidates[c] for c in COMBINED])
     versions = {cell: _register(candidate, _name(cell)) for cell, candidate in candidates.items()}
-    app = create_app(make_settings(data_dir, preload_models=""))  # loaded on the first request, as `seqcast serve` does
+    # loaded on the first request, as `seqcast serve` does; that request waits for the load and its compiles
+    # (a combination's unrolled program takes seconds on a busy machine), which this file does not time
+    app = create_app(make_settings(data_dir, preload_models="", registry_timeout_seconds=120))
     return {"series": series, "candidates": candidates, "versions": versions, "app": app}
 
 
