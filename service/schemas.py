@@ -54,6 +54,10 @@ class ForecastResponse(BaseModel):
     forecast: list[float]
     timestamps: list[str] | None = None
     intervals: dict[str, Interval] | None = None
+    calibrated_steps: int | None = Field(
+        default=None,
+        description="with intervals: the steps they are calibrated for; later steps' widths grow like sqrt(h / H)",
+    )
 
 
 class BatchForecastRequest(BaseModel):

@@ -4,6 +4,10 @@ A handful of backtest folds gives too few residuals per step for a 95% quantile 
 would be "the largest one"), so residuals are pooled across steps after dividing by each step's typical
 error, and the pooled quantile is scaled back per step. The typical error is the mean absolute residual,
 kept non-decreasing over the horizon because a recursive forecast's errors accumulate.
+
+Past the calibrated horizon ``H`` (the backtest's last step) there are no residuals. The widths go on growing
+like a random walk's spread: step ``h > H`` gets the last calibrated width times ``sqrt(h / H)``
+(:func:`extended_widths`). A forecast that long says up to which step its intervals were calibrated.
 """
 
 from __future__ import annotations
@@ -25,6 +29,18 @@ def interval_widths(abs_residuals, horizon: int, level: float) -> np.ndarray:
     n = pooled.size
     q = min(1.0, np.ceil((n + 1) * level) / n)  # the finite-sample conformal correction
     return float(np.quantile(pooled, q, method="higher")) * spread
+
+
+def extended_widths(abs_residuals, horizon: int, level: float) -> np.ndarray:
+    """Half-widths ``[horizon]`` at any horizon: conformal up to the calibrated steps ``H``, then the last
+    calibrated width grown like ``sqrt(h / H)`` (the spread of a random walk's ``h``-step error)."""
+    residuals = np.abs(np.asarray(abs_residuals, dtype=np.float64))
+    calibrated = residuals.shape[1]
+    widths = interval_widths(residuals, min(horizon, calibrated), level)
+    if horizon <= calibrated:
+        return widths
+    steps = np.arange(calibrated + 1, horizon + 1, dtype=np.float64)
+    return np.concatenate([widths, widths[-1] * np.sqrt(steps / calibrated)])
 
 
 def coverage(actuals, forecasts, widths) -> float:

@@ -14,7 +14,7 @@ import numpy as np
 
 from models import preprocessing  # noqa: F401  (registers the custom layers saved models may hold)
 from models.recursive import RecursiveForecaster
-from pipelines.forecasting.conformal import interval_widths
+from pipelines.forecasting.conformal import extended_widths
 from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from pipelines.forecasting.scaling import Scaler
 from pipelines.tracking.bundle import load_bundle, save_bundle
@@ -122,20 +122,25 @@ class Forecaster:
     def forecast(self, history, horizon: int) -> np.ndarray:
         return self.forecast_batch([history], horizon)[0]
 
+    @property
+    def calibrated_steps(self) -> int:
+        """How many horizon steps the intervals are calibrated for (the backtest's horizon; 0: not calibrated)."""
+        residuals = np.asarray(self.meta.get("abs_residuals", []), dtype=np.float64)
+        return int(residuals.shape[1]) if residuals.ndim == 2 and len(residuals) else 0
+
     def intervals(self, forecasts: np.ndarray, levels) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-        """Conformal intervals: the ``level`` quantile of the backtest's absolute errors at each horizon step."""
+        """Conformal intervals from the backtest's absolute errors at each horizon step; past the calibrated
+        steps (:attr:`calibrated_steps`) the last calibrated width grows like ``sqrt(h / H)`` (see conformal.py)."""
         residuals = np.asarray(self.meta.get("abs_residuals", []), dtype=np.float64)  # [folds, steps]
         forecasts = np.asarray(forecasts, dtype=np.float64)
         horizon = forecasts.shape[-1]
-        if residuals.ndim != 2 or len(residuals) == 0:
+        if not self.calibrated_steps:
             raise HistoryError("this model was not calibrated for intervals; retrain it with a backtest")
-        if horizon > residuals.shape[1]:
-            raise HistoryError(f"intervals are calibrated up to horizon {residuals.shape[1]}; asked for {horizon}")
         out = {}
         for level in levels:
             if not 0 < level < 1:
                 raise HistoryError(f"interval level {level} is outside (0, 1)")
-            width = interval_widths(residuals, horizon, level)  # per step, pooled across steps (see conformal.py)
+            width = extended_widths(residuals, horizon, level)  # per step, pooled across steps (see conformal.py)
             out[level] = (forecasts - width, forecasts + width)
         return out
 

@@ -149,6 +149,7 @@ def _response(loaded: LoadedModel, request: ForecastRequest, forecast: np.ndarra
         except HistoryError as exc:
             raise HistoryError(f"{where}{exc}") from None
         body["intervals"] = {f"{level:g}": {"lower": lo, "upper": hi} for level, (lo, hi) in bands.items()}
+        body["calibrated_steps"] = forecaster.calibrated_steps  # later steps' widths are extended (conformal.py)
     return body
 
 

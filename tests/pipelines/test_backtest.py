@@ -6,7 +6,7 @@ import pytest
 from models.baselines import BASELINES, drift, naive, seasonal_naive
 from pipelines.forecasting import metrics
 from pipelines.forecasting.backtest import backtest, fold_origins
-from pipelines.forecasting.conformal import backtest_coverage, coverage, interval_widths
+from pipelines.forecasting.conformal import backtest_coverage, coverage, extended_widths, interval_widths
 from pipelines.forecasting.scaling import Scaler
 from pipelines.forecasting.search import (
     MAX_FOLDS,
@@ -63,6 +63,16 @@ def test_conformal_widths_cover_at_their_level_and_grow_with_the_horizon():
         assert np.all(np.diff(widths) >= 0)
         assert coverage(fresh, np.zeros_like(fresh), widths) == pytest.approx(level, abs=0.06)
     assert interval_widths(calibration, 3, 0.8).shape == (3,)
+
+
+def test_widths_past_the_calibrated_steps_grow_like_sqrt_h():
+    calibration = np.abs(np.random.default_rng(0).normal(size=(6, 4)))
+    calibrated = interval_widths(calibration, 4, 0.8)
+    np.testing.assert_array_equal(extended_widths(calibration, 3, 0.8), interval_widths(calibration, 3, 0.8))
+    np.testing.assert_array_equal(extended_widths(calibration, 4, 0.8), calibrated)
+    longer = extended_widths(calibration, 9, 0.8)
+    np.testing.assert_array_equal(longer[:4], calibrated)
+    np.testing.assert_allclose(longer[4:], calibrated[-1] * np.sqrt(np.arange(5, 10) / 4))
 
 
 def test_log_scaler_round_trips_and_rejects_non_positive_history():

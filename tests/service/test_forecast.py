@@ -80,7 +80,25 @@ def test_intervals_from_the_backtest_residuals(app, registered, history):
             "0.8": {"lower": bands[0.8][0].tolist(), "upper": bands[0.8][1].tolist()},
             "0.95": {"lower": bands[0.95][0].tolist(), "upper": bands[0.95][1].tolist()},
         },
+        "calibrated_steps": 6,
     }
+
+
+def test_intervals_past_the_calibrated_horizon_grow_like_sqrt_h(app, registered, history):
+    """MODEL was backtested 6 steps ahead: a 12-step forecast with levels is answered, the first 6 widths as a
+    6-step forecast's, then the 6th width times sqrt(h / 6), and the body says where calibration stopped."""
+    forecaster = registered["forecasters"]["1"]
+    point = forecaster.forecast(history, 12)
+    short = forecaster.intervals(point[:6], [0.8])[0.8]
+    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": history, "horizon": 12, "levels": [0.8]})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["calibrated_steps"] == 6 and body["forecast"] == point.tolist()
+    lower, upper = np.asarray(body["intervals"]["0.8"]["lower"]), np.asarray(body["intervals"]["0.8"]["upper"])
+    width = (upper - lower) / 2
+    np.testing.assert_allclose(width[:6], (short[1] - short[0]) / 2, rtol=1e-12)
+    np.testing.assert_allclose(width[6:], width[5] * np.sqrt(np.arange(7, 13) / 6), rtol=1e-12)
+    np.testing.assert_allclose((upper + lower) / 2, point, rtol=1e-12)
 
 
 def test_batch_is_grouped_and_matches_single_forecasts(app, registered, history):
@@ -126,11 +144,6 @@ SHORT = "history has {n} values; this model needs at least 6"
             "give either alias or version, not both",
         ),
         (
-            {"model": MODEL, "history": [1.0] * 8, "horizon": 7, "levels": [0.9]},
-            422,
-            "intervals are calibrated up to horizon 6; asked for 7",
-        ),
-        (
             {"model": MODEL, "history": [1.0] * 8, "timestamps": ["2024-01-01"], "horizon": 3},
             422,
             "timestamps has 1 entries and history 8; give one timestamp per history value",
@@ -167,7 +180,6 @@ SHORT = "history has {n} values; this model needs at least 6"
         "missing",
         "horizon-over-max",
         "alias-and-version",
-        "interval-horizon",
         "timestamps-length",
         "timestamps-order",
         "unknown-model",
