@@ -196,9 +196,9 @@ def geometric_mean(values) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--budget", type=float, help="stop the search's short rung after this many seconds (default: no clock)"
+        "--budget", type=float, help="seconds for each series' auto search (default: the search's own default)"
     )
-    parser.add_argument("--trials", type=int, help="only the first N configurations per series (default: all)")
+    parser.add_argument("--trials", type=int, help="exactly the first N configurations per series, whatever the clock")
     parser.add_argument("--seed", type=int, default=TRAIN_SEED, help="seqcast's training seed")
     parser.add_argument("--series", default=",".join(SERIES))
     parser.add_argument("--json", help="also write the results here")
