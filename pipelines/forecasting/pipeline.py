@@ -112,9 +112,7 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
     )
     tracking.log_history(candidate.history)
     metrics = {f"test_{k}": v for k, v in result.summary().items()}
-    for k, per_step in result.per_step().items():
-        for step, value in enumerate(per_step):
-            mlflow.log_metric(f"test_{k}_by_step", float(value), step=step + 1)
+    tracking.log_steps({f"test_{k}_by_step": per_step for k, per_step in result.per_step().items()}, first_step=1)
     # the same backtest for the free baselines, so the UI shows whether the network earned its place
     for baseline, fn in BASELINES.items():
         scored = backtest(partial(fn, season=config.season), series.values, config.steps, result.origins, config.season)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterable, Mapping
 
 import mlflow
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from pipelines.settings import Settings, get_settings
@@ -40,7 +43,22 @@ def open_experiment(name: str, settings: Settings | None = None) -> tuple[Mlflow
     return client, experiment_for(name, settings)
 
 
+def log_steps(curves: Mapping[str, Iterable[float]], first_step: int = 0) -> None:
+    """Curves as metrics of the active run, step = position + ``first_step``, in as few calls as MLflow takes
+    (one per 1000 values): a call per value costs a transaction each, which concurrent retraining workers on
+    one SQLite store queue for, and a round trip each to a tracking server."""
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("no active MLflow run to log to")
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(key, float(v), now, first_step + i) for key, values in curves.items() for i, v in enumerate(values)
+    ]
+    client = MlflowClient()
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run.info.run_id, metrics=metrics[start : start + 1000])
+
+
 def log_history(history: dict[str, list[float]]) -> None:
     """Keras' per-epoch curves (``loss``, ``val_loss``, ``accuracy``, ...) as MLflow metrics with step = epoch."""
-    for epoch, values in enumerate(zip(*history.values(), strict=True)):  # one value per epoch in every curve
-        mlflow.log_metrics(dict(zip(history.keys(), values, strict=True)), step=epoch)
+    log_steps(history)
