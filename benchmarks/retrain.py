@@ -1,7 +1,9 @@
-"""A retraining pass over 16 small stored series, three ways in one run: in this process, on a pool of 2 worker
-processes, and on a local Ray instance with 2 CPUs. Every pass faces the same champions (the aliases are put
-back between passes), so all three must make the same decisions. Prints seconds, speed-up over the sequential
-pass, and the per-series overhead of each engine (wall time x workers / series, less the time inside the task).
+"""A retraining pass over 16 small stored series, three ways in one run, each as a scheduled job runs it (`seqcast
+retrain` in a fresh process, start-up included): in that process (--workers 1), on a pool of 2 worker processes
+(--workers 2), and on a local Ray instance with 2 CPUs (SEQCAST_RAY_ADDRESS=local). Every pass faces the same
+champions (the aliases are put back between passes), so all three must make the same decisions. Prints the
+command's seconds, the speed-up over the sequential pass, and the per-series overhead of each engine (wall time x
+workers / series, less the mean time inside a task, from the child runs).
 
     .venv/bin/python -m benchmarks.retrain [--series 16] [--epochs 10]
 """
@@ -10,6 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.process import import_tensorflow_quietly, quiet_libraries
+
+SEQCAST = str(Path(sys.executable).with_name("seqcast"))
 
 
 def main() -> int:
@@ -34,12 +42,11 @@ def main() -> int:
 
     from pipelines.forecasting.pipeline import train_and_register
     from pipelines.forecasting.training import TrainConfig
-    from pipelines.retraining import run_pass
     from pipelines.settings import Settings
     from pipelines.store import SeriesStore
     from pipelines.tracking.registry import CHAMPION
 
-    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="seqcast-bench-retrain-")))
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="seqcast-bench-retrain-")), MLFLOW_TRACKING_URI=None)
     store = SeriesStore(settings.series_store_url)
     recipe = TrainConfig(variant="gru", units=8, epochs=args.epochs, horizon=7, lookback=14, learning_rate=1e-2)
     times = pd.date_range("2024-01-01", periods=args.length, freq="D")
@@ -56,26 +63,32 @@ def main() -> int:
 
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
     champions = {name: str(client.get_model_version_by_alias(name, CHAMPION).version) for name in names}
-    runs = [("sequential", 1, settings), ("pool", 2, settings)]
-    runs.append(("ray", 2, settings.model_copy(update={"ray_address": "local"})))
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    env.update(SEQCAST_DATA_DIR=str(settings.data_dir), TF_CPP_MIN_LOG_LEVEL="3")
+    runs = [("sequential", 1, {}), ("pool", 2, {}), ("ray", 2, {"SEQCAST_RAY_ADDRESS": "local"})]
     rows, decisions = [], {}
-    for engine, workers, engine_settings in runs:
+    for engine, workers, extra in runs:
         for name, version in champions.items():
             client.set_registered_model_alias(name, CHAMPION, version)
-        summary = run_pass(names, settings=engine_settings, workers=workers, min_new_points=0)
-        assert summary.engine == engine and not summary.failed, summary.failed
-        inside = float(np.mean([r.seconds for r in summary.results]))
-        overhead = summary.seconds * workers / len(names) - inside
-        rows.append((engine, workers, summary.seconds, inside, overhead))
-        decisions[engine] = {r.name: (r.status, round(r.challenger_mase or 0, 6)) for r in summary.results}
-    if "ray" in decisions:
-        import ray
-
-        ray.shutdown()
+        command = [SEQCAST, "retrain", "--workers", str(workers), "--min-new-points", "0"]
+        command += [arg for name in names for arg in ("--name", name)]
+        start = time.monotonic()
+        done = subprocess.run(command, env={**env, **extra}, capture_output=True, text=True)
+        seconds = time.monotonic() - start
+        assert done.returncode == 0, done.stderr[-3000:]
+        parent = re.search(r"^pass (\w+): .* on (\w+):", done.stdout, re.M)
+        assert parent and parent.group(2) == engine, done.stdout[-2000:]
+        experiment = client.get_run(parent.group(1)).info.experiment_id
+        children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.group(1)}'")
+        inside = float(np.mean([c.data.metrics["seconds"] for c in children]))
+        rows.append((engine, workers, seconds, inside, seconds * workers / len(names) - inside))
+        decisions[engine] = {
+            c.info.run_name: (c.data.tags["status"], round(c.data.metrics["challenger_mase"], 6)) for c in children
+        }
 
     base = rows[0][2]
     print()
-    print("| engine | workers | pass seconds | speed-up | seconds in a task (mean) | overhead per series |")
+    print("| engine | workers | seqcast retrain seconds | speed-up | seconds in a task (mean) | overhead per series |")
     print("| --- | --- | --- | --- | --- | --- |")
     for engine, workers, seconds, inside, overhead in rows:
         print(f"| {engine} | {workers} | {seconds:.1f} | {base / seconds:.2f}x | {inside:.2f} | {overhead:+.2f} s |")

@@ -471,8 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# the commands that load TensorFlow (the others, and --help, start without its seconds of import)
-USES_TENSORFLOW = {"cmd_train", "cmd_train_images", "cmd_serve", "cmd_retrain", "cmd_scheduler"}
+# the commands that load TensorFlow (the others, and --help, start without its seconds of import); retrain and
+# scheduler train in their workers, and import it themselves only when a pass trains in their own process
+USES_TENSORFLOW = {"cmd_train", "cmd_train_images", "cmd_serve"}
 
 
 def main(argv: list[str] | None = None) -> int:

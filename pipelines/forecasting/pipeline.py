@@ -25,12 +25,18 @@ from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from pipelines.forecasting.search import auto_search
 from pipelines.forecasting.training import TrainConfig, fit_forecaster
 from pipelines.settings import Settings
-from pipelines.tracking.registry import Challenger, TrainOutcome, log_pyfunc_model, model_uri, register_run
+from pipelines.tracking.registry import (
+    RECIPE_TAG,
+    Challenger,
+    TrainOutcome,
+    log_pyfunc_model,
+    model_uri,
+    register_run,
+)
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
-RECIPE_TAG = "seqcast.recipe"  # the resolved TrainConfig as asked (variant "auto" included): what retraining reruns
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 
 

@@ -1,7 +1,10 @@
 """One series' retraining: a challenger trained with the champion's recipe on the stored series, scored against
 the champion on the same latest backtest folds, promoted only by the pipeline's gate (see
 :func:`pipelines.forecasting.pipeline.train_and_register`). Runs in a worker (process pool or Ray task): it
-takes and returns plain data, never raises, and logs its own child run under the pass's parent run."""
+takes and returns plain data, never raises, and logs its own child run under the pass's parent run.
+
+TensorFlow is imported only when a series trains (``_challenge``, ``recipe_of``): the process that runs a pass
+on a pool or on Ray imports this module to name the task and never loads it."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,11 +22,12 @@ from mlflow.tracking import MlflowClient
 
 from pipelines import tracking
 from pipelines.forecasting.data import Series
-from pipelines.forecasting.pipeline import RECIPE_TAG, train_and_register
-from pipelines.forecasting.training import TrainConfig
 from pipelines.settings import Settings
 from pipelines.store import SeriesNotFound, SeriesStore
-from pipelines.tracking.registry import CHAMPION, LAST_RETRAIN_TAG, version_by_alias
+from pipelines.tracking.registry import CHAMPION, LAST_RETRAIN_TAG, RECIPE_TAG, version_by_alias
+
+if TYPE_CHECKING:
+    from pipelines.forecasting.training import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,8 @@ class SeriesResult:
 def recipe_of(tags: dict[str, str], params: dict[str, str]) -> TrainConfig | None:
     """The TrainConfig a champion was trained with: its recipe tag, else (runs logged before the tag) its
     parameters; None when the run is not a forecasting run."""
+    from pipelines.forecasting.training import TrainConfig
+
     known = {f.name: f for f in fields(TrainConfig)}
     if RECIPE_TAG in tags:
         return TrainConfig(**{k: v for k, v in json.loads(tags[RECIPE_TAG]).items() if k in known})
@@ -145,6 +152,8 @@ def _challenge(
             f"at least {min_new_points} needed"
         )
         return result
+    from pipelines.forecasting.pipeline import train_and_register
+
     config = recipe if variant is None else replace(recipe, variant=variant)
     outcome = train_and_register(
         series,
