@@ -157,4 +157,5 @@ def test_served_forecast_is_the_registered_forecasters(served, cell, caplog):
         "version": served["versions"][cell],
         "forecast": point.tolist(),
         "intervals": {f"{level:g}": {"lower": lo.tolist(), "upper": hi.tolist()} for level, (lo, hi) in bands.items()},
+        "calibrated_steps": forecaster.calibrated_steps,
     }
