@@ -343,6 +343,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover
 
 
+def _pass_options(parser: argparse.ArgumentParser) -> None:
+    """What a retraining pass takes, the same for `retrain` and `scheduler`."""
+    parser.add_argument(
+        "--workers", type=int, help="series trained at once (default: SEQCAST_RETRAIN_WORKERS, else the core count)"
+    )
+    parser.add_argument(
+        "--min-new-points",
+        dest="min_new_points",
+        type=int,
+        help="skip a series with fewer new observations since its champion's data "
+        "(default: SEQCAST_RETRAIN_MIN_NEW_POINTS, 1)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqcast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -438,21 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
     which = retrain.add_mutually_exclusive_group(required=True)
     which.add_argument("--name", action="append", help="a registered model (repeat for several)")
     which.add_argument("--all", action="store_true", help="every forecasting model with a @champion")
-    retrain.add_argument("--workers", type=int, help="series trained at once (default: the core count)")
-    retrain.add_argument(
-        "--min-new-points",
-        dest="min_new_points",
-        type=int,
-        help="skip a series with fewer new observations since its champion's data (default 1)",
-    )
+    _pass_options(retrain)
     retrain.set_defaults(func=cmd_retrain)
 
     scheduler = sub.add_parser(
         "scheduler",
         help="run retraining passes on SEQCAST_RETRAIN_CRON until stopped (SIGTERM finishes in-flight work)",
     )
-    scheduler.add_argument("--workers", type=int, help="series trained at once (default: the core count)")
-    scheduler.add_argument("--min-new-points", dest="min_new_points", type=int)
+    _pass_options(scheduler)
     scheduler.set_defaults(func=cmd_scheduler)
 
     serve = sub.add_parser("serve", help="the REST service")
