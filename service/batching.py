@@ -44,9 +44,9 @@ def warm(forecaster: Forecaster, max_size: int) -> None:
     forecaster.warm()
     if max_size > 1:
         windows = np.tile(forecaster.example_history()[-forecaster.lookback :], (2, 1))
-        threading.Thread(
-            target=_compile_each, args=(forecaster, windows), name="seqcast-compile-each", daemon=True
-        ).start()
+        # not a daemon: a process that exits mid-compile would abort inside LLVM ("LLVM ERROR: Cannot
+        # implicitly convert a scalable size"), so exit waits for the compile (seconds) instead
+        threading.Thread(target=_compile_each, args=(forecaster, windows), name="seqcast-compile-each").start()
 
 
 def _compile_each(forecaster: Forecaster, windows: np.ndarray) -> None:

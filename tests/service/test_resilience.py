@@ -50,13 +50,18 @@ def run(coro, limit: float = 60):
 
 
 def test_cached_models_and_ops_answer_while_the_registry_is_locked(registered, data_dir):
-    app = create_app(make_settings(data_dir, preload_models="", registry_timeout_seconds=1.0))
+    # preloaded: the load (and its compile) is not a request, so a slow machine is not held to the 1 s timeout
+    app = create_app(make_settings(data_dir, preload_models=MODEL, registry_timeout_seconds=1.0))
     body = {"model": MODEL, "history": HISTORY, "horizon": HORIZON}
     expected = registered["forecasters"]["1"].forecast(HISTORY, HORIZON).tolist()
 
     async def main():
-        async with client_for(app) as client:
-            assert (await client.post("/v1/forecast", json=body)).status_code == 200  # now cached
+        async with app.router.lifespan_context(app), client_for(app) as client:
+            deadline = time.monotonic() + 50
+            while (ready := await client.get("/ready")).status_code != 200:
+                assert time.monotonic() < deadline, ready.json()
+                await asyncio.sleep(0.05)
+            assert (await client.post("/v1/forecast", json=body)).status_code == 200  # cached
             with registry_locked(data_dir):
                 misses = [asyncio.create_task(client.post("/v1/forecast", json={**body, "alias": f"nope{i}"}))
                           for i in range(45)]  # fmt: skip
