@@ -15,6 +15,7 @@ import warnings
 
 _PR_SET_PDEATHSIG = 1
 _prepared = False
+_worker_threads: int | None = None  # TensorFlow's thread count in a worker, applied when it loads
 
 
 def quiet_libraries() -> None:
@@ -28,7 +29,10 @@ def quiet_libraries() -> None:
 
 def import_tensorflow_quietly() -> None:
     """TensorFlow prints its start-up lines (oneDNN, CPU features) from C++ before any log level applies, so
-    stderr is held while it loads; if loading fails, what it printed is shown."""
+    stderr is held while it loads; if loading fails, what it printed is shown. In a worker (:func:`prepare_worker`)
+    its thread count is set as it loads. Nothing when it is loaded already."""
+    if "tensorflow" in sys.modules:
+        return
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
@@ -42,26 +46,28 @@ def import_tensorflow_quietly() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    if _worker_threads is not None:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(_worker_threads)
+            tf.config.threading.set_inter_op_parallelism_threads(_worker_threads)
+        except RuntimeError:  # TensorFlow already started in this process; keep its threads
+            pass
 
 
 def prepare_worker(threads: int) -> None:
-    """Once per worker process: quiet, TensorFlow on ``threads`` cores (workers share the machine), and on
-    Linux the worker dies with its parent, so a killed pass leaves no orphan that could still promote."""
-    global _prepared
+    """Once per worker process: quiet, TensorFlow on ``threads`` cores when a task loads it (workers share the
+    machine; a worker whose tasks need no TensorFlow never pays its seconds of import), and on Linux the worker
+    dies with its parent, so a killed pass leaves no orphan that could still promote."""
+    global _prepared, _worker_threads
     if _prepared:
         return
     _prepared = True
+    _worker_threads = threads
     quiet_libraries()
     with contextlib.suppress(OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    import_tensorflow_quietly()
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # TensorFlow already started in this process; keep its threads
-        pass
 
 
 def prepare_pool_worker(threads: int) -> None:

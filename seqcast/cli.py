@@ -27,9 +27,9 @@ def _print_registration(outcome) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    # TensorFlow loads only once there is something to train: a skipped --if-missing (`make run` with its models
+    # trained) and bad data answer without its seconds of import
     from pipelines.forecasting.data import DataError, load_series
-    from pipelines.forecasting.pipeline import train_and_register
-    from pipelines.forecasting.training import TrainConfig
 
     if args.if_missing and _has_champion(args.name):
         return 0
@@ -45,6 +45,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (DataError, LookupError, RuntimeError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, LookupError) else exc}", file=sys.stderr)
         return 2
+    import_tensorflow_quietly()
+    from pipelines.forecasting.pipeline import train_and_register
+    from pipelines.forecasting.training import TrainConfig
+
     overrides = {
         k: getattr(args, k)
         for k in (
@@ -146,11 +150,12 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_train_images(args: argparse.Namespace) -> int:
+    if args.if_missing and _has_champion(args.name):
+        return 0
+    import_tensorflow_quietly()
     from pipelines.vision.data import ImageDataError, load_images
     from pipelines.vision.pipeline import GridError, ImageTrainConfig, parse_grid, train_images_and_register
 
-    if args.if_missing and _has_champion(args.name):
-        return 0
     try:
         grid = parse_grid(args.grid) if args.grid else None
         data = load_images(args.data)
@@ -478,9 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# the commands that load TensorFlow (the others, and --help, start without its seconds of import); retrain and
-# scheduler train in their workers, and import it themselves only when a pass trains in their own process
-USES_TENSORFLOW = {"cmd_train", "cmd_train_images", "cmd_serve"}
+# the commands that load TensorFlow from the start (the others, and --help, start without its seconds of import);
+# train and train-images load it once --if-missing has not skipped them; retrain and scheduler train in their
+# workers, and import it themselves only when a pass trains in their own process
+USES_TENSORFLOW = {"cmd_serve"}
 
 
 def main(argv: list[str] | None = None) -> int:

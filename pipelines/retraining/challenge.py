@@ -3,8 +3,8 @@ the champion on the same latest backtest folds, promoted only by the pipeline's 
 :func:`pipelines.forecasting.pipeline.train_and_register`). Runs in a worker (process pool or Ray task): it
 takes and returns plain data, never raises, and logs its own child run under the pass's parent run.
 
-TensorFlow is imported only when a series trains (``_challenge``, ``recipe_of``): the process that runs a pass
-on a pool or on Ray imports this module to name the task and never loads it."""
+TensorFlow is loaded only when a series is retrained (``retrain_series``): the process that runs a pass on a
+pool or on Ray imports this module to name the task and never loads it."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from pipelines import tracking
 from pipelines.forecasting.data import Series
+from pipelines.process import import_tensorflow_quietly
 from pipelines.settings import Settings
 from pipelines.store import SeriesNotFound, SeriesStore
 from pipelines.tracking.registry import CHAMPION, LAST_RETRAIN_TAG, RECIPE_TAG, version_by_alias
@@ -231,6 +232,7 @@ def retrain_series(
     variant: str | None = None,
 ) -> SeriesResult:
     """Challenge NAME's champion; never raises (one series failing never stops the others)."""
+    import_tensorflow_quietly()  # in a worker: loaded before its first series (not its seconds), with its threads
     start = time.monotonic()
     client = tracking.configure(settings)
     try:

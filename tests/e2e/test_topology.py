@@ -1,7 +1,9 @@
 """docker-compose.yml's topology, built from processes on this machine: PostgreSQL (MLflow's database and the
 series store's), an S3 endpoint (moto's server mode stands in for MinIO; MLflow talks to it with its real S3
 client over HTTP), a real `mlflow server` on both, two `seqcast serve` processes sharing the registry and the
-store, and `seqcast retrain`. Skipped only where no PostgreSQL answers (see pg_helpers.py); never in CI.
+store, and `seqcast retrain`: the retraining loop as a user runs it (ingest, train, serve, push observations,
+retrain, both processes answer from the new version with no failed request; a killed pass changes nothing, and a
+worse recipe is not promoted). Skipped only where no PostgreSQL answers (see pg_helpers.py); never in CI.
 
 The endpoints come from the environment: SEQCAST_TEST_POSTGRES (default 127.0.0.1:5432, user root, database
 test); the S3 endpoint and the MLflow server are started here on free ports."""
@@ -26,7 +28,10 @@ import pandas as pd
 import pytest
 import yaml
 from e2e_helpers import API_KEY, SEQCAST, free_port, seqcast, wait_for
+from mlflow.tracking import MlflowClient
 from pg_helpers import pg_database
+
+from pipelines.tracking.registry import RECIPE_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -140,6 +145,35 @@ def _creds() -> dict:
     return {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
 
 
+class Stream:
+    """Forecasts from the stored series at each process, one after another, while the test works: for every
+    answer the process, the status and the version."""
+
+    def __init__(self, urls: list[str]):
+        self.seen: list[tuple[str, int, str | None]] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(url,), daemon=True) for url in urls]
+
+    def __enter__(self) -> Stream:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+    def _run(self, url: str) -> None:
+        with httpx.Client(timeout=60) as client:
+            while not self.stop.is_set():
+                r = client.post(f"{url}/v1/forecast", json={"model": NAME, "horizon": 6})
+                self.seen.append((url, r.status_code, r.json().get("version")))
+
+    def last(self, url: str) -> str | None:
+        return next((version for u, _, version in reversed(self.seen) if u == url), None)
+
+
 def _forecast(url: str, **headers) -> httpx.Response:
     return httpx.post(f"{url}/v1/forecast", json={"model": NAME, "horizon": 6}, headers=headers, timeout=60)
 
@@ -164,12 +198,27 @@ def test_train_serve_ingest_retrain_and_both_processes_serve_the_new_version(top
     # the other process reads the same store: its stored-history forecast starts after the new points
     assert _forecast(t.apis[1]).json()["timestamps"][0] == (TIMES[-1] + pd.Timedelta(hours=1)).isoformat()
 
-    passed = seqcast(t.env, "retrain", "--all", "--workers", "1")
-    assert passed.returncode == 0, passed.stderr[-3000:]
-    assert f"{NAME}: version 2 promoted" in passed.stdout
+    with Stream(t.apis) as stream:  # forecasts at both processes all through the pass and the swap
+        passed = seqcast(t.env, "retrain", "--all", "--workers", "1")
+        assert passed.returncode == 0, passed.stderr[-3000:]
+        assert f"{NAME}: version 2 promoted (MASE" in passed.stdout
+        assert "1 promoted, 0 kept, 0 skipped, 0 failed" in passed.stdout
+        for url in t.apis:
+            _until(lambda url=url: stream.last(url) == "2", 30, f"{url} serving version 2")
+    assert {status for _, status, _ in stream.seen} == {200}, stream.seen[-5:]
+    assert {(url, version) for url, _, version in stream.seen} == {(u, v) for u in t.apis for v in ("1", "2")}
     for url in t.apis:
-        _until(lambda url=url: _forecast(url).json()["version"] == "2", 30, f"{url} serving version 2")
-        assert httpx.get(f"{url}/v1/models/{NAME}").json()["last_retrain"]["status"] == "promoted"
+        detail = httpx.get(f"{url}/v1/models/{NAME}").json()
+        assert detail["aliases"] == {"champion": "2"}
+        last = detail["last_retrain"]
+        assert (last["status"], last["decision"], last["version"], last["champion_version"]) == (
+            "promoted",
+            "promoted",
+            "2",
+            "1",
+        )
+        assert last["new_points"] == N - N0 and last["data_window"]["count"] == N
+        assert last["challenger_mase"] < last["champion_mase"] * 0.98
 
     # the artifacts went to S3 through the tracking server
     import boto3
@@ -201,33 +250,55 @@ def _ready_when(url: str, registry: str) -> httpx.Response | None:
 
 def test_the_registry_going_away_fails_no_cached_forecast_and_both_processes_recover(topology):
     t = topology
-    seen: list[tuple[int, int]] = []
-    stop = threading.Event()
-
-    def stream(i: int, url: str) -> None:
-        with httpx.Client(timeout=60) as client:
-            while not stop.is_set():
-                seen.append((i, client.post(f"{url}/v1/forecast", json={"model": NAME, "horizon": 6}).status_code))
-
-    threads = [threading.Thread(target=stream, args=(i, url), daemon=True) for i, url in enumerate(t.apis)]
-    for thread in threads:
-        thread.start()
-    t.stop_mlflow()
-    down = time.monotonic()
-    for url in t.apis:  # still 200 for a load balancer, saying what is wrong
-        ready = _until(lambda url=url: _ready_when(url, "unreachable"), 15, f"{url} reporting the registry unreachable")
-        assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
-    time.sleep(max(0.0, 10 - (time.monotonic() - down)))
-    t.start_mlflow()
-    for url in t.apis:
-        ready = _until(lambda url=url: _ready_when(url, "ok"), 60, f"{url} recovering")
-        assert (ready.status_code, ready.json()["status"]) == (200, "ready")
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert len({i for i, _ in seen}) == 2 and len(seen) > 20
-    assert {status for _, status in seen} == {200}
+    with Stream(t.apis) as stream:
+        t.stop_mlflow()
+        down = time.monotonic()
+        for url in t.apis:  # still 200 for a load balancer, saying what is wrong
+            ready = _until(lambda url=url: _ready_when(url, "unreachable"), 15, f"{url} reporting the registry down")
+            assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
+        time.sleep(max(0.0, 10 - (time.monotonic() - down)))
+        t.start_mlflow()
+        for url in t.apis:
+            ready = _until(lambda url=url: _ready_when(url, "ok"), 60, f"{url} recovering")
+            assert (ready.status_code, ready.json()["status"]) == (200, "ready")
+    assert len({url for url, _, _ in stream.seen}) == 2 and len(stream.seen) > 20
+    assert {status for _, status, _ in stream.seen} == {200}
     assert httpx.get(f"{t.apis[0]}/v1/models/{NAME}").status_code == 200  # the registry answers again
+
+
+def test_a_killed_pass_changes_nothing_and_the_next_pass_with_a_worse_recipe_keeps_the_champion(topology):
+    t = topology
+    client = MlflowClient(t.tracking, t.tracking)
+    served = str(client.get_model_version_by_alias(NAME, "champion").version)
+    run_id = client.get_model_version(NAME, served).run_id
+    recipe = json.loads(client.get_run(run_id).data.tags[RECIPE_TAG])
+    client.set_tag(run_id, RECIPE_TAG, json.dumps({**recipe, "learning_rate": 1e4}))  # weights thrown far off
+    command = [SEQCAST, "retrain", "--name", NAME, "--workers", "1", "--min-new-points", "0"]
+    try:
+        # killed while training: the training run has started, nothing is registered yet
+        versions = len(client.search_model_versions(f"name = '{NAME}'"))
+        killed = subprocess.Popen(command, env=t.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        experiment = client.get_experiment_by_name(NAME).experiment_id
+        _until(
+            lambda: killed.poll() is None and client.search_runs([experiment], "attributes.status = 'RUNNING'"),
+            120,
+            "the killed pass's training run starting",
+        )
+        killed.kill()
+        killed.wait()
+        assert str(client.get_model_version_by_alias(NAME, "champion").version) == served
+        assert len(client.search_model_versions(f"name = '{NAME}'")) == versions
+        assert {_forecast(url).json()["version"] for url in t.apis} == {served}
+
+        # the killed pass's lease names a process that is gone: the next pass takes it at once, and its
+        # challenger (the worse recipe) is registered but not promoted
+        after = subprocess.run(command, env=t.env, capture_output=True, text=True, timeout=300)
+        assert after.returncode == 0, after.stderr[-3000:]
+        assert f"{NAME}: version {versions + 1} kept champion" in after.stdout
+        assert "0 promoted, 1 kept, 0 skipped, 0 failed" in after.stdout
+        assert str(client.get_model_version_by_alias(NAME, "champion").version) == served
+    finally:
+        client.set_tag(run_id, RECIPE_TAG, json.dumps(recipe))
 
 
 def test_the_compose_file_is_valid_and_names_only_real_commands_and_settings():

@@ -1,5 +1,5 @@
 """Two `seqcast scheduler` processes against one database: one pass per tick, never two at once, though each
-pass outlasts the interval; SIGTERM lets the pass in flight finish."""
+pass outlasts the interval; SIGTERM lets the pass in flight finish; a pass asked for while one runs is refused."""
 
 from __future__ import annotations
 
@@ -78,3 +78,21 @@ def _passes(client: MlflowClient, status: str | None = None):
 def test_a_bad_cron_line_is_named():
     with pytest.raises(ValueError, match=r"^SEQCAST_RETRAIN_CRON is 'every night'; expected a crontab line"):
         check_cron("every night")
+
+
+def test_a_second_pass_while_one_runs_is_refused(tmp_path, monkeypatch, capsys):
+    from pipelines.settings import get_settings
+    from pipelines.store.lease import Lease
+    from seqcast.cli import main
+
+    monkeypatch.setenv("SEQCAST_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+    store = SeriesStore(get_settings().series_store_url)
+    try:
+        with Lease(store, "retraining").held():
+            assert main(["retrain", "--all"]) == 3
+    finally:
+        store.close()
+        get_settings.cache_clear()
+    assert capsys.readouterr().err.startswith("error: 'retraining' is held by ")
