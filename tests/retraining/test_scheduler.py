@@ -81,12 +81,18 @@ def test_a_bad_cron_line_is_named():
 
 
 def test_a_second_pass_while_one_runs_is_refused(tmp_path, monkeypatch, capsys):
+    import mlflow
+
     from pipelines.settings import get_settings
     from pipelines.store.lease import Lease
     from seqcast.cli import main
 
+    # the command points MLflow at this test's store, in os.environ and in MLflow's globals: both put back after
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.setenv(variable, uri)
     monkeypatch.setenv("SEQCAST_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     get_settings.cache_clear()
     store = SeriesStore(get_settings().series_store_url)
     try:
@@ -95,4 +101,6 @@ def test_a_second_pass_while_one_runs_is_refused(tmp_path, monkeypatch, capsys):
     finally:
         store.close()
         get_settings.cache_clear()
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
     assert capsys.readouterr().err.startswith("error: 'retraining' is held by ")
