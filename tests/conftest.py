@@ -24,6 +24,26 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.fixture
+def own_mlflow_store():
+    """For a test that points MLflow at a store of its own. ``mlflow.set_tracking_uri`` and ``set_registry_uri``
+    (every ``tracking.configure``) write ``os.environ``, which ``Settings`` and every process a later test starts
+    read: a later test would use this test's store. Both variables and MLflow's own URIs are put back after it."""
+    import mlflow
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    environ = {name: os.environ.get(name) for name in names}
+    uris = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    yield
+    mlflow.set_tracking_uri(uris[0])
+    mlflow.set_registry_uri(uris[1])
+    for name, value in environ.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
 def settings(data_dir):
     get_settings.cache_clear()
     return get_settings()

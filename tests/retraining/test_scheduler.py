@@ -25,7 +25,7 @@ SEQCAST = str(Path(sys.executable).with_name("seqcast"))
 EVERY = 2  # seconds between ticks; a pass here takes longer than that
 
 
-def test_two_schedulers_run_one_pass_per_tick_and_never_overlap(tmp_path):
+def test_two_schedulers_run_one_pass_per_tick_and_never_overlap(tmp_path, own_mlflow_store):
     # MLflow writes the URIs it is given into os.environ: neither this test's store nor the schedulers' may use them
     settings = Settings(data_dir=tmp_path, MLFLOW_TRACKING_URI=None)
     store = SeriesStore(settings.series_store_url)
@@ -80,19 +80,13 @@ def test_a_bad_cron_line_is_named():
         check_cron("every night")
 
 
-def test_a_second_pass_while_one_runs_is_refused(tmp_path, monkeypatch, capsys):
-    import mlflow
-
+def test_a_second_pass_while_one_runs_is_refused(tmp_path, monkeypatch, capsys, own_mlflow_store):
     from pipelines.settings import get_settings
     from pipelines.store.lease import Lease
     from seqcast.cli import main
 
-    # the command points MLflow at this test's store, in os.environ and in MLflow's globals: both put back after
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.setenv(variable, uri)
     monkeypatch.setenv("SEQCAST_DATA_DIR", str(tmp_path))
-    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     get_settings.cache_clear()
     store = SeriesStore(get_settings().series_store_url)
     try:
@@ -101,6 +95,4 @@ def test_a_second_pass_while_one_runs_is_refused(tmp_path, monkeypatch, capsys):
     finally:
         store.close()
         get_settings.cache_clear()
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
     assert capsys.readouterr().err.startswith("error: 'retraining' is held by ")

@@ -31,15 +31,24 @@ LOCKED_FOR = 3.0  # seconds the registry is held locked; lookups then wait on SQ
 
 
 @contextmanager
-def registry_locked(data_dir):
-    """An exclusive lock on the MLflow SQLite store, as a long write by another process holds it."""
-    db = sqlite3.connect(data_dir / "mlflow.db", isolation_level=None, check_same_thread=False)
+def registry_locked(app):
+    """An exclusive lock on the MLflow SQLite store ``app`` reads, as a long write by another process holds it."""
+    uri = app.state.settings.tracking_uri  # the app's own: MLFLOW_TRACKING_URI, else the data dir's store
+    assert uri.startswith("sqlite:///"), uri
+    db = sqlite3.connect(uri.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
     db.execute("BEGIN EXCLUSIVE")
     try:
         yield
     finally:
         db.execute("ROLLBACK")
         db.close()
+
+
+async def until(check, seconds: float = 20) -> None:
+    """Wait until ``check()`` holds (a slow machine takes a while to get requests through the app)."""
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
 def run(coro, limit: float = 60):
@@ -62,10 +71,10 @@ def test_cached_models_and_ops_answer_while_the_registry_is_locked(registered, d
                 assert time.monotonic() < deadline, ready.json()
                 await asyncio.sleep(0.05)
             assert (await client.post("/v1/forecast", json=body)).status_code == 200  # cached
-            with registry_locked(data_dir):
+            with registry_locked(app):
                 misses = [asyncio.create_task(client.post("/v1/forecast", json={**body, "alias": f"nope{i}"}))
                           for i in range(45)]  # fmt: skip
-                await asyncio.sleep(0.1)
+                await until(lambda: len(app.state.cache._inflight) >= 45)  # every miss waits on the registry
                 # all of these finish while the lock is still held: none waits on the registry
                 cached = [await client.post("/v1/forecast", json=body) for _ in range(20)]
                 ops = [await client.get(path) for path in ("/health", "/metrics")]
@@ -91,12 +100,13 @@ def test_concurrent_misses_for_one_key_share_one_lookup_and_404s_are_remembered(
 
     async def main():
         async with client_for(app) as client:
-            with registry_locked(data_dir):
+            with registry_locked(app):
                 waiting = [asyncio.create_task(client.post("/v1/forecast", json=body)) for _ in range(10)]
-                await asyncio.sleep(0.2)
+                await until(lambda: cache._inflight)
+                await asyncio.sleep(0.2)  # the other nine join it meanwhile
                 shared = (len(cache._inflight), cache.pool._queue.qsize())
             first = await asyncio.gather(*waiting)
-            with registry_locked(data_dir):  # a remembered 404 needs no registry
+            with registry_locked(app):  # a remembered 404 needs no registry
                 again = await client.post("/v1/forecast", json=body)
             for i in range(30):  # unknown aliases: the memory of them stays bounded
                 await client.post("/v1/forecast", json={**body, "alias": f"other{i}"})
@@ -233,7 +243,7 @@ def test_ready_turns_200_once_the_registry_comes_back(registered, data_dir):
     )
 
     async def main():
-        lock = registry_locked(data_dir)
+        lock = registry_locked(app)
         lock.__enter__()
         locked = True
         try:
