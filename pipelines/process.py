@@ -14,8 +14,7 @@ import tempfile
 import warnings
 
 _PR_SET_PDEATHSIG = 1
-_prepared = False
-_worker_threads: int | None = None  # TensorFlow's thread count in a worker, applied when it loads
+_worker_threads: int | None = None  # set once a process is a worker: TensorFlow's thread count, applied as it loads
 
 
 def quiet_libraries() -> None:
@@ -60,10 +59,9 @@ def prepare_worker(threads: int) -> None:
     """Once per worker process: quiet, TensorFlow on ``threads`` cores when a task loads it (workers share the
     machine; a worker whose tasks need no TensorFlow never pays its seconds of import), and on Linux the worker
     dies with its parent, so a killed pass leaves no orphan that could still promote."""
-    global _prepared, _worker_threads
-    if _prepared:
+    global _worker_threads
+    if _worker_threads is not None:
         return
-    _prepared = True
     _worker_threads = threads
     quiet_libraries()
     with contextlib.suppress(OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is

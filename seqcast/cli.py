@@ -27,8 +27,7 @@ def _print_registration(outcome) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    # TensorFlow loads only once there is something to train: a skipped --if-missing (`make run` with its models
-    # trained) and bad data answer without its seconds of import
+    # bad data, like a skipped --if-missing, answers before TensorFlow's seconds of import
     from pipelines.forecasting.data import DataError, load_series
 
     if args.if_missing and _has_champion(args.name):
@@ -283,6 +282,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()  # the app loads it anyway; here, its start-up lines are held back
     import shutil
     import tempfile
 
@@ -483,17 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# the commands that load TensorFlow from the start (the others, and --help, start without its seconds of import);
-# train and train-images load it once --if-missing has not skipped them; retrain and scheduler train in their
-# workers, and import it themselves only when a pass trains in their own process
-USES_TENSORFLOW = {"cmd_serve"}
-
-
 def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
+    # each command loads TensorFlow itself, only once it needs it: --help, ingest, db, ui and a skipped
+    # --if-missing start without its seconds of import; retraining loads it in whichever process trains
     args = build_parser().parse_args(argv)
-    if args.func.__name__ in USES_TENSORFLOW:
-        import_tensorflow_quietly()
     return args.func(args)
 
 

@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from pipelines.process import import_tensorflow_quietly, prepare_pool_worker, prepare_worker
+from pipelines.process import prepare_pool_worker, prepare_worker
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ def fan_out(
     if ray_address:
         yield from _on_ray(task, pending, workers, ray_address, stop, on_crash)
     elif workers <= 1:
-        import_tensorflow_quietly()  # the tasks train here; TensorFlow's start-up lines are noise
         for item in pending:
             if stop.is_set():
                 return

@@ -19,9 +19,8 @@ from pipelines.tracking.experiments import open_experiment
 
 CHAMPION = "champion"
 LAST_RETRAIN_TAG = "seqcast.last_retrain"  # on a registered model: its latest retraining decision (JSON)
-RECIPE_TAG = (
-    "seqcast.recipe"  # on a training run: the resolved config as asked (variant "auto" too), what retraining reruns
-)
+# on a training run: the resolved config as asked (variant "auto" too), what retraining reruns
+RECIPE_TAG = "seqcast.recipe"
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:

@@ -51,6 +51,14 @@ async def until(check, seconds: float = 20) -> None:
         await asyncio.sleep(0.01)
 
 
+async def until_ready(client, seconds: float = 50) -> None:
+    """Poll ``/ready`` until the preloaded models are served (their load and compiles are no request's)."""
+    deadline = time.monotonic() + seconds
+    while (ready := await client.get("/ready")).status_code != 200:
+        assert time.monotonic() < deadline, ready.json()
+        await asyncio.sleep(0.05)
+
+
 def run(coro, limit: float = 60):
     return asyncio.run(asyncio.wait_for(coro, limit))
 
@@ -66,10 +74,7 @@ def test_cached_models_and_ops_answer_while_the_registry_is_locked(registered, d
 
     async def main():
         async with app.router.lifespan_context(app), client_for(app) as client:
-            deadline = time.monotonic() + 50
-            while (ready := await client.get("/ready")).status_code != 200:
-                assert time.monotonic() < deadline, ready.json()
-                await asyncio.sleep(0.05)
+            await until_ready(client)
             assert (await client.post("/v1/forecast", json=body)).status_code == 200  # cached
             with registry_locked(app):
                 misses = [asyncio.create_task(client.post("/v1/forecast", json={**body, "alias": f"nope{i}"}))
@@ -136,10 +141,7 @@ def test_a_log_scaled_model_serves_and_refuses_values_it_cannot_take(log_model, 
 
     async def main():
         async with app.router.lifespan_context(app), client_for(app) as client:
-            deadline = time.monotonic() + 30
-            while (ready := await client.get("/ready")).status_code != 200:
-                assert time.monotonic() < deadline, ready.json()
-                await asyncio.sleep(0.05)
+            await until_ready(client)
             ok = await client.post("/v1/forecast", json={"model": "svc_log", "history": HISTORY, "horizon": 4})
             zero = await client.post(
                 "/v1/forecast", json={"model": "svc_log", "history": [*HISTORY[:-1], 0.0], "horizon": 4}
