@@ -33,8 +33,10 @@ serve: install
 
 run: train-defaults serve
 
+# two processes, a test file each at a time (a file's fixtures stay in one process); TEST_WORKERS=0 runs in this one
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # ruff (lint + format) and mypy, configured in pyproject.toml
 lint: install

@@ -3,9 +3,11 @@ retrain` in a fresh process, start-up included): in that process (--workers 1), 
 (--workers 2), and on a local Ray instance with 2 CPUs (SEQCAST_RAY_ADDRESS=local). Every pass faces the same
 champions (the aliases are put back between passes), so all three must make the same decisions. Prints the
 command's seconds, the speed-up over the sequential pass, and the per-series overhead of each engine (wall time x
-workers / series, less the mean time inside a task, from the child runs).
+workers / series, less the mean time inside a task, from the child runs). With --repeat R the three passes run R
+rounds, interleaved, so a shared machine's slow minutes fall on every engine alike; the table shows medians and
+each round's speed-ups.
 
-    .venv/bin/python -m benchmarks.retrain [--series 16] [--epochs 10]
+    .venv/bin/python -m benchmarks.retrain [--series 16] [--epochs 10] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> int:
     parser.add_argument("--series", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--length", type=int, default=200, help="stored values per series")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of the three passes")
     args = parser.parse_args()
     quiet_libraries()
     import_tensorflow_quietly()
@@ -66,36 +69,50 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     env.update(SEQCAST_DATA_DIR=str(settings.data_dir), TF_CPP_MIN_LOG_LEVEL="3")
     runs = [("sequential", 1, {}), ("pool", 2, {}), ("ray", 2, {"SEQCAST_RAY_ADDRESS": "local"})]
-    rows, decisions = [], {}
-    for engine, workers, extra in runs:
-        for name, version in champions.items():
-            client.set_registered_model_alias(name, CHAMPION, version)
-        command = [SEQCAST, "retrain", "--workers", str(workers), "--min-new-points", "0"]
-        command += [arg for name in names for arg in ("--name", name)]
-        start = time.monotonic()
-        done = subprocess.run(command, env={**env, **extra}, capture_output=True, text=True)
-        seconds = time.monotonic() - start
-        assert done.returncode == 0, done.stderr[-3000:]
-        parent = re.search(r"^pass (\w+): .* on (\w+):", done.stdout, re.M)
-        assert parent and parent.group(2) == engine, done.stdout[-2000:]
-        experiment = client.get_run(parent.group(1)).info.experiment_id
-        children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.group(1)}'")
-        inside = float(np.mean([c.data.metrics["seconds"] for c in children]))
-        rows.append((engine, workers, seconds, inside, seconds * workers / len(names) - inside))
-        decisions[engine] = {
-            c.info.run_name: (c.data.tags["status"], round(c.data.metrics["challenger_mase"], 6)) for c in children
-        }
+    timings: dict[str, list[tuple[float, float]]] = {engine: [] for engine, _, _ in runs}  # (seconds, in a task)
+    decisions = {}
+    for round_ in range(args.repeat):
+        for engine, workers, extra in runs:
+            for name, version in champions.items():
+                client.set_registered_model_alias(name, CHAMPION, version)
+            command = [SEQCAST, "retrain", "--workers", str(workers), "--min-new-points", "0"]
+            command += [arg for name in names for arg in ("--name", name)]
+            start = time.monotonic()
+            done = subprocess.run(command, env={**env, **extra}, capture_output=True, text=True)
+            seconds = time.monotonic() - start
+            assert done.returncode == 0, done.stderr[-3000:]
+            parent = re.search(r"^pass (\w+): .* on (\w+):", done.stdout, re.M)
+            assert parent and parent.group(2) == engine, done.stdout[-2000:]
+            experiment = client.get_run(parent.group(1)).info.experiment_id
+            children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.group(1)}'")
+            timings[engine].append((seconds, float(np.mean([c.data.metrics["seconds"] for c in children]))))
+            decisions[engine, round_] = {
+                c.info.run_name: (c.data.tags["status"], round(c.data.metrics["challenger_mase"], 6)) for c in children
+            }
+            print(f"round {round_ + 1}: {engine} {seconds:.1f} s", flush=True)
 
-    base = rows[0][2]
+    base = float(np.median([s for s, _ in timings["sequential"]]))
     print()
-    print("| engine | workers | seqcast retrain seconds | speed-up | seconds in a task (mean) | overhead per series |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for engine, workers, seconds, inside, overhead in rows:
-        print(f"| {engine} | {workers} | {seconds:.1f} | {base / seconds:.2f}x | {inside:.2f} | {overhead:+.2f} s |")
-    pool, ray_row = rows[1], rows[2]
-    print(f"\nper-series overhead of a Ray task over a pool task: {ray_row[4] - pool[4]:+.2f} s")
-    same = decisions["pool"] == decisions["sequential"] == decisions["ray"]
-    print(f"same decisions on all three engines: {same}")
+    print(
+        "| engine | workers | seqcast retrain seconds (median) | speed-up | speed-up per round "
+        "| seconds in a task (mean) | overhead per series |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    overhead = {}
+    for engine, workers, _ in runs:
+        seconds = float(np.median([s for s, _ in timings[engine]]))
+        inside = float(np.median([i for _, i in timings[engine]]))
+        overhead[engine] = seconds * workers / len(names) - inside
+        rounds = ", ".join(
+            f"{b / s:.2f}x" for (b, _), (s, _) in zip(timings["sequential"], timings[engine], strict=True)
+        )
+        print(
+            f"| {engine} | {workers} | {seconds:.1f} | {base / seconds:.2f}x | {rounds} | {inside:.2f} "
+            f"| {overhead[engine]:+.2f} s |"
+        )
+    print(f"\nper-series overhead of a Ray task over a pool task: {overhead['ray'] - overhead['pool']:+.2f} s")
+    same = all(d == decisions["sequential", 0] for d in decisions.values())
+    print(f"same decisions on all three engines, every round: {same}")
     return 0 if same else 1
 
 

@@ -23,11 +23,11 @@ def data_dir(tmp_path_factory):
     get_settings.cache_clear()
 
 
-@pytest.fixture
-def own_mlflow_store():
-    """For a test that points MLflow at a store of its own. ``mlflow.set_tracking_uri`` and ``set_registry_uri``
+@pytest.fixture(autouse=True)
+def mlflow_uris_put_back():
+    """Every test leaves MLflow pointed where it found it. ``mlflow.set_tracking_uri`` and ``set_registry_uri``
     (every ``tracking.configure``) write ``os.environ``, which ``Settings`` and every process a later test starts
-    read: a later test would use this test's store. Both variables and MLflow's own URIs are put back after it."""
+    read: after a test on a store of its own, later tests (in whatever order they run) would use that store."""
     import mlflow
 
     names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")

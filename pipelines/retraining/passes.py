@@ -126,7 +126,9 @@ def run_pass(
             metrics = {"series": len(targets), **summary.counts, "seconds": summary.seconds}
             client.log_batch(run.info.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
             client.set_tag(run.info.run_id, "failed_series", ",".join(summary.failed)[:5000])
-            client.set_terminated(run.info.run_id, "FAILED" if summary.failed or summary.stopped else "FINISHED")
+            # KILLED: stopped (SIGTERM) before every series ran; what did run is recorded, the next pass takes the rest
+            status = "FAILED" if summary.failed else "KILLED" if summary.stopped else "FINISHED"
+            client.set_terminated(run.info.run_id, status)
             return summary
     finally:
         store.close()

@@ -40,7 +40,7 @@ def test_ui_lists_runs_and_a_tracking_server_overrides_the_store(env, trained):
     try:
         uri = f"http://127.0.0.1:{port}"
         assert wait_for(f"{uri}/health", ui).status_code == 200
-        client = MlflowClient(uri)
+        client = MlflowClient(uri, uri)  # the server's registry, whatever MLflow's globals say
         experiment = client.get_experiment_by_name(MODEL)
         runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
         assert len(runs) == 2  # the two trainings; --if-missing started none

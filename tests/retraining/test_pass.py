@@ -5,6 +5,7 @@ and the same decisions in this process, on a process pool and on a local Ray ins
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pandas as pd
@@ -135,6 +136,24 @@ def test_a_worse_recipe_is_not_promoted_and_a_failing_series_fails_alone(fresh):
     assert (w.champion(A), w.champion(B)) == (w.champions[A], w.champions[B])
     assert w.client.get_run(summary.run_id).info.status == "FAILED"
     assert w.client.get_run(summary.run_id).data.tags["failed_series"] == B
+
+
+def test_a_pass_stopped_before_its_series_ran_trains_nothing_and_ends_killed(fresh):
+    w = fresh
+    stop = threading.Event()
+    stop.set()  # SIGTERM between the pass's start and its first series
+    summary = run_pass([A, B], settings=w.settings, workers=1, min_new_points=0, stop=stop)
+    assert (summary.stopped, summary.results) == (True, [])
+    run = w.client.get_run(summary.run_id)
+    assert run.info.status == "KILLED"
+    assert {k: run.data.metrics[k] for k in ("series", "promoted", "kept", "skipped", "failed")} == {
+        "series": 2,
+        "promoted": 0,
+        "kept": 0,
+        "skipped": 0,
+        "failed": 0,
+    }
+    assert (w.champion(A), w.champion(B)) == (w.champions[A], w.champions[B])
 
 
 def test_the_gate_refuses_a_non_finite_score_or_an_artifact_that_does_not_verify(fresh):
