@@ -1,19 +1,22 @@
 """Process-wide set-up, for the CLI's process and the retraining workers it starts: third-party noise that
-says nothing about the user's data silenced in one place, TensorFlow's threads, a worker's tie to its parent.
+says nothing about the user's data silenced in one place, TensorFlow's threads, a worker's tie to its parent,
+and where a pass's process pool starts its workers.
 
 Light on purpose (no TensorFlow at import): a worker imports this module before anything else."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
+import multiprocessing
+import multiprocessing.forkserver
 import os
+import select
 import signal
 import sys
 import tempfile
+import threading
 import warnings
 
-_PR_SET_PDEATHSIG = 1
+POOL_PRELOAD = "pipelines.retraining.worker"  # what every pool worker needs loaded (see that module)
 _worker_threads: int | None = None  # set once a process is a worker: TensorFlow's thread count, applied as it loads
 
 
@@ -45,30 +48,78 @@ def import_tensorflow_quietly() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-    if _worker_threads is not None:
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(_worker_threads)
-            tf.config.threading.set_inter_op_parallelism_threads(_worker_threads)
-        except RuntimeError:  # TensorFlow already started in this process; keep its threads
-            pass
+    _apply_worker_threads()
 
 
-def prepare_worker(threads: int) -> None:
-    """Once per worker process: quiet, TensorFlow on ``threads`` cores when a task loads it (workers share the
-    machine; a worker whose tasks need no TensorFlow never pays its seconds of import), and on Linux the worker
-    dies with its parent, so a killed pass leaves no orphan that could still promote."""
+def _apply_worker_threads() -> None:
+    if _worker_threads is None or "tensorflow" not in sys.modules:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(_worker_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(_worker_threads)
+    except RuntimeError:  # TensorFlow already started in this process; keep its threads
+        pass
+
+
+def prepare_worker(threads: int, pass_pid: int | None = None) -> None:
+    """Once per worker process: quiet, TensorFlow on ``threads`` cores (workers share the machine), and on Linux
+    the worker dies with the pass's process ``pass_pid`` (default: its parent), so a killed pass leaves nothing
+    running that could still promote."""
     global _worker_threads
     if _worker_threads is not None:
         return
     _worker_threads = threads
     quiet_libraries()
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    _apply_worker_threads()  # forked from a fork server that loaded TensorFlow (not started): set them now
+    _die_with(pass_pid or os.getppid())
 
 
-def prepare_pool_worker(threads: int) -> None:
+def _die_with(pid: int) -> None:
+    # a pidfd, not PR_SET_PDEATHSIG: a pool worker's parent is the fork server, which outlives a killed pass
+    # for as long as any worker it forked is alive
+    try:
+        watched = os.pidfd_open(pid)
+    except ProcessLookupError:  # the pass is gone already
+        os.kill(os.getpid(), signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux (or before 5.3): the pool's own shutdown is all there is
+        return
+
+    def watch() -> None:
+        select.select([watched], [], [])  # readable once the process has ended
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="die-with-pass", daemon=True).start()
+
+
+def prepare_pool_worker(threads: int, pass_pid: int) -> None:
     """A process pool's initializer: :func:`prepare_worker`, and Ctrl-C left to the pass, which stops the pool."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    prepare_worker(threads)
+    prepare_worker(threads, pass_pid)
+
+
+def engine_name(workers: int, ray_address: str | None) -> str:
+    """What runs a pass's series: Ray tasks, a local process pool, or the pass's own process."""
+    return "ray" if ray_address else "pool" if workers > 1 else "sequential"
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """How a pass's process pool starts its workers: forked from a fork server that imported
+    :data:`POOL_PRELOAD` once, so each starts with TensorFlow, MLflow and the task's code loaded (a spawned worker
+    imports them itself, seconds of CPU each on the cores its tasks need). The fork is safe: the server only
+    imported TensorFlow, which starts its threads at a process's first operation. ``spawn`` where there is no
+    fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([POOL_PRELOAD])
+    return context
+
+
+def start_pool_server(workers: int, ray_address: str | None) -> None:
+    """When a pass runs on a process pool, start its workers' fork server now, so that its imports run beside
+    the caller's own instead of after them (the CLI calls this before it loads anything heavy). The server lives
+    as long as this process: a scheduler's later passes fork their workers from it at once."""
+    if engine_name(workers, ray_address) == "pool" and pool_context().get_start_method() == "forkserver":
+        multiprocessing.forkserver.ensure_running()

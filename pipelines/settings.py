@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     prometheus_multiproc_dir: Path | None = Field(
         default=None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR")
     )
+
+    def pass_workers(self, asked: int | None = None) -> int:
+        """Series a retraining pass trains at once: ``asked`` (--workers), else ``retrain_workers``, else the cores."""
+        return asked or self.retrain_workers or os.cpu_count() or 1
 
     @property
     def tracking_uri(self) -> str:

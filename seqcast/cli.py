@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 
-from pipelines.process import import_tensorflow_quietly, quiet_libraries
+from pipelines.process import import_tensorflow_quietly, quiet_libraries, start_pool_server
 
 
 def _has_champion(name: str) -> bool:
@@ -238,17 +238,27 @@ def _print_pass(summary) -> int:
     return 0
 
 
+def _settings_for_pass(args: argparse.Namespace):
+    """The settings, with a pool's workers already starting (:func:`start_pool_server`) while this process loads
+    MLflow and the pass's code."""
+    from pipelines.settings import get_settings
+
+    settings = get_settings()
+    start_pool_server(settings.pass_workers(args.workers), settings.ray_address)
+    return settings
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
+    settings = _settings_for_pass(args)
     from mlflow.exceptions import MlflowException
 
     from pipelines.retraining import LeaseHeld, run_pass
-    from pipelines.settings import get_settings
 
     try:
         with _stop_on_signals() as stop:
             summary = run_pass(
                 None if args.all else args.name,
-                settings=get_settings(),
+                settings=settings,
                 workers=args.workers,
                 min_new_points=args.min_new_points,
                 stop=stop,
@@ -266,15 +276,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 def cmd_scheduler(args: argparse.Namespace) -> int:
     import logging
 
+    settings = _settings_for_pass(args)
     from pipelines.retraining import run_scheduler
-    from pipelines.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         with _stop_on_signals() as stop:
-            run_scheduler(
-                get_settings(), stop, workers=args.workers, min_new_points=args.min_new_points, on_pass=_print_pass
-            )
+            run_scheduler(settings, stop, workers=args.workers, min_new_points=args.min_new_points, on_pass=_print_pass)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

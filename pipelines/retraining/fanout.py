@@ -6,7 +6,6 @@ others go on."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -14,13 +13,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from pipelines.process import prepare_pool_worker, prepare_worker
+from pipelines.process import pool_context, prepare_pool_worker, prepare_worker
 
 log = logging.getLogger(__name__)
-
-
-def engine_name(workers: int, ray_address: str | None) -> str:
-    return "ray" if ray_address else "pool" if workers > 1 else "sequential"
 
 
 def fan_out(
@@ -54,9 +49,11 @@ def _on_pool(task, pending, workers, stop, on_crash, threads) -> Iterator[Any]:
         while pending or running:
             while pending and len(running) < workers and not stop.is_set():
                 if pool is None:  # a fresh pool after a worker died (the old one is broken for good)
-                    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
                     pool = ProcessPoolExecutor(
-                        workers, mp_context=context, initializer=prepare_pool_worker, initargs=(threads,)
+                        workers,
+                        mp_context=pool_context(),
+                        initializer=prepare_pool_worker,
+                        initargs=(threads, os.getpid()),
                     )
                 item = pending.pop(0)
                 running[pool.submit(task, item)] = item

@@ -5,7 +5,6 @@ one parent MLflow run with a child run per series. ``seqcast retrain`` and ``seq
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import Counter
@@ -17,8 +16,9 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from pipelines import tracking
+from pipelines.process import engine_name
 from pipelines.retraining.challenge import PASS_EXPERIMENT, SeriesResult, record, retrain_series
-from pipelines.retraining.fanout import engine_name, fan_out
+from pipelines.retraining.fanout import fan_out
 from pipelines.settings import Settings
 from pipelines.store import SeriesStore
 from pipelines.store.lease import Lease
@@ -73,7 +73,7 @@ def run_pass(
     :class:`pipelines.store.lease.LeaseHeld` when another pass holds the lease (or ``tick`` already ran)."""
     start = time.monotonic()
     min_new_points = settings.retrain_min_new_points if min_new_points is None else min_new_points
-    workers = workers or settings.retrain_workers or os.cpu_count() or 1
+    workers = settings.pass_workers(workers)
     store = SeriesStore(settings.series_store_url, max_points=settings.max_batch_points)  # migrated: leases exist
     try:
         lease = Lease(store, LEASE, seconds=settings.retrain_lease_seconds)
