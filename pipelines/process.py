@@ -1,5 +1,5 @@
 """Process-wide set-up, for the CLI's process and the retraining workers it starts: third-party noise that
-says nothing about the user's data silenced in one place, TensorFlow's threads, a worker's tie to its parent,
+says nothing about the user's data silenced in one place, TensorFlow's threads, a worker's tie to its pass,
 and where a pass's process pool starts its workers.
 
 Light on purpose (no TensorFlow at import): a worker imports this module before anything else."""
