@@ -34,6 +34,7 @@ SERIES = ("wineind", "woolyrnq", "lynx", "austres", "taylor", "heartrate", "sham
 NO_SEASON_FOR_ETS_ARIMA = {"taylor"}  # a 48-long season takes hours in AutoETS/AutoARIMA
 LEVELS = (0.8, 0.95)
 TRAIN_SEED = 42  # TrainConfig's default
+LOAD_WAIT_S = 120  # how long a 503 (model still loading) is retried
 
 
 STAT_METHODS = ("SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta")
@@ -135,10 +136,17 @@ def served_forecast(client, name: str, history: np.ndarray, horizon: int) -> tup
         "levels": list(LEVELS),
     }
     client.server_errors.take()
-    try:
-        r = client.post("/v1/forecast", json=request)
-    except Exception as exc:
-        raise ServiceFailure(f"HTTP 500 ({type(exc).__name__}: {exc})") from exc
+    deadline = time.monotonic() + LOAD_WAIT_S
+    while True:
+        try:
+            r = client.post("/v1/forecast", json=request)
+        except Exception as exc:
+            raise ServiceFailure(f"HTTP 500 ({type(exc).__name__}: {exc})") from exc
+        # a cold combination can take longer to load and compile than the registry timeout on a slow machine;
+        # the load goes on after the 503, so retry as its Retry-After says (the figure is accuracy, not load time)
+        if r.status_code != 503 or "Retry-After" not in r.headers or time.monotonic() > deadline:
+            break
+        time.sleep(float(r.headers["Retry-After"]))
     if r.status_code != 200:
         try:
             detail = r.json().get("detail", r.text)
