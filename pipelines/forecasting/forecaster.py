@@ -39,9 +39,12 @@ class Forecaster:
     season: int | None = None
     freq: str | None = None
     meta: dict = field(default_factory=dict)
+    # False: forecasts run as a plain TensorFlow graph, for a model forecast once (training's backtests), where
+    # XLA's compile costs more than it saves (models/recursive.py); not saved: a loaded model is compiled
+    compiled: bool = True
 
     def __post_init__(self):
-        self._recursive = RecursiveForecaster(self.model)
+        self._recursive = RecursiveForecaster(self.model, compiled=self.compiled)
         lo, hi = self.scaler.inverse(np.array([-MAX_DEVIATIONS, MAX_DEVIATIONS]))
         self._range = (float(lo), float(hi))  # once per model: check_history runs per request
 
@@ -158,7 +161,7 @@ class Forecaster:
         return save_bundle(directory, self.model, CONFIG_FILE, self.config())
 
     @classmethod
-    def load(cls, directory: str | Path) -> Forecaster:
+    def load(cls, directory: str | Path, compiled: bool = True) -> Forecaster:
         model, config = load_bundle(directory, CONFIG_FILE)
         return cls(
             model=model,
@@ -168,9 +171,10 @@ class Forecaster:
             season=config.get("season"),
             freq=config.get("freq"),
             meta=config.get("meta", {}),
+            compiled=compiled,
         )
 
 
-def load_forecaster(uri: str, dst: str | Path | None = None) -> Forecaster:
+def load_forecaster(uri: str, dst: str | Path | None = None, compiled: bool = True) -> Forecaster:
     """A registered forecaster, read from its saved Keras file and JSON config (safe_mode, no pickles)."""
-    return Forecaster.load(download(uri, dst) / "artifacts" / FORECASTER_ARTIFACT)
+    return Forecaster.load(download(uri, dst) / "artifacts" / FORECASTER_ARTIFACT, compiled)

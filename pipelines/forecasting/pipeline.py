@@ -52,10 +52,13 @@ class Candidate:
         return self.result.summary()["mase"]
 
 
-def train_candidate(series: Series, config: TrainConfig, verbose: int = 0) -> Candidate:
-    """Fit on everything before the first backtest origin, then backtest on the folds after it."""
+def train_candidate(series: Series, config: TrainConfig, verbose: int = 0, compiled: bool = True) -> Candidate:
+    """Fit on everything before the first backtest origin, then backtest on the folds after it (``compiled``:
+    see :class:`Forecaster`; the search's trials are only backtested)."""
     origins = fold_origins(len(series), config.steps, config.folds, config.fold_step)
-    forecaster, history = fit_forecaster(series.values[: origins[0]], config, freq=series.freq, verbose=verbose)
+    forecaster, history = fit_forecaster(
+        series.values[: origins[0]], config, freq=series.freq, verbose=verbose, compiled=compiled
+    )
     forecaster.meta["horizon"] = config.horizon
     result = backtest(forecaster.forecast_batch, series.values, config.steps, origins, config.season)
     forecaster.meta["abs_residuals"] = np.abs(result.errors).round(10).tolist()  # conformal intervals
@@ -65,7 +68,7 @@ def train_candidate(series: Series, config: TrainConfig, verbose: int = 0) -> Ca
 def score_registered(uri: str, series: Series, config: TrainConfig) -> float:
     """The registered model's MASE on the challenger's exact backtest (inf when it cannot forecast this series)."""
     try:
-        forecaster = load_forecaster(uri)
+        forecaster = load_forecaster(uri, compiled=False)  # one backtest
         origins = fold_origins(len(series), config.steps, config.folds, config.fold_step)
         return backtest(forecaster.forecast_batch, series.values, config.steps, origins, config.season).summary()[
             "mase"
@@ -78,7 +81,7 @@ def score_registered(uri: str, series: Series, config: TrainConfig) -> float:
 def verify_registered(name: str, version: str, series: Series, horizon: int) -> str | None:
     """Why version ``version`` must not serve (None when it may): loaded back from the registry as the service
     loads it, it must forecast the series' latest window ``horizon`` steps ahead in finite numbers."""
-    forecaster = load_forecaster(model_uri(name, version=version))
+    forecaster = load_forecaster(model_uri(name, version=version), compiled=False)  # one forecast
     try:
         forecast = forecaster.forecast(series.values, horizon)
     except HistoryError as exc:
@@ -166,7 +169,7 @@ def train_and_register(
 
     def train(experiment_id: str) -> Challenger:
         if config.variant == AUTO:  # networks x preprocessing searched by backtest
-            best = auto_search(series, config, lambda c: train_candidate(series, c, verbose))
+            best = auto_search(series, config, lambda c: train_candidate(series, c, verbose, compiled=False))
         else:
             best = train_candidate(series, config, verbose)
         return Challenger(

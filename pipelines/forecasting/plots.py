@@ -18,7 +18,8 @@ def loss_curve(history: dict[str, list[float]], title: str):
     ax.set_ylabel("MSE (scaled)")
     ax.set_yscale("log")
     ax.set_title(title)
-    ax.legend()
+    if ax.lines:  # an untrained baseline has no curves
+        ax.legend()
     fig.tight_layout()
     return fig
 

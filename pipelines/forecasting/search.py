@@ -94,11 +94,10 @@ def search_space(base: TrainConfig, n: int, positive: bool, freq: str | None = N
     if season == 1 and lookback >= 4:
         shapes.append(("seasonal", 1, lookback))  # first differences in, the next difference out
     shapes.append(("mean", None, lookback))
-    transforms = ["standard", "log"] if positive else ["standard"]
     configs = []
     for variant in ("mlp", "gru"):
         for normalise, norm_season, shape_lookback in shapes:
-            for transform in transforms:
+            for transform in transforms(positive):
                 configs.append(
                     replace(
                         base,
@@ -110,6 +109,23 @@ def search_space(base: TrainConfig, n: int, positive: bool, freq: str | None = N
                     )
                 )
     return configs
+
+
+def transforms(positive: bool) -> list[str]:
+    """The global scalings a series can take: ``log`` only where every value is positive."""
+    return ["standard", "log"] if positive else ["standard"]
+
+
+def baseline_configs(base: TrainConfig, positive: bool) -> list[TrainConfig]:
+    """The free forecasts, as the untrained normalised models they are (:attr:`TrainConfig.baseline`): naive,
+    and seasonal naive where there is a season, in each global scaling so that a combination can take them."""
+    season = base.season or 1
+    shapes = [("last", None, 2)] + ([("seasonal", season, season + 2)] if season > 1 else [])
+    return [
+        replace(base, variant="mlp", epochs=0, members=1, normalise=n, normalise_season=m, lookback=lb, transform=t)
+        for n, m, lb in shapes
+        for t in transforms(positive)
+    ]
 
 
 def run_trials(
@@ -176,40 +192,53 @@ def auto_search(series: Series, base: TrainConfig, train: Callable[[TrainConfig]
 
     space = search_space(base, len(series), positive, series.freq)
     trials = run_trials(space, evaluate, budget * SEARCH_SHARE, max_trials=base.trials)
-    best = best_trial(trials)
+    free = baseline_configs(base, positive)
+    baselines = run_trials(free, evaluate, 0.0, max_trials=len(free))  # free: no training, always all of them
+    best = best_trial(trials + baselines)
     chosen = [
         t
-        for t in sorted(trials, key=lambda t: t.score)
+        for t in sorted(trials + baselines, key=lambda t: t.score)
         if t.config.transform == best.config.transform and t.score <= best.score * COMBINE_WITHIN
     ][:COMBINE_TOP]
-    description = " + ".join(replace(t.config, members=REFIT_MEMBERS).describe() for t in chosen)
+    origins = fold_origins(len(series), base.steps, base.folds, base.fold_step)
+    combined = combine_forecasters([candidates[id(t.config)].forecaster for t in chosen])
+    result = backtest(combined.forecast_batch, series.values, base.steps, origins, base.season)
+    best_free = best_trial(baselines)
+    # a network is served only where its backtest beats every free forecast's
+    if len(chosen) > 1 and result.summary()["mase"] >= best_free.score:
+        chosen, result = [best_free], candidates[id(best_free.config)].result
+    winner = "network" if any(t.config.baseline is None for t in chosen) else chosen[0].config.baseline
+    description = " + ".join(_served_config(t.config).describe() for t in chosen)
     log.info(
-        "auto on %s: %d trials, combining %s (best backtest MASE %.4f)",
+        "auto on %s: %d trials, serving %s (%s; backtest MASE %.4f, best free forecast %s %.4f)",
         series.name,
         len(trials),
         description,
-        best.score,
+        winner,
+        result.summary()["mase"],
+        best_free.config.baseline,
+        best_free.score,
     )
 
-    first = candidates[id(best.config)]
-    combined = combine_forecasters([candidates[id(t.config)].forecaster for t in chosen])
-    origins = fold_origins(len(series), base.steps, base.folds, base.fold_step)
-    result = backtest(combined.forecast_batch, series.values, base.steps, origins, base.season)
     earlier = calibration_origins(len(series), base.steps, origins[0], max(t.config.window for t in chosen))
     errors = np.concatenate([calibration_errors(series, [t.config for t in chosen], earlier), result.errors])
-    refits = [
-        fit_forecaster(series.values, replace(t.config, members=REFIT_MEMBERS), freq=series.freq)[0] for t in chosen
-    ]
+    refits = [fit_forecaster(series.values, _served_config(t.config), freq=series.freq)[0] for t in chosen]
     served = combine_forecasters(refits)
     served.meta.update(
         horizon=base.horizon,
         abs_residuals=np.abs(errors).round(10).tolist(),  # conformal intervals
         calibration_origins=[*earlier, *origins],
         chosen=description,
+        winner=winner,
         search_trials=len(trials),
         search_seconds=round(time.monotonic() - start, 1),
     )
-    return replace(first, forecaster=served, result=result)
+    return replace(candidates[id(chosen[0].config)], forecaster=served, result=result)
+
+
+def _served_config(config: TrainConfig) -> TrainConfig:
+    """A chosen configuration as the served model refits it: an ensemble over seeds (a free forecast is one)."""
+    return config if config.baseline else replace(config, members=REFIT_MEMBERS)
 
 
 def calibration_origins(n: int, horizon: int, first_origin: int, lookback: int) -> list[int]:
@@ -228,7 +257,7 @@ def calibration_errors(series: Series, configs: list[TrainConfig], origins: list
     horizon = configs[0].steps
     rows = []
     for origin in origins:
-        fitted = [fit_forecaster(series.values[:origin], c, freq=series.freq)[0] for c in configs]
+        fitted = [fit_forecaster(series.values[:origin], c, freq=series.freq, compiled=False)[0] for c in configs]
         result = backtest(
             combine_forecasters(fitted).forecast_batch, series.values, horizon, [origin], configs[0].season
         )
@@ -250,7 +279,10 @@ def combine_forecasters(forecasters: list[Forecaster]) -> Forecaster:
         maps.append((primary.scale / f.scaler.scale, (primary.loc - f.scaler.loc) / f.scaler.scale))
     model = combine_models([f.model for f in forecasters], maps)
     head = forecasters[0]
-    return Forecaster(model, primary, int(model.input_shape[1]), head.variant, head.season, head.freq, dict(head.meta))
+    compiled = all(f.compiled for f in forecasters)
+    return Forecaster(
+        model, primary, int(model.input_shape[1]), head.variant, head.season, head.freq, dict(head.meta), compiled
+    )
 
 
 def _log_trial(config: TrainConfig, score: float) -> None:

@@ -32,7 +32,7 @@ def test_one_series_matches_the_predict_loop(model, horizon):
 def test_a_padded_batch_runs_the_unrolled_copy_and_matches(model):
     windows = np.random.default_rng(0).normal(size=(3, 5))  # padded to a batch of 4
     forecaster = RecursiveForecaster(model)
-    assert forecaster._unrolled is not None
+    assert forecaster._unrolled() is not None
     got = forecaster(windows, 9)
     assert got.shape == (3, 9)
     for window, row in zip(windows, got, strict=True):
