@@ -395,8 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dropout", type=float)
     train.add_argument("--learning-rate", dest="learning_rate", type=float)
     train.add_argument("--folds", type=int, help="backtest folds (rolling origin)")
-    train.add_argument("--budget", type=float, help="seconds for --variant auto's search (default 240)")
-    train.add_argument("--trials", type=int, help="--variant auto: exactly this many configurations (reproducible)")
+    train.add_argument(
+        "--budget",
+        type=float,
+        help="seconds for --variant auto's search instead of a trial count (the result then depends on the machine)",
+    )
+    train.add_argument(
+        "--trials", type=int, help="--variant auto: exactly this many configurations, default 10 (reproducible)"
+    )
     train.add_argument("--time-col", dest="time_col")
     train.add_argument("--value-col", dest="value_col")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress bar")

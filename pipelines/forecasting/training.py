@@ -35,6 +35,7 @@ class TrainConfig:
     dropout: float = 0.0
     learning_rate: float = 1e-3
     batch_size: int = 32
+    epoch_steps: int | None = None  # at most this many batches make an epoch (None: one pass over the windows)
     patience: int = 5
     val_fraction: float = 0.2
     folds: int = 1
@@ -43,8 +44,8 @@ class TrainConfig:
     normalise: str = "none"  # per window, inside the model: none | last | mean | seasonal (models/preprocessing.py)
     normalise_season: int | None = None  # the season ``seasonal`` differences over (None: ``season``), e.g. a week
     members: int = 1  # an ensemble of this many independently initialised networks, averaged
-    budget: float | None = None  # seconds for --variant auto's search (None: pipelines/forecasting/search.py's default)
-    trials: int | None = None  # --variant auto: exactly this many configurations, whatever the clock (reproducible)
+    budget: float | None = None  # seconds for --variant auto's search, instead of a trial count (machine-dependent)
+    trials: int | None = None  # --variant auto: exactly this many configurations (None: search.DEFAULT_TRIALS)
 
     def resolved(self, n: int, season: int | None, default_horizon: int | None) -> TrainConfig:
         """Fill the defaults that depend on the series (length ``n``, its season and usual horizon)."""
@@ -170,7 +171,7 @@ def _fit(
     stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True)
     history = train_model.fit(
         _batches(*fit_data, config.batch_size, config.seed),
-        steps_per_epoch=math.ceil(len(fit_data[0]) / config.batch_size),
+        steps_per_epoch=min(math.ceil(len(fit_data[0]) / config.batch_size), config.epoch_steps or math.inf),
         epochs=config.epochs,
         shuffle=False,  # the dataset shuffles itself, seeded
         verbose=verbose,

@@ -1,5 +1,7 @@
 """The one backtest loop, its folds, the baselines through it, the conformal widths and the auto search's pieces."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -181,14 +183,16 @@ def test_backtest_coverage_leaves_each_fold_out():
     assert backtest_coverage(residuals[:1]) == {}
 
 
-def test_calibration_origins_lie_before_the_backtest_and_leave_enough_to_fit():
-    from pipelines.forecasting.search import CALIBRATION_REFITS, calibration_origins
+def test_calibration_origins_lie_before_the_backtest_and_leave_enough_to_fit(monkeypatch):
+    from pipelines.forecasting import search
 
-    assert calibration_origins(130, 20, 90, lookback=12) == [50, 70]
-    long = calibration_origins(1000, 10, 900, lookback=12)  # room for every refit: a horizon apart, up to 900
-    assert len(long) == CALIBRATION_REFITS and long[-1] == 890 and np.all(np.diff(long) == 10)
-    assert calibration_origins(130, 20, 90, lookback=24) == [70]  # 50 leaves fewer than 2 * 24 + 8 to fit on
-    assert calibration_origins(30, 6, 21, lookback=8) == []  # a short series keeps only its backtest folds
+    assert search.CALIBRATION_REFITS == 1
+    assert search.calibration_origins(130, 20, 90, lookback=12) == [70]  # a horizon before the first fold
+    assert search.calibration_origins(30, 6, 21, lookback=8) == []  # a short series keeps only its backtest folds
+    monkeypatch.setattr(search, "CALIBRATION_REFITS", 2)
+    assert search.calibration_origins(130, 20, 90, lookback=12) == [50, 70]  # a horizon apart
+    assert search.calibration_origins(1000, 10, 900, lookback=12) == [880, 890]
+    assert search.calibration_origins(130, 20, 90, lookback=24) == [70]  # 50 leaves fewer than 2 * 24 + 8 to fit on
 
 
 def test_calibration_errors_come_from_refits_that_see_only_the_past():
@@ -209,3 +213,27 @@ def test_calibration_errors_come_from_refits_that_see_only_the_past():
     later[66:] += 100  # what follows the last calibration forecast cannot change it
     np.testing.assert_array_equal(calibration_errors(Series("cal", later, season=4), [config], [40, 60]), errors)
     assert calibration_errors(Series("cal", values, season=4), [config], []).shape == (0, 6)
+
+
+def test_an_epoch_is_at_most_epoch_steps_batches():
+    import keras
+
+    from pipelines.forecasting.training import fit_forecaster
+
+    class Batches(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.per_epoch: list[int] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.per_epoch.append(0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.per_epoch[-1] += 1
+
+    values = np.sin(np.arange(400) / 5.0)  # 388 windows: 310 to fit on, 10 batches of 32 a pass
+    config = TrainConfig(variant="mlp", lookback=12, season=1, horizon=6, epochs=3, patience=10)
+    for epoch_steps, batches in ((None, 10), (4, 4)):
+        counted = Batches()
+        fit_forecaster(values, replace(config, epoch_steps=epoch_steps), callbacks=[counted])
+        assert counted.per_epoch == [batches] * 3

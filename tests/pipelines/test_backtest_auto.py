@@ -20,7 +20,8 @@ EPOCHS = 2  # the search's own schedule (200, early stopping) tunes accuracy, wh
 def test_auto_searches_registers_and_calibrates_intervals(tiny_series, settings, monkeypatch):
     space = search.search_space
     monkeypatch.setattr(search, "search_space", lambda *a, **k: [replace(c, epochs=EPOCHS) for c in space(*a, **k)])
-    outcome = train_and_register(tiny_series, TrainConfig(variant="auto", horizon=6, trials=3, seed=0), "auto-tiny")
+    monkeypatch.setattr(search, "DEFAULT_TRIALS", 3)  # no --trials and no --budget: the default trial count
+    outcome = train_and_register(tiny_series, TrainConfig(variant="auto", horizon=6, seed=0), "auto-tiny")
     assert outcome.promoted
     for key in (
         "test_mase",
@@ -40,7 +41,7 @@ def test_auto_searches_registers_and_calibrates_intervals(tiny_series, settings,
     trials = mlflow.search_runs([run.info.experiment_id], filter_string="params.trial = 'True'")
     assert trials["metrics.test_mase"].notna().all()
     networks = trials[trials["params.epochs"] != "0"]
-    assert len(networks) == 3  # exactly --trials, whatever the clock
+    assert len(networks) == 3  # exactly the default trial count, whatever the clock
     free = trials[trials["params.epochs"] == "0"]  # naive and seasonal naive, in both scalings (a positive series)
     assert sorted(free["params.normalise"]) == ["last", "last", "seasonal", "seasonal"]
     # what is served never backtests worse than the free forecasts on the same folds
