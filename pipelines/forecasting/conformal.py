@@ -12,7 +12,11 @@ like a random walk's spread: step ``h > H`` gets the last calibrated width times
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
+
+REFERENCE_LEVEL = 0.8  # the widest level whose conformal quantile a few folds estimate well
 
 
 def step_spread(abs_residuals: np.ndarray) -> np.ndarray:
@@ -22,13 +26,28 @@ def step_spread(abs_residuals: np.ndarray) -> np.ndarray:
 
 
 def interval_widths(abs_residuals, horizon: int, level: float) -> np.ndarray:
-    """Half-widths ``[horizon]`` for a central interval at ``level`` from ``abs_residuals[folds, steps]``."""
+    """Half-widths ``[horizon]`` for a central interval at ``level`` from ``abs_residuals[folds, steps]``.
+
+    Above ``REFERENCE_LEVEL`` the width is at least a normal distribution's at that level, scaled to the
+    conformal width at ``REFERENCE_LEVEL`` (the Gaussian tail floor): the residuals of one fold move together
+    across its steps, so a handful of folds pooled over the steps looks like many draws but samples the tail
+    of only a few, and the empirical 95% quantile came out too light (the 95% intervals covered 84-89% of the
+    dev hold-outs while the 80% ones covered 77-80%)."""
     residuals = np.abs(np.asarray(abs_residuals, dtype=np.float64))[:, :horizon]
     spread = step_spread(residuals)
     pooled = (residuals / spread).ravel()
+    scale = _pooled_quantile(pooled, level)
+    if level > REFERENCE_LEVEL:
+        z = NormalDist().inv_cdf
+        floor = _pooled_quantile(pooled, REFERENCE_LEVEL) * z((1 + level) / 2) / z((1 + REFERENCE_LEVEL) / 2)
+        scale = max(scale, floor)
+    return scale * spread
+
+
+def _pooled_quantile(pooled: np.ndarray, level: float) -> float:
     n = pooled.size
     q = min(1.0, np.ceil((n + 1) * level) / n)  # the finite-sample conformal correction
-    return float(np.quantile(pooled, q, method="higher")) * spread
+    return float(np.quantile(pooled, q, method="higher"))
 
 
 def extended_widths(abs_residuals, horizon: int, level: float) -> np.ndarray:

@@ -67,6 +67,20 @@ def test_conformal_widths_cover_at_their_level_and_grow_with_the_horizon():
     assert interval_widths(calibration, 3, 0.8).shape == (3,)
 
 
+def test_high_levels_are_at_least_a_normal_tail_beyond_the_reference_level():
+    from statistics import NormalDist
+
+    from pipelines.forecasting.conformal import REFERENCE_LEVEL
+
+    ratio = NormalDist().inv_cdf(0.975) / NormalDist().inv_cdf((1 + REFERENCE_LEVEL) / 2)  # 1.53 for 95% over 80%
+    light = np.full((6, 4), 1.0)  # every error the same size: no tail at all
+    light[0] = 1.1
+    assert interval_widths(light, 4, 0.95) == pytest.approx(interval_widths(light, 4, REFERENCE_LEVEL) * ratio)
+    assert np.all(interval_widths(light, 4, 0.5) <= interval_widths(light, 4, REFERENCE_LEVEL))  # below: conformal
+    heavy = np.abs(np.random.default_rng(1).standard_cauchy(size=(40, 4)))  # a tail heavier than a normal's:
+    assert np.all(interval_widths(heavy, 4, 0.95) > ratio * interval_widths(heavy, 4, REFERENCE_LEVEL))  # its own
+
+
 def test_widths_past_the_calibrated_steps_grow_like_sqrt_h():
     calibration = np.abs(np.random.default_rng(0).normal(size=(6, 4)))
     calibrated = interval_widths(calibration, 4, 0.8)
