@@ -179,6 +179,9 @@ def auto_search(series: Series, base: TrainConfig, train: Callable[[TrainConfig]
     combined, on the same folds — gives the logged metrics; the conformal residuals are those folds' errors
     plus the combination's at earlier origins (``calibration_errors``). The served combination is each
     chosen configuration refitted on the whole series as an ensemble over seeds.
+
+    The free forecasts (``baseline_configs``) are trials too, on the same folds: the combination may include
+    them, and where its backtest does not beat the best of them, that free forecast is served alone.
     """
     start = time.monotonic()
     trial_count = base.trials or (None if base.budget is not None else DEFAULT_TRIALS)
@@ -209,7 +212,7 @@ def auto_search(series: Series, base: TrainConfig, train: Callable[[TrainConfig]
     result = backtest(combined.forecast_batch, series.values, base.steps, origins, base.season)
     best_free = best_trial(baselines)
     # a network is served only where its backtest beats every free forecast's
-    if len(chosen) > 1 and result.summary()["mase"] >= best_free.score:
+    if result.summary()["mase"] >= best_free.score:
         chosen, result = [best_free], candidates[id(best_free.config)].result
     winner = "network" if any(t.config.baseline is None for t in chosen) else chosen[0].config.baseline
     description = " + ".join(_served_config(t.config).describe() for t in chosen)
