@@ -251,3 +251,21 @@ def test_an_epoch_is_at_most_epoch_steps_batches():
         counted = Batches()
         fit_forecaster(values, replace(config, epoch_steps=epoch_steps), callbacks=[counted])
         assert counted.per_epoch == [batches] * 3
+
+
+def test_a_reused_network_trains_as_a_new_one_and_leaves_earlier_forecasters_alone():
+    from pipelines.forecasting import training
+
+    values = 10 + np.sin(np.arange(120) / 3.0)
+    other_values = 10 + np.cos(np.arange(100) / 2.0)
+    config = TrainConfig(variant="mlp", lookback=8, season=1, horizon=4, epochs=5, normalise="last", members=2)
+    training._trainers.__dict__.pop("cache", None)  # this thread's first fit of the architecture: a new network
+    first, first_curves = training.fit_forecaster(values, config)
+    kept = first.model.get_weights()
+    training.fit_forecaster(other_values, config)  # the same architecture: the network just trained, reset
+    again, again_curves = training.fit_forecaster(values, config)
+    assert len(training._trainers.cache) == 1
+    assert again_curves == first_curves
+    for weights in (again.model.get_weights(), first.model.get_weights()):  # the first forecaster kept its own
+        for got, want in zip(weights, kept, strict=True):
+            np.testing.assert_array_equal(got, want)
