@@ -14,7 +14,7 @@ import numpy as np
 
 from models import preprocessing  # noqa: F401  (registers the custom layers saved models may hold)
 from models.recursive import RecursiveForecaster
-from pipelines.forecasting.conformal import extended_widths
+from pipelines.forecasting.conformal import extended_widths, independent_forecasts
 from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from pipelines.forecasting.scaling import Scaler
 from pipelines.tracking.bundle import load_bundle, save_bundle
@@ -139,11 +139,13 @@ class Forecaster:
         horizon = forecasts.shape[-1]
         if not self.calibrated_steps:
             raise HistoryError("this model was not calibrated for intervals; retrain it with a backtest")
+        origins = self.meta.get("calibration_origins")  # where the residuals' forecasts started
+        folds = independent_forecasts(origins, residuals.shape[1]) if origins else None
         out = {}
         for level in levels:
             if not 0 < level < 1:
                 raise HistoryError(f"interval level {level} is outside (0, 1)")
-            width = extended_widths(residuals, horizon, level)  # per step, pooled across steps (see conformal.py)
+            width = extended_widths(residuals, horizon, level, folds)  # per step, pooled across steps (conformal.py)
             out[level] = (forecasts - width, forecasts + width)
         return out
 

@@ -62,6 +62,7 @@ def train_candidate(series: Series, config: TrainConfig, verbose: int = 0, compi
     forecaster.meta["horizon"] = config.horizon
     result = backtest(forecaster.forecast_batch, series.values, config.steps, origins, config.season)
     forecaster.meta["abs_residuals"] = np.abs(result.errors).round(10).tolist()  # conformal intervals
+    forecaster.meta["calibration_origins"] = list(result.origins)
     return Candidate(config, forecaster, history, result)
 
 

@@ -67,18 +67,35 @@ def test_conformal_widths_cover_at_their_level_and_grow_with_the_horizon():
     assert interval_widths(calibration, 3, 0.8).shape == (3,)
 
 
-def test_high_levels_are_at_least_a_normal_tail_beyond_the_reference_level():
-    from statistics import NormalDist
+def test_high_levels_are_at_least_a_student_t_tail_beyond_the_reference_level():
+    from scipy import stats
 
-    from pipelines.forecasting.conformal import REFERENCE_LEVEL
+    from pipelines.forecasting.conformal import REFERENCE_LEVEL, tail_ratio
 
-    ratio = NormalDist().inv_cdf(0.975) / NormalDist().inv_cdf((1 + REFERENCE_LEVEL) / 2)  # 1.53 for 95% over 80%
+    t5 = stats.t(df=5)
+    assert tail_ratio(0.95, 6) == pytest.approx(t5.ppf(0.975) / t5.ppf((1 + REFERENCE_LEVEL) / 2))  # 1.74
+    # the fewer folds, the heavier the tail; with many, a normal distribution's 1.53
+    assert tail_ratio(0.95, 4) > tail_ratio(0.95, 7) > tail_ratio(0.95, 1000) == pytest.approx(1.53, abs=0.01)
     light = np.full((6, 4), 1.0)  # every error the same size: no tail at all
     light[0] = 1.1
+    ratio = tail_ratio(0.95, 6)
     assert interval_widths(light, 4, 0.95) == pytest.approx(interval_widths(light, 4, REFERENCE_LEVEL) * ratio)
     assert np.all(interval_widths(light, 4, 0.5) <= interval_widths(light, 4, REFERENCE_LEVEL))  # below: conformal
-    heavy = np.abs(np.random.default_rng(1).standard_cauchy(size=(40, 4)))  # a tail heavier than a normal's:
+    heavy = np.abs(np.random.default_rng(1).standard_cauchy(size=(40, 4)))  # a tail heavier than the floor's:
+    ratio = tail_ratio(0.95, 40)
     assert np.all(interval_widths(heavy, 4, 0.95) > ratio * interval_widths(heavy, 4, REFERENCE_LEVEL))  # its own
+
+
+def test_overlapping_folds_count_as_the_horizons_they_cover_and_widen_the_tail():
+    from pipelines.forecasting.conformal import independent_forecasts
+
+    assert independent_forecasts([10, 14, 18, 22, 26, 30], 8) == 3.5  # six folds half a horizon apart
+    assert independent_forecasts([0, 24, 36], 24) == 2.5
+    assert independent_forecasts([16, 0, 8], 8) == 3.0  # a horizon apart: one each, in any order
+    light = np.full((6, 8), 1.0)
+    light[0] = 1.1
+    np.testing.assert_array_equal(interval_widths(light, 8, 0.8, folds=3.5), interval_widths(light, 8, 0.8))
+    assert np.all(interval_widths(light, 8, 0.95, folds=3.5) > interval_widths(light, 8, 0.95))  # 6 rows by default
 
 
 def test_widths_past_the_calibrated_steps_grow_like_sqrt_h():

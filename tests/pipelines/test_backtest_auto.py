@@ -9,6 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from models.baselines import seasonal_naive
 from pipelines.forecasting import search
+from pipelines.forecasting.conformal import extended_widths, independent_forecasts
 from pipelines.forecasting.forecaster import load_forecaster
 from pipelines.forecasting.pipeline import train_and_register
 from pipelines.forecasting.training import TrainConfig
@@ -61,6 +62,10 @@ def test_auto_searches_registers_and_calibrates_intervals(tiny_series, settings,
     intervals = forecaster.intervals(forecast, [0.8, 0.95])
     (lo80, hi80), (lo95, hi95) = intervals[0.8], intervals[0.95]
     assert np.all(lo95 <= lo80) and np.all(lo80 < forecast) and np.all(hi80 <= hi95)
+    # the 95% tail floor counts the overlapping folds as the horizons they cover, not one each
+    folds_worth = independent_forecasts(forecaster.meta["calibration_origins"], 6)
+    assert 1 <= folds_worth < len(forecaster.meta["calibration_origins"])
+    np.testing.assert_allclose(hi95 - forecast, extended_widths(forecaster.meta["abs_residuals"], 6, 0.95, folds_worth))
 
 
 def test_auto_serves_seasonal_naive_where_no_network_beats_it(tiny_series, settings, monkeypatch):
