@@ -17,7 +17,6 @@ like a random walk's spread: step ``h > H`` gets the last calibrated width times
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -66,10 +65,10 @@ def independent_forecasts(origins: Sequence[int], horizon: int) -> float:
     """How many independent forecasts residual rows from these origins amount to: the distinct time steps
     their forecasts cover, in horizons. Folds half a horizon apart overlap, and their errors share those steps
     (six such folds are worth 3.5)."""
-    covered, reach = 0, -math.inf
+    covered, reach = 0, None  # steps covered so far, and the end of the last forecast
     for start in sorted(origins):
-        covered += max(0, start + horizon - max(start, reach))
-        reach = max(reach, start + horizon)
+        covered += min(horizon, start + horizon - reach) if reach is not None and reach > start else horizon
+        reach = start + horizon if reach is None else max(reach, start + horizon)
     return max(covered / horizon, 1.0)
 
 
