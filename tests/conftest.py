@@ -9,6 +9,33 @@ import pytest
 
 from pipelines.settings import get_settings
 
+# Files that share a costly session fixture (session scope is per xdist worker) run on one worker under `make
+# test`'s `--dist loadfile`, so that it is built once: e2e's `trained` (three `seqcast train` processes) and the
+# service tests' `digits` (two CNN fits). (xdist's own `xdist_group` marks do not reach its scheduler with this
+# pytest: it renames nodes through an attribute pytest 9 no longer reads.)
+SAME_WORKER = {
+    "tests/e2e/test_console_script.py": "e2e trained",
+    "tests/e2e/test_service.py": "e2e trained",
+    "tests/service/test_classify.py": "service digits",
+    "tests/service/test_page.py": "service digits",
+    "tests/service/test_page_browser.py": "service digits",
+}
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist never calls it
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, with the files of one ``SAME_WORKER`` group as one unit of work."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureFileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return SAME_WORKER.get(file, file)
+
+    return SharedFixtureFileScheduling(config, log)
+
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
