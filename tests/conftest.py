@@ -27,6 +27,9 @@ def pytest_xdist_make_scheduler(config, log):
     """``--dist loadfile``, with the files of one ``SAME_WORKER`` group as one unit of work."""
     if config.getvalue("dist") != "loadfile":
         return None
+    missing = [file for file in SAME_WORKER if not (config.rootpath / file).exists()]
+    if missing:  # a renamed file would quietly build its group's fixture twice again
+        raise pytest.UsageError(f"tests/conftest.py SAME_WORKER names files that do not exist: {missing}")
     from xdist.scheduler import LoadFileScheduling
 
     class SharedFixtureFileScheduling(LoadFileScheduling):

@@ -65,10 +65,10 @@ def independent_forecasts(origins: Sequence[int], horizon: int) -> float:
     """How many independent forecasts residual rows from these origins amount to: the distinct time steps
     their forecasts cover, in horizons. Folds half a horizon apart overlap, and their errors share those steps
     (six such folds are worth 3.5)."""
-    covered, reach = 0, None  # steps covered so far, and the end of the last forecast
+    covered, reach = 0, min(origins, default=0)  # steps covered so far, and where the last forecast ended
     for start in sorted(origins):
-        covered += min(horizon, start + horizon - reach) if reach is not None and reach > start else horizon
-        reach = start + horizon if reach is None else max(reach, start + horizon)
+        covered += start + horizon - max(start, reach)  # the steps this forecast adds
+        reach = start + horizon
     return max(covered / horizon, 1.0)
 
 
