@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ log = logging.getLogger(__name__)
 
 MAX_GAP = 3  # longest run of missing points that is interpolated rather than rejected
 MAX_MISSING_FRACTION = 0.5
+MAX_GRID_STEPS = 100_000  # calendar-grid points built to check a batch (the store's default batch limit)
+LAST_TIME = "2262-04-11"
+RANGE = f"1677-09-22 to {LAST_TIME}"  # what nanosecond timestamps can hold
 
 # The lecture notes' many-body pairing-model energies (coupled-cluster doubles correlation energy
 # against the number of particles 2, 4, ..., 32): the first 16 values of the notes' y_tot.
@@ -188,6 +192,12 @@ def from_frame(
         values = pd.Series(values.to_numpy(), index=index)
         if len(index) >= 3:
             freq = infer_freq(index)
+            slots = (index[-1].value - index[0].value) // mean_step_ns(pd.tseries.frequencies.to_offset(freq)) + 1
+            if slots > len(index) / (1 - MAX_MISSING_FRACTION):  # say so before building a grid of mostly gaps
+                raise DataError(
+                    f"column {value_col!r} is {1 - len(index) / slots:.0%} missing; "
+                    f"at most {MAX_MISSING_FRACTION:.0%} may be missing"
+                )
             grid = pd.date_range(index[0], index[-1], freq=freq)
             if len(grid) != len(index) or not grid.equals(index):
                 off = first_off_grid(index, freq, index[0])
@@ -230,7 +240,7 @@ _ZONED = r"\d:\d\d(?::\d\d(?:[.,]\d*)?)?\s*(?:Z|UTC|[+-]\d\d(?::?\d\d)?)$"  # a 
 
 def parse_times(raw: pd.Series, where: Callable[[int], str]) -> pd.Series:
     """Timestamps (time-zone-aware ones in UTC); the first that cannot be read is named by ``where``."""
-    allowed = "timestamps must be dates or ISO-8601 times"
+    allowed = f"timestamps must be dates or ISO-8601 times from {RANGE}"
     if pd.api.types.is_datetime64_any_dtype(raw):
         times = raw
     else:
@@ -262,17 +272,73 @@ def first_off_grid(index: pd.DatetimeIndex, freq: str, anchor: pd.Timestamp) -> 
     """Position of the first timestamp of ``index`` (sorted) not on the ``freq`` grid through ``anchor``."""
     off = pd.tseries.frequencies.to_offset(freq)
     if isinstance(off, pd.offsets.Tick):
-        bad = (index.asi8 - anchor.value) % off.nanos != 0
+        # congruent modulo the step, compared as residues: index - anchor overflows int64 past 292 years
+        bad = index.asi8 % off.nanos != anchor.value % off.nanos
     else:
-        grid = pd.date_range(anchor, max(index[-1], anchor), freq=off)
-        if index[0] < anchor:  # the same grid, continued backwards from the anchor
-            periods, earlier = 2, grid[:0]
-            while len(earlier) == 0 or earlier[0] > index[0]:
-                periods *= 2
-                earlier = pd.date_range(end=anchor, periods=periods, freq=off)
-            grid = earlier.union(grid)
-        bad = ~index.isin(grid)
+        bad = ~index.isin(calendar_grid(off, anchor, index[0], index[-1]))
     return int(np.flatnonzero(bad)[0]) if bad.any() else None
+
+
+def calendar_grid(
+    off: pd.DateOffset, anchor: pd.Timestamp, first: pd.Timestamp, last: pd.Timestamp
+) -> pd.DatetimeIndex:
+    """The points of the ``off`` grid through ``anchor`` from the last one at or before ``first`` to ``last``.
+
+    The start is found by offset arithmetic (``anchor + k * off``, bisected on ``k``), so a batch far from the
+    anchor does not build the grid in between; a business-hour grid costs about 25 us a point to build."""
+    mean = mean_step_ns(off)
+
+    def at(k: int) -> float:  # ns of the k-th grid point; past pandas' range: beyond every timestamp
+        if k == 0:
+            return anchor.value
+        try:
+            return (anchor + k * off).value
+        except (OverflowError, ValueError):
+            return math.inf if k > 0 else -math.inf
+
+    target = first.value
+    k = (target - anchor.value) // mean
+    lo, hi = (k, None) if at(k) <= target else (None, k)
+    stride = max(1, abs(target - anchor.value) // mean // 64)
+    while lo is None or hi is None:  # gallop outwards to a bracket
+        k = (hi - stride) if lo is None else (lo + stride)
+        if at(k) <= target:
+            lo = k
+        else:
+            hi = k
+        stride *= 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if at(mid) <= target:
+            lo = mid
+        else:
+            hi = mid
+    if not math.isfinite(at(lo)):
+        raise DataError(f"timestamp {first} cannot be placed on the {off.freqstr} grid within {RANGE}")
+    try:  # one step back and on writes the point as date_range does (business hours: Friday 17:00 -> Monday 09:00)
+        start = ((anchor + lo * off - off) + off).value if lo else anchor.value
+    except (OverflowError, ValueError):
+        start = at(lo)
+    steps = (last.value - start) // mean + 1
+    if steps > MAX_GRID_STEPS:
+        raise DataError(
+            f"timestamps from {first} to {last} span about {steps:,} steps of {off.freqstr}; "
+            f"a batch may span at most {MAX_GRID_STEPS:,} steps (gaps included)"
+        )
+    return pd.date_range(pd.Timestamp(int(start), tz=anchor.tz), last, freq=off)
+
+
+def mean_step_ns(off: pd.DateOffset) -> int:
+    """A frequency's step in ns; a calendar frequency's average over 64 steps (business hours skip nights)."""
+    if isinstance(off, pd.offsets.Tick):
+        return off.nanos
+    reference = pd.Timestamp("2000-01-03")  # a Monday, mid-range
+    for steps in (64, 1):
+        try:
+            return max(1, ((reference + steps * off).value - reference.value) // steps)
+        except (OverflowError, ValueError):
+            continue
+    raise DataError(f"frequency {off.freqstr} steps past pandas' range {RANGE}")
 
 
 @dataclass(frozen=True)
@@ -286,9 +352,18 @@ class Observations:
 
 def check_freq(freq: str, field: str = "freq") -> str:
     try:
-        return pd.tseries.frequencies.to_offset(freq).freqstr
-    except (ValueError, TypeError):
-        raise DataError(f"{field} is {freq!r}; allowed are pandas frequencies, e.g. D, h, 15min, W, MS, QS") from None
+        off = pd.tseries.frequencies.to_offset(freq)
+        reference = pd.Timestamp("2000-01-01")
+        # "0h", "-1h" and "0MS" parse; .value overflows where one step leaves nanosecond timestamps' range
+        forward = off.n > 0 and (reference + off).value > reference.value
+    except (ValueError, TypeError, OverflowError):  # OutOfBoundsDatetime is a ValueError
+        forward = False
+    if not forward:
+        raise DataError(
+            f"{field} is {freq!r}; allowed are pandas frequencies with a positive step shorter than 292 years, "
+            "e.g. D, h, 15min, W, MS, QS"
+        )
+    return off.freqstr
 
 
 def check_observations(
@@ -375,14 +450,21 @@ def infer_freq(index: pd.DatetimeIndex) -> str:
     freq = pd.infer_freq(index) if len(index) >= 3 else None
     if freq is not None:
         return freq
-    steps = pd.Series(np.diff(index.asi8))
-    step = pd.Timedelta(int(steps.mode().iloc[0]))
+    steps = pd.Series(np.diff(index.asi8.astype(object)))  # Python ints: 1677 to 2262 overflows int64
     # calendar frequencies cannot be read off a fixed step; try the common ones on the first points
     for candidate in ("MS", "ME", "QS", "QE", "YS", "YE", "W"):
-        probe = pd.date_range(index[0], periods=min(len(index), 6), freq=candidate)
+        try:
+            probe = pd.date_range(index[0], periods=min(len(index), 6), freq=candidate)
+        except (OverflowError, ValueError):  # past 2262
+            continue
         if index[: len(probe)].isin(probe).all() and len(probe) > 1:
             return candidate
-    return pd.tseries.frequencies.to_offset(step).freqstr
+    try:
+        return pd.tseries.frequencies.to_offset(pd.Timedelta(int(steps.mode().iloc[0]))).freqstr
+    except (OverflowError, ValueError):
+        raise DataError(
+            f"timestamps {index[0]} to {index[-1]} are too far apart to give a frequency (292 years at most)"
+        ) from None
 
 
 def season_for_freq(freq: str | None) -> int | None:

@@ -27,7 +27,15 @@ from sqlalchemy import BigInteger, Double, Engine, Integer, and_, bindparam, fun
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
-from pipelines.forecasting.data import DataError, Observations, Series, check_freq, check_observations, from_frame
+from pipelines.forecasting.data import (
+    RANGE,
+    DataError,
+    Observations,
+    Series,
+    check_freq,
+    check_observations,
+    from_frame,
+)
 from pipelines.store import db
 from pipelines.store.schema import NAME_MAX, observations, series
 
@@ -101,7 +109,10 @@ def _ns(t: pd.Timestamp, tz: str | None, field: str) -> int:
         raise DataError(
             f"{field} is {t.isoformat()}; this series' timestamps are {'with' if tz else 'without'} a time zone"
         )
-    return int((t.tz_convert("UTC") if t.tzinfo is not None else t).value)
+    try:
+        return int((t.tz_convert("UTC") if t.tzinfo is not None else t).value)
+    except (OverflowError, ValueError):  # a date pandas reads but nanoseconds cannot hold, e.g. 9999-01-01
+        raise DataError(f"{field} is {t.isoformat()}; allowed are times from {RANGE}") from None
 
 
 class SeriesStore:
@@ -342,7 +353,8 @@ class SeriesStore:
         if cursor is not None:
             try:
                 after = int(cursor)
-            except ValueError:
+                np.int64(after)  # the column's range: SQLite refuses a larger one
+            except (ValueError, OverflowError):
                 raise DataError(f"cursor is {cursor!r}; pass the next_cursor of the previous page") from None
             conds.append(observations.c.ts > after)
         query = (

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request, Response
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Tick
 
-from pipelines.forecasting.data import infer_freq, next_timestamps
+from pipelines.forecasting.data import LAST_TIME, DataError, infer_freq, next_timestamps
 from pipelines.forecasting.forecaster import Forecaster, HistoryError
 from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from pipelines.settings import Settings
@@ -91,13 +91,7 @@ async def _stored_history(
             f"{where}series {name!r} has no value at {missing[0].isoformat()}, within the last {need} steps the "
             f"model reads; store it (POST /v1/series/{name}/observations) or send history"
         )
-    try:
-        future = next_timestamps(index[-1], info.freq, request.horizon)
-    except (ValueError, OverflowError) as exc:
-        raise HistoryError(
-            f"{where}the forecast's timestamps cannot be continued at frequency {info.freq} ({exc})"
-        ) from None
-    return values.tolist(), [t.isoformat() for t in future]
+    return values.tolist(), _future(index[-1], info.freq, request.horizon, where)
 
 
 def _continued_timestamps(
@@ -118,22 +112,30 @@ def _continued_timestamps(
             f"{where}timestamps do not form one time axis ({exc}); use ISO-8601, all with or all without a time zone, "
             "between 1677 and 2262"
         ) from None
-    steps = np.diff(index.asi8)
-    if (steps <= 0).any():
-        i = int(np.flatnonzero(steps <= 0)[0]) + 1
+    later = index[1:] > index[:-1]  # compared, not subtracted: 1677 to 2262 overflows int64
+    if not later.all():
+        i = int(np.flatnonzero(~later)[0]) + 1
         raise HistoryError(
             f"{where}timestamps must be strictly increasing; timestamps[{i}] is not after timestamps[{i - 1}]"
         )
-    freq = infer_freq(index) if len(index) >= 2 else forecaster.freq
+    try:
+        freq = infer_freq(index) if len(index) >= 2 else forecaster.freq
+    except DataError as exc:
+        raise HistoryError(f"{where}{exc}") from None
     if freq is None:
         raise HistoryError(f"{where}one timestamp does not give a frequency; give at least 2")
+    return _future(index[-1], freq, request.horizon, where)
+
+
+def _future(last: pd.Timestamp, freq: str, horizon: int, where: str) -> list[str]:
+    """The forecast's timestamps after ``last``, as ISO-8601 strings."""
     try:
-        future = next_timestamps(index[-1], freq, request.horizon)
-    except (ValueError, OverflowError) as exc:
+        return [t.isoformat() for t in next_timestamps(last, freq, horizon)]
+    except (ValueError, OverflowError):  # past what nanosecond timestamps hold
         raise HistoryError(
-            f"{where}the forecast's timestamps cannot be continued at frequency {freq} ({exc})"
+            f"{where}{horizon} steps of {freq} after {last.isoformat()} pass the last time timestamps can hold "
+            f"({LAST_TIME}); ask for a shorter horizon"
         ) from None
-    return [t.isoformat() for t in future]
 
 
 def _response(loaded: LoadedModel, request: ForecastRequest, forecast: np.ndarray, timestamps, where: str = "") -> dict:

@@ -159,6 +159,17 @@ SHORT = "history has {n} values; this model needs at least 6"
             "timestamps must be strictly increasing; timestamps[2] is not after timestamps[1]",
         ),
         (
+            {
+                "model": MODEL,
+                "history": [1.0] * 8,
+                "horizon": 3,
+                "timestamps": [*[f"1677-09-2{d}" for d in range(2, 9)], "2262-04-10"],  # in order, 585 years apart
+            },
+            422,
+            "3 steps of D after 2262-04-10T00:00:00 pass the last time timestamps can hold (2262-04-11); "
+            "ask for a shorter horizon",
+        ),
+        (
             {"model": "no_such_model", "history": [1.0] * 8, "horizon": 3},
             404,
             "no registered model named 'no_such_model'; GET /v1/models lists them",
@@ -182,6 +193,7 @@ SHORT = "history has {n} values; this model needs at least 6"
         "alias-and-version",
         "timestamps-length",
         "timestamps-order",
+        "timestamps-centuries-apart",
         "unknown-model",
         "unknown-version",
         "unknown-alias",

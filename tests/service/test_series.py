@@ -57,7 +57,7 @@ def test_first_batch_creates_the_series_and_a_resent_one_changes_nothing(app):
         ),
         (
             {"timestamps": [*hours(2, 5), "soon"], "values": [1.0, 2.0, 3.0]},
-            "timestamps[2] holds 'soon'; timestamps must be dates or ISO-8601 times",
+            "timestamps[2] holds 'soon'; timestamps must be dates or ISO-8601 times from 1677-09-22 to 2262-04-11",
         ),
         (
             {"timestamps": hours(1001), "values": [1.0] * 1001},
@@ -71,6 +71,11 @@ def test_first_batch_creates_the_series_and_a_resent_one_changes_nothing(app):
             {"timestamps": hours(2, 5), "values": [1.0, 2.0], "freq": "D"},
             "freq is 'D', but series 'bad' is at 'h' (set by its first batch)",
         ),
+        (
+            {"timestamps": hours(2, 5), "values": [1.0, 2.0], "freq": "0h"},
+            "freq is '0h'; allowed are pandas frequencies with a positive step shorter than 292 years, "
+            "e.g. D, h, 15min, W, MS, QS",
+        ),
     ],
 )
 def test_a_bad_batch_is_a_422_naming_it_and_stores_nothing(app, body, detail):
@@ -79,6 +84,20 @@ def test_a_bad_batch_is_a_422_naming_it_and_stores_nothing(app, body, detail):
     assert (r.status_code, r.json()) == (422, {"detail": detail})
     page = call(app, "GET", "/v1/series/bad/observations").json()
     assert page == {"series": "bad", "timestamps": hours(3), "values": [1.0, 2.0, 3.0], "next_cursor": None}
+
+
+def test_reads_past_the_timestamp_range_are_a_422(app):
+    post(app, "far", {"timestamps": hours(3), "values": [1.0, 2.0, 3.0]})
+    r = call(app, "GET", f"/v1/series/far/observations?cursor={'9' * 20}")
+    assert (r.status_code, r.json()) == (
+        422,
+        {"detail": f"cursor is '{'9' * 20}'; pass the next_cursor of the previous page"},
+    )
+    r = call(app, "GET", "/v1/series/far/observations?start=9999-01-01T00:00:00")
+    assert (r.status_code, r.json()) == (
+        422,
+        {"detail": "start is 9999-01-01T00:00:00; allowed are times from 1677-09-22 to 2262-04-11"},
+    )
 
 
 def test_schema_errors_and_names(app):

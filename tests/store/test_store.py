@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,7 @@ def test_a_resent_batch_changes_nothing(store):
         (
             [*hours(0, 2), "yesterday"],
             [1, 2, 3],
-            "timestamps[2] holds 'yesterday'; timestamps must be dates or ISO-8601 times",
+            "timestamps[2] holds 'yesterday'; timestamps must be dates or ISO-8601 times from 1677-09-22 to 2262-04-11",
         ),
         ([*hours(0, 2), hours(0, 1)[0]], [1, 2, 3], "duplicate timestamp 2024-01-01 00:00:00 at timestamps[0, 2]"),
         (hours(0, 3), [1, 2], "timestamps has 3 entries and values 2; give one value per timestamp"),
@@ -127,6 +128,25 @@ def test_pages_and_latest(store):
     assert last.values.tolist() == [9] and last.next_cursor is None
     info, index, values = store.latest("p", 3)
     assert values.tolist() == [7, 8, 9] and index[-1] == START + pd.Timedelta(hours=9) and info.freq == "h"
+    with pytest.raises(DataError, match=r"^cursor is '9{20}'; pass the next_cursor of the previous page$"):
+        store.page("p", cursor="9" * 20)  # past the column's int64
+    with pytest.raises(DataError, match=r"^start is 9999-01-01T00:00:00; allowed are times from 1677-09-22 to 2262"):
+        store.page("p", start=pd.Timestamp(datetime(9999, 1, 1)))
+
+
+def test_writes_far_from_the_first_timestamp(store):
+    """Centuries from the series' first timestamp, and at a frequency whose grid is built point by point."""
+    store.write("opening", ["2024-01-01T09:00", "2024-01-01T10:00"], [1, 2], freq="bh")
+    assert store.write("opening", ["2262-01-02T09:00"], [3]).inserted == 1
+    assert store.write("opening", ["1678-01-03T09:00"], [4]).inserted == 1
+    with pytest.raises(DataError, match=r"^timestamps\[0\] \(1678-01-03 09:30:00\) is off the series' bh grid"):
+        store.write("opening", ["1678-01-03T09:30"], [5])
+    assert len(stored(store, "opening")) == 4
+    with pytest.raises(DataError, match="^freq is '0h'; allowed are pandas frequencies with a positive step"):
+        store.write("zero", hours(0, 3), [1, 2, 3], freq="0h")
+    with pytest.raises(DataError, match="^timestamps 1677-09-22 00:00:00 to 2262-04-10 00:00:00 are too far apart"):
+        store.write("apart", ["1677-09-22", "2262-04-10"], [1, 2])
+    assert [s.name for s in store.summaries()] == ["opening"]
 
 
 WRITERS, POINTS, ROUNDS, SHIFT = 8, 1000, 4, 500
