@@ -338,7 +338,7 @@ def mean_step_ns(off: pd.DateOffset) -> int:
             return max(1, ((reference + steps * off).value - reference.value) // steps)
         except (OverflowError, ValueError):
             continue
-    raise DataError(f"frequency {off.freqstr} steps past pandas' range {RANGE}")
+    raise DataError(f"frequency {off.freqstr} steps out of {RANGE}")
 
 
 @dataclass(frozen=True)
