@@ -33,6 +33,7 @@ from pipelines.tracking.registry import CHAMPION
 from service.cache import ModelCache, RegistryUnavailable
 from service.deps import ApiKeyDep, CacheDep, StoreDep
 from service.errors import AUTH_RESPONSES, BODY_RESPONSES, SERIES_RESPONSES, ErrorBody
+from service.schemas import FiniteNumber
 
 router = APIRouter(prefix="/v1/series", tags=["series"])
 
@@ -44,7 +45,9 @@ class ObservationBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timestamps: list[str] = Field(description="ISO-8601 time of each value, all with or all without a time zone")
-    values: list[float | None] = Field(description="one finite number per timestamp")
+    # strict, as /v1/forecast's history: "1.5" or true is not a number (lax floats would store 1.5 and 1.0);
+    # null is let through for the store's checks to name ("values[1] is None; ... none missing")
+    values: list[FiniteNumber | None] = Field(description="one finite number per timestamp")
     freq: str | None = Field(
         default=None, max_length=32, description="pandas frequency (D, h, 15min, MS, ...); inferred if left out"
     )
