@@ -101,6 +101,74 @@ def test_intervals_past_the_calibrated_horizon_grow_like_sqrt_h(app, registered,
     np.testing.assert_allclose((upper + lower) / 2, point, rtol=1e-12)
 
 
+NEAR_1 = [10, 10.5, 10.9, 11, 10.8, 10.4, 10, 9.6]  # the fuzzer's history
+
+
+@pytest.mark.parametrize("route", ["/v1/forecast", "/v1/forecast/batch"])
+def test_a_level_too_close_to_1_is_refused_before_forecasting(app, registered, route):
+    """0.9999999999999999 (the float just under 1) made an infinite interval, answered 200 with null bounds;
+    levels stop at 0.999999, the last whose key names it (0.9999996 would be "1")."""
+    one = {"model": MODEL, "history": NEAR_1, "horizon": 3, "levels": [0.9999999999999999]}
+    body, loc = (one, ["body"]) if route == "/v1/forecast" else ({"requests": [one]}, ["body", "requests", 0])
+    r = call(app, "POST", route, json=body)
+    assert (r.status_code, r.json()) == (
+        422,
+        _error([*loc, "levels", 0], "Input should be less than or equal to 0.999999", "less_than_equal", le=0.999999),
+    )
+
+
+def test_the_highest_level_has_finite_bounds(app, registered):
+    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": NEAR_1, "horizon": 3, "levels": [0.999999]})
+    assert r.status_code == 200
+    band = r.json()["intervals"]["0.999999"]
+    assert np.isfinite(band["lower"]).all() and np.isfinite(band["upper"]).all()  # no nulls
+    assert (np.asarray(band["lower"]) < np.asarray(band["upper"])).all()
+
+
+@pytest.mark.parametrize(
+    "levels, i, j, key",
+    [
+        ([0.8, 0.80000000001], 0, 1, "0.8"),
+        ([0.5, 0.95, 0.95], 1, 2, "0.95"),
+        ([0.1234567, 0.1234568], 0, 1, "0.123457"),
+    ],
+    ids=["near", "repeated", "7-digits"],
+)
+def test_levels_answered_under_one_key_are_refused(app, registered, levels, i, j, key):
+    """Interval keys are levels to 6 significant digits: two levels with one key were merged into one interval."""
+    one = {"model": MODEL, "history": NEAR_1, "horizon": 3, "levels": levels}
+    msg = (
+        f"levels[{i}] ({levels[i]!r}) and levels[{j}] ({levels[j]!r}) would both be answered as interval "
+        f"{key!r}; give levels that differ in their first 6 significant digits"
+    )
+    r = call(app, "POST", "/v1/forecast", json=one)
+    assert (r.status_code, r.json()) == (422, _error(["body", "levels"], msg, "levels_collide"))
+    r = call(app, "POST", "/v1/forecast/batch", json={"requests": [{**one, "levels": [0.8]}, one]})
+    assert (r.status_code, r.json()) == (422, _error(["body", "requests", 1, "levels"], msg, "levels_collide"))
+
+
+def test_bands_that_are_not_finite_are_a_422_naming_the_level(app, registered, monkeypatch):
+    """The schema's cap keeps widths finite; a band that still overflows (a forecast near the float maximum) is
+    refused, not written as null."""
+    from pipelines.forecasting.forecaster import Forecaster
+
+    def overflowing(self, forecast, levels):
+        return {
+            level: (forecast - np.inf, forecast + np.inf) if level > 0.9 else (forecast, forecast) for level in levels
+        }
+
+    monkeypatch.setattr(Forecaster, "intervals", overflowing)
+    one = {"model": MODEL, "history": NEAR_1, "horizon": 3, "levels": [0.8, 0.95]}
+    detail = (
+        "the 0.95 interval is not finite: the forecast is too large for intervals at this level; ask for a lower "
+        "level or leave levels out"
+    )
+    r = call(app, "POST", "/v1/forecast", json=one)
+    assert (r.status_code, r.json()) == (422, {"detail": detail})
+    r = call(app, "POST", "/v1/forecast/batch", json={"requests": [{**one, "levels": [0.8]}, one]})
+    assert (r.status_code, r.json()) == (422, {"detail": "requests[1]: " + detail})
+
+
 def test_batch_is_grouped_and_matches_single_forecasts(app, registered, history):
     items = [
         {"model": MODEL, "history": history, "horizon": 5},
@@ -237,7 +305,12 @@ def test_bad_input_is_a_clear_4xx(app, registered, body, status, detail):
         ),
         (
             raw('"history": [1, 2, 3, 4, 5, 6], "horizon": 3, "levels": [1.5]}'),
-            _error(["body", "levels", 0], "Input should be less than 1", "less_than", lt=1),
+            _error(
+                ["body", "levels", 0],
+                "Input should be less than or equal to 0.999999",
+                "less_than_equal",
+                le=0.999999,
+            ),
         ),
         (
             raw('"history": [1, 2, 3, 4, 5, 6], "horizon": 3, "horizn": 3}'),
