@@ -76,6 +76,11 @@ BODY_RESPONSES: Responses = {
     },
 }
 
+JSON_ONLY_RESPONSES: Responses = {
+    **BODY_RESPONSES,
+    415: _described("the body is not sent as JSON (Content-Type: application/json)"),
+}
+
 SERIES_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _described("no series of that name"),
     422: {"model": InvalidRequest, "description": "a series name or query parameter that is not allowed"},

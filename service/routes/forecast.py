@@ -30,8 +30,8 @@ from service import batching
 from service.batching import Batcher
 from service.cache import LoadedModel, Loader
 from service.deps import CacheDep, MetricsDep, SettingsDep, StoreDep
-from service.errors import BODY_RESPONSES, MODEL_RESPONSES
-from service.routes import served_model
+from service.errors import JSON_ONLY_RESPONSES, MODEL_RESPONSES
+from service.routes import JsonBodyRoute, served_model
 from service.schemas import (
     BatchForecastRequest,
     BatchForecastResponse,
@@ -47,7 +47,8 @@ def forecaster_loader(batcher: Batcher) -> Loader:
     return Loader(Forecaster.load, lambda forecaster: batching.warm(forecaster, batcher.max_size))
 
 
-router = APIRouter(prefix="/v1", tags=["forecast"])
+# JsonBodyRoute: another Content-Type is a 415 saying to send JSON (one header comparison per request)
+router = APIRouter(prefix="/v1", tags=["forecast"], route_class=JsonBodyRoute)
 
 
 def _checked_history(request: ForecastRequest, forecaster: Forecaster, where: str = "") -> np.ndarray:
@@ -190,7 +191,7 @@ def _json(body: dict) -> Response:
 @router.post(
     "/forecast",
     response_model=ForecastResponse,
-    responses={**MODEL_RESPONSES, **BODY_RESPONSES},
+    responses={**MODEL_RESPONSES, **JSON_ONLY_RESPONSES},
     summary="Forecast one series",
 )
 async def forecast(request: ForecastRequest, http: Request) -> Response:
@@ -210,7 +211,7 @@ async def forecast(request: ForecastRequest, http: Request) -> Response:
 @router.post(
     "/forecast/batch",
     response_model=BatchForecastResponse,
-    responses={**MODEL_RESPONSES, **BODY_RESPONSES},
+    responses={**MODEL_RESPONSES, **JSON_ONLY_RESPONSES},
     summary="Forecast many series; one compiled call per (model version, horizon)",
 )
 async def forecast_batch(

@@ -385,6 +385,47 @@ def test_batch_errors_name_the_item(app, registered):
     )
 
 
+SEND_JSON = "; send the body as JSON with Content-Type: application/json"
+
+
+@pytest.mark.parametrize("route", ["/v1/forecast", "/v1/forecast/batch"])
+@pytest.mark.parametrize(
+    "content_type, detail",
+    [
+        ("text/plain", "content type 'text/plain' is not accepted" + SEND_JSON),
+        ("application/xml", "content type 'application/xml' is not accepted" + SEND_JSON),
+        (
+            "application/x-www-form-urlencoded",
+            "content type 'application/x-www-form-urlencoded' is not accepted" + SEND_JSON,
+        ),
+        ("multipart/form-data; boundary=x", "content type 'multipart/form-data' is not accepted" + SEND_JSON),
+        ("Text/Plain; charset=utf-8", "content type 'text/plain' is not accepted" + SEND_JSON),
+        (None, "the request has no Content-Type header" + SEND_JSON),
+    ],
+    ids=["text", "xml", "form", "multipart", "text-with-charset", "none"],
+)
+def test_a_json_body_sent_as_another_content_type_is_415(app, registered, route, content_type, detail):
+    """A valid JSON body under another Content-Type got FastAPI's 422 "Input should be a valid dictionary or
+    object to extract fields from", which did not say to send JSON."""
+    one = {"model": MODEL, "history": NEAR_1, "horizon": 3}
+    payload = json.dumps(one if route == "/v1/forecast" else {"requests": [one]}).encode()
+    headers = {} if content_type is None else {"content-type": content_type}
+    r = call(app, "POST", route, content=payload, headers=headers)
+    if content_type is None:
+        assert "content-type" not in r.request.headers  # httpx adds none for raw bytes
+    assert (r.status_code, r.json()) == (415, {"detail": detail})
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "APPLICATION/JSON", "application/x+json"])
+def test_json_content_types_with_parameters_or_a_suffix_are_served(app, registered, content_type):
+    body = json.dumps({"model": MODEL, "history": NEAR_1, "horizon": 3}).encode()
+    r = call(app, "POST", "/v1/forecast", content=body, headers={"content-type": content_type})
+    assert (r.status_code, r.json()) == (
+        200,
+        {"model": MODEL, "version": "1", "forecast": expected(registered, "1", NEAR_1, 3)},
+    )
+
+
 LIMIT = {"detail": "request body is over the limit of 20000 bytes (SEQCAST_MAX_BODY_BYTES)"}
 
 
