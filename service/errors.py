@@ -66,9 +66,11 @@ MODEL_RESPONSES: Responses = {
     404: _described("unknown model, version or alias"),
     503: _described("the registry did not answer in time, or the version cannot be served (the detail says which)"),
 }
+TOO_LARGE_RESPONSES: Responses = {413: _described("the request body is over the size limit")}
+# a body FastAPI parses as JSON (the forecast routes); routes that read their body themselves document their own
 BODY_RESPONSES: Responses = {
     400: _described("the body cannot be read as UTF-8 JSON"),
-    413: _described("the request body is over the size limit"),
+    **TOO_LARGE_RESPONSES,
     422: {
         "model": InvalidRequest,
         "description": "the body is not a valid request (a list of issues) or the model "

@@ -32,7 +32,7 @@ from pipelines.store.schema import NAME_MAX
 from pipelines.tracking.registry import CHAMPION
 from service.cache import ModelCache, RegistryUnavailable
 from service.deps import ApiKeyDep, CacheDep, StoreDep
-from service.errors import AUTH_RESPONSES, BODY_RESPONSES, SERIES_RESPONSES, ErrorBody
+from service.errors import AUTH_RESPONSES, SERIES_RESPONSES, TOO_LARGE_RESPONSES, ErrorBody, InvalidRequest
 from service.schemas import FiniteNumber
 
 router = APIRouter(prefix="/v1/series", tags=["series"])
@@ -189,8 +189,14 @@ async def _batch(request: Request, freq: str | None) -> tuple[list, list, str | 
     responses={
         201: {"model": WriteCounts, "description": "the batch created the series"},
         **AUTH_RESPONSES,
-        **BODY_RESPONSES,
+        **TOO_LARGE_RESPONSES,  # the body is read here, not by FastAPI: no 400 (an unreadable body is a 422)
         415: {"model": ErrorBody, "description": "the body is neither JSON nor CSV"},
+        422: {
+            "model": InvalidRequest,
+            "description": "a body that is not a valid batch (a list of issues), or one message: a series name, "
+            "freq or CSV that is not allowed, or a batch that fails the training data's checks (naming the field "
+            "and index)",
+        },
         503: {"model": ErrorBody, "description": "the series store cannot be reached, or no API key is configured"},
     },
     openapi_extra=_BATCH_SCHEMA,

@@ -226,3 +226,9 @@ def test_forecast_from_the_store_errors(app, request_body, status, detail):
     post(app, "gappy", {"timestamps": [*hours(7), *hours(3, 8)], "values": [1.0] * 10})
     r = call(app, "POST", "/v1/forecast", json=request_body)
     assert (r.status_code, r.json()) == (status, {"detail": detail})
+
+
+def test_the_documented_statuses_of_ingest_are_the_ones_it_answers(app):
+    """No 400: the body is read by the route, and an unreadable one is a 422."""
+    responses = app.openapi()["paths"]["/v1/series/{name}/observations"]["post"]["responses"]
+    assert sorted(responses) == ["200", "201", "401", "403", "413", "415", "422", "503"]
