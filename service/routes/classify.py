@@ -12,7 +12,8 @@ Two bodies (the contract in docs/architecture.md):
 probable labels, best first. Bad input is a 4xx that names the problem: 415 for bytes that are not a PNG/JPEG
 (or another content type), 413 for an upload over ``SEQCAST_MAX_BODY_BYTES`` or an image over
 ``SEQCAST_MAX_IMAGE_PIXELS`` pixels or ``SEQCAST_MAX_IMAGE_BYTES`` decoded bytes (both read from its header,
-before decoding), 422 for wrong fields, shapes or values.
+before decoding) or a PNG whose text or ICC profile chunks decompress to more than PIL's limit (1 MB each),
+422 for wrong fields, shapes or values.
 
 Memory: at most ``SEQCAST_IMAGE_DECODE_CONCURRENCY`` uploads per app are decoded at once (others wait), each
 bounded by ``SEQCAST_MAX_IMAGE_BYTES``; JPEGs are decoded at the smallest DCT scale that still covers the
@@ -35,7 +36,7 @@ from starlette.formparsers import MultiPartException
 
 from pipelines.settings import Settings
 from pipelines.vision.classifier import Classifier, ImageInputError
-from pipelines.vision.data import NotAnImage, TooManyBytes, TooManyPixels, open_image
+from pipelines.vision.data import NotAnImage, TooManyBytes, TooManyPixels, TooMuchMetadata, open_image
 from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
 from service.deps import CacheDep, SettingsDep
 from service.errors import MODEL_RESPONSES, ErrorBody, InvalidRequest, Responses
@@ -117,7 +118,8 @@ _RESPONSES: Responses = {  # the body is read here, not by FastAPI: no 400 (an u
     **MODEL_RESPONSES,
     413: {
         "model": ErrorBody,
-        "description": "the request body is over the size limit, or the image over the pixel or decoded-bytes limit",
+        "description": "the request body is over the size limit, or the image over the pixel or decoded-bytes "
+        "limit, or its PNG metadata (text or ICC profile chunks) over the decompressed-size limit",
     },
     415: {
         "model": ErrorBody,
@@ -230,6 +232,8 @@ async def classify(request: Request, cache: CacheDep, settings: SettingsDep) -> 
             raise HTTPException(413, f"{exc} (SEQCAST_MAX_IMAGE_BYTES)") from None
         except TooManyPixels as exc:
             raise HTTPException(413, f"{exc} (SEQCAST_MAX_IMAGE_PIXELS)") from None
+        except TooMuchMetadata as exc:
+            raise HTTPException(413, str(exc)) from None
 
     elif content_type in ("application/json", ""):
         try:

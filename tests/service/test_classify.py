@@ -150,6 +150,22 @@ def test_images_over_the_pixel_limit_are_413_from_the_header(app, digits):
     )
 
 
+def test_png_with_a_text_chunk_over_the_decompressed_limit_is_413(app, digits):
+    """PIL's "Decompressed data too large" ValueError was answered 415 "is not a PNG or JPEG image"."""
+    image = digit_png(digits["data"].x[0])
+    at = image.index(b"IDAT") - 4
+    text = b"Comment\x00\x00" + zlib.compress(b"a" * 2_000_000, 9)  # 2 MB of text in 2 kB
+    chunk = struct.pack(">I", len(text)) + b"zTXt" + text + struct.pack(">I", zlib.crc32(b"zTXt" + text))
+    r = upload(app, image[:at] + chunk + image[at:])
+    assert (r.status_code, r.json()) == (
+        413,
+        {
+            "detail": "the uploaded file has a PNG text or ICC profile chunk that decompresses to over 1048576 "
+            "bytes; at most 1048576 are allowed per chunk: strip the image's metadata"
+        },
+    )
+
+
 def test_upload_over_the_size_limit_is_413(app, digits):
     noise = png(np.random.default_rng(1).integers(0, 256, (100, 100, 3)))
     assert len(noise) > 20_000
