@@ -426,6 +426,38 @@ def test_json_content_types_with_parameters_or_a_suffix_are_served(app, register
     )
 
 
+@pytest.mark.parametrize("route", ["/v1/forecast", "/v1/forecast/batch"])
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        (
+            b"[" * 5000 + b"]" * 5000,
+            "the body cannot be parsed: its JSON is nested too deeply (arrays or objects inside each other); a "
+            "request is a JSON object a few levels deep (see /docs)",
+        ),
+        (
+            b'{"a":' * 3000 + b"1" + b"}" * 3000,
+            "the body cannot be parsed: its JSON is nested too deeply (arrays or objects inside each other); a "
+            "request is a JSON object a few levels deep (see /docs)",
+        ),
+        (
+            raw(f'"history": [{"1" * 5000}], "horizon": 3}}').encode(),
+            "the body cannot be parsed: a JSON number has over 4300 digits; numbers must be of a size a float can hold",
+        ),
+        (
+            raw('"history": [1, 2, 3, 4, 5, 6], "horizon": 3}').encode("latin-1").replace(b"1,", b"\xff1,"),
+            "the body cannot be read: it is not UTF-8 (invalid start byte at byte 34); send UTF-8 JSON "
+            "(Content-Type: application/json)",
+        ),
+    ],
+    ids=["nested-arrays", "nested-objects", "long-integer", "not-utf-8"],
+)
+def test_a_body_json_cannot_parse_is_a_400_saying_why(app, registered, route, body, detail):
+    """All four were 400 "send UTF-8 JSON", although the first three are UTF-8 JSON."""
+    r = call(app, "POST", route, content=body, headers=JSON)
+    assert (r.status_code, r.json()) == (400, {"detail": detail})
+
+
 LIMIT = {"detail": "request body is over the limit of 20000 bytes (SEQCAST_MAX_BODY_BYTES)"}
 
 
