@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -66,14 +67,21 @@ MODEL_RESPONSES: Responses = {
     404: _described("unknown model, version or alias"),
     503: _described("the registry did not answer in time, or the version cannot be served (the detail says which)"),
 }
+TOO_LARGE_RESPONSES: Responses = {413: _described("the request body is over the size limit")}
+# a body FastAPI parses as JSON (the forecast routes); routes that read their body themselves document their own
 BODY_RESPONSES: Responses = {
-    400: _described("the body cannot be read as UTF-8 JSON"),
-    413: _described("the request body is over the size limit"),
+    400: _described("the body cannot be parsed as JSON: not UTF-8, nested too deeply, ... (the detail says which)"),
+    **TOO_LARGE_RESPONSES,
     422: {
         "model": InvalidRequest,
         "description": "the body is not a valid request (a list of issues) or the model "
         "cannot forecast it (one message, e.g. a history shorter than the model's lookback)",
     },
+}
+
+JSON_ONLY_RESPONSES: Responses = {
+    **BODY_RESPONSES,
+    415: _described("the body is not sent as JSON (Content-Type: application/json)"),
 }
 
 SERIES_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -103,15 +111,33 @@ def validation_errors(exc: RequestValidationError) -> list[dict]:
 
 
 UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's words for e.g. a non-UTF-8 body
+SEND_JSON = "send UTF-8 JSON (Content-Type: application/json)"
+
+
+def unreadable_body(cause: BaseException | None) -> str:
+    """What was wrong with a JSON body FastAPI could not parse, from the error json.loads raised (FastAPI raises
+    its 400 ``from`` it): not UTF-8, nested too deeply, or a number too long to convert. Malformed JSON is
+    FastAPI's 422 ``json_invalid`` instead."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body cannot be read: it is not UTF-8 ({cause.reason} at byte {cause.start}); {SEND_JSON}"
+    if isinstance(cause, RecursionError):
+        return (
+            "the body cannot be parsed: its JSON is nested too deeply (arrays or objects inside each other); a "
+            "request is a JSON object a few levels deep (see /docs)"
+        )
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return (
+            f"the body cannot be parsed: a JSON number has over {sys.get_int_max_str_digits()} digits; "
+            "numbers must be of a size a float can hold"
+        )
+    return f"the body cannot be read; {SEND_JSON}"
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 400 and exc.detail == UNREADABLE_BODY:
-            return JSONResponse(
-                {"detail": "the body cannot be read: send UTF-8 JSON (Content-Type: application/json)"}, 400
-            )
+            return JSONResponse({"detail": unreadable_body(exc.__cause__)}, 400)
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)

@@ -5,17 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 MAX_BATCH = 10_000
 MAX_LEVELS = 10
 
 # strict: a number, not a string or a bool; finite: NaN/Infinity (also as bare JSON tokens) are rejected
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-Level = Annotated[float, Field(strict=True, gt=0, lt=1)]
+# an interval's key in the response is its level to 6 significant digits (level_key): up to 0.999999 each key
+# names its level (0.9999996 would be "1"), and every interval is finite (the tail ratio of conformal.py is a
+# t quantile at (1 + level) / 2, infinite once that rounds to 1, as it does for the float just under 1)
+MAX_LEVEL = 0.999999
+Level = Annotated[float, Field(strict=True, gt=0, le=MAX_LEVEL)]
 ModelName = Annotated[str, Field(min_length=1, max_length=256, description="registered model name")]
 MAX_VERSION = 2**31 - 1  # the registry stores versions as integers; larger ones cannot name a version
 Version = Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION, description="registry version (instead of an alias)")]
+
+
+def level_key(level: float) -> str:
+    """The key of a level's interval in a forecast response: 6 significant digits (0.8 -> "0.8")."""
+    return f"{level:g}"
 
 
 class ForecastRequest(BaseModel):
@@ -39,8 +49,27 @@ class ForecastRequest(BaseModel):
     )
     version: Version | None = None
     levels: list[Level] | None = Field(
-        default=None, max_length=MAX_LEVELS, description="prediction-interval levels in (0, 1), e.g. [0.8, 0.95]"
+        default=None,
+        max_length=MAX_LEVELS,
+        description=f"prediction-interval levels in (0, {MAX_LEVEL}], e.g. [0.8, 0.95], each different in its first "
+        "6 significant digits (an interval's key)",
     )
+
+    @field_validator("levels")
+    @classmethod
+    def _one_key_per_level(cls, levels: list[float] | None) -> list[float] | None:
+        if levels is None:
+            return None
+        seen: dict[str, int] = {}
+        for i, level in enumerate(levels):
+            j = seen.setdefault(level_key(level), i)
+            if j != i:
+                raise PydanticCustomError(
+                    "levels_collide",
+                    f"levels[{j}] ({levels[j]!r}) and levels[{i}] ({level!r}) would both be answered as interval "
+                    f"{level_key(level)!r}; give levels that differ in their first 6 significant digits",
+                )
+        return levels
 
 
 class Interval(BaseModel):
@@ -53,7 +82,9 @@ class ForecastResponse(BaseModel):
     version: str = Field(description="the registry version that produced this forecast")
     forecast: list[float]
     timestamps: list[str] | None = None
-    intervals: dict[str, Interval] | None = None
+    intervals: dict[str, Interval] | None = Field(
+        default=None, description='per requested level, keyed by the level to 6 significant digits (0.8 -> "0.8")'
+    )
     calibrated_steps: int | None = Field(
         default=None,
         description="with intervals: the steps they are calibrated for; later steps' widths grow like sqrt(h / H)",

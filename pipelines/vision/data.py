@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageMode, UnidentifiedImageError
+from PIL import Image, ImageMode, PngImagePlugin, UnidentifiedImageError
 
 MIN_PER_CLASS = 5  # a stratified 20% test split needs at least one image per class, the val split another
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -46,6 +46,29 @@ class TooManyPixels(ImageDataError):
 
 class TooManyBytes(TooManyPixels):
     """An image whose decoded pixels would be over the byte limit, found from its header alone (HTTP 413)."""
+
+
+class TooMuchMetadata(ImageDataError):
+    """A PNG whose text or ICC profile chunks decompress to more than PIL's limits (HTTP 413)."""
+
+
+def _metadata_limit(exc: ValueError, where: str) -> TooMuchMetadata | None:
+    """PIL's ValueError for a PNG text chunk (zTXt, iTXt) or ICC profile that decompresses to more than
+    ``PngImagePlugin.MAX_TEXT_CHUNK`` bytes, or text chunks over ``MAX_TEXT_MEMORY`` in all, as a
+    :class:`TooMuchMetadata`; None for any other ValueError."""
+    message = str(exc).lower()
+    if "decompressed data too large" in message:
+        return TooMuchMetadata(
+            f"{where} has a PNG text or ICC profile chunk that decompresses to over "
+            f"{PngImagePlugin.MAX_TEXT_CHUNK} bytes; at most {PngImagePlugin.MAX_TEXT_CHUNK} are allowed per "
+            "chunk: strip the image's metadata"
+        )
+    if "too much memory used in text chunks" in message:
+        return TooMuchMetadata(
+            f"{where} has PNG text chunks of over {PngImagePlugin.MAX_TEXT_MEMORY} bytes in all; at most "
+            f"{PngImagePlugin.MAX_TEXT_MEMORY} are allowed: strip the image's metadata"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -237,7 +260,8 @@ def open_image(
 
     Raises :class:`NotAnImage` for anything else (or a file that fails to decode), :class:`TooManyPixels`
     when width x height is over ``max_pixels`` and :class:`TooManyBytes` when width x height x bands x bytes
-    per band is over ``max_bytes`` -- before any pixel data is decompressed. ``size`` (width, height): the
+    per band is over ``max_bytes`` -- before any pixel data is decompressed -- and :class:`TooMuchMetadata`
+    for a PNG text or ICC profile chunk over PIL's decompressed-size limits. ``size`` (width, height): the
     size the caller will shrink to; a JPEG at least twice as big is decoded at 1/2, 1/4 or 1/8 scale (never
     below ``size``) and its bytes are checked at that scale.
     """
@@ -249,7 +273,9 @@ def open_image(
             raise TooManyPixels(
                 f"{where} is a decompression bomb ({exc}); at most {max_pixels} pixels are allowed"
             ) from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        except ValueError as exc:  # PIL's text-chunk limits (a PNG's metadata before its pixels), or no image
+            raise _metadata_limit(exc, where) or NotAnImage(f"{where} is not a {allowed} image") from None
+        except (UnidentifiedImageError, OSError, SyntaxError):
             raise NotAnImage(f"{where} is not a {allowed} image") from None
         width, height = image.size
         if width * height > max_pixels:
@@ -273,6 +299,9 @@ def open_image(
                 f"{where} is a decompression bomb ({exc}); at most {max_pixels} pixels are allowed"
             ) from None
         except (OSError, SyntaxError, ValueError) as exc:
+            too_much = _metadata_limit(exc, where) if isinstance(exc, ValueError) else None  # text after the pixels
+            if too_much is not None:
+                raise too_much from None
             raise NotAnImage(f"{where} is a damaged {image.format} image that cannot be decoded ({exc})") from None
         return image
 

@@ -12,7 +12,8 @@ Two bodies (the contract in docs/architecture.md):
 probable labels, best first. Bad input is a 4xx that names the problem: 415 for bytes that are not a PNG/JPEG
 (or another content type), 413 for an upload over ``SEQCAST_MAX_BODY_BYTES`` or an image over
 ``SEQCAST_MAX_IMAGE_PIXELS`` pixels or ``SEQCAST_MAX_IMAGE_BYTES`` decoded bytes (both read from its header,
-before decoding), 422 for wrong fields, shapes or values.
+before decoding) or a PNG whose text or ICC profile chunks decompress to more than PIL's limit (1 MB each),
+422 for wrong fields, shapes or values.
 
 Memory: at most ``SEQCAST_IMAGE_DECODE_CONCURRENCY`` uploads per app are decoded at once (others wait), each
 bounded by ``SEQCAST_MAX_IMAGE_BYTES``; JPEGs are decoded at the smallest DCT scale that still covers the
@@ -30,14 +31,15 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from pipelines.settings import Settings
 from pipelines.vision.classifier import Classifier, ImageInputError
-from pipelines.vision.data import NotAnImage, TooManyBytes, TooManyPixels, open_image
+from pipelines.vision.data import NotAnImage, TooManyBytes, TooManyPixels, TooMuchMetadata, open_image
 from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
 from service.deps import CacheDep, SettingsDep
-from service.errors import BODY_RESPONSES, MODEL_RESPONSES, ErrorBody, Responses
+from service.errors import MODEL_RESPONSES, ErrorBody, InvalidRequest, Responses
 from service.routes import served_model
 from service.schemas import MAX_VERSION, FiniteNumber, ModelName, Version
 
@@ -112,16 +114,21 @@ _OPENAPI = {
         },
     }
 }
-_RESPONSES: Responses = {
+_RESPONSES: Responses = {  # the body is read here, not by FastAPI: no 400 (an unreadable body is a 422)
     **MODEL_RESPONSES,
-    **BODY_RESPONSES,
     413: {
         "model": ErrorBody,
-        "description": "the request body is over the size limit, or the image over the pixel or decoded-bytes limit",
+        "description": "the request body is over the size limit, or the image over the pixel or decoded-bytes "
+        "limit, or its PNG metadata (text or ICC profile chunks) over the decompressed-size limit",
     },
     415: {
         "model": ErrorBody,
         "description": "the upload is not a PNG or JPEG, or the body is neither multipart nor JSON",
+    },
+    422: {
+        "model": InvalidRequest,
+        "description": "wrong fields (a list of issues), or one message: an unreadable multipart body (no boundary, "
+        "more than one file, ...), no 'file' part, an image whose shape or values the model does not take",
     },
 }
 
@@ -143,11 +150,35 @@ def _decode_limiter(request: Request, settings: Settings) -> anyio.CapacityLimit
     return limiter
 
 
+MAX_FORM_FIELDS = 8  # text fields (UploadForm has 4); the file part is counted apart, at most 1
+ONE_FILE = "only one file is allowed, in the field 'file'; model, alias, version, top_k are text"
+
+
+def _unreadable_form(message: str) -> HTTPException:
+    """A 422 for a multipart body the parser refused (``message``: Starlette's words), saying what is allowed."""
+    if message.startswith("Too many files"):
+        detail = ONE_FILE
+    elif message.startswith("Too many fields"):
+        detail = f"the form has over {MAX_FORM_FIELDS} text fields; the fields are file, model, alias, version, top_k"
+    elif message.startswith("Missing boundary"):
+        detail = (
+            "the Content-Type multipart/form-data has no boundary, so the parts cannot be found; send "
+            "multipart/form-data; boundary=... as HTTP clients build it (e.g. curl -F file=@digit.png -F model=NAME)"
+        )
+    else:
+        detail = f"unreadable multipart body ({message.rstrip('.')}); send one 'file' part and text fields"
+    return HTTPException(422, detail)
+
+
 async def _from_upload(request: Request) -> tuple[UploadForm, bytes]:
     try:
-        form = await request.form(max_files=1, max_fields=8)
-    except MultiPartException as exc:
-        raise HTTPException(422, f"unreadable multipart body ({exc}); send one 'file' part and text fields") from None
+        form = await request.form(max_files=1, max_fields=MAX_FORM_FIELDS)
+    except MultiPartException as exc:  # outside an app; inside one, Starlette raises it as the 400 below
+        raise _unreadable_form(exc.message) from None
+    except StarletteHTTPException as exc:
+        if exc.status_code != 400:  # e.g. the body size limit's 413
+            raise
+        raise _unreadable_form(str(exc.detail)) from None
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -155,9 +186,7 @@ async def _from_upload(request: Request) -> tuple[UploadForm, bytes]:
             raise HTTPException(422, f"{detail}: send the image as the multipart file field 'file' (PNG or JPEG)")
         fields = {k: v for k, v in form.multi_items() if k != "file"}
         if any(not isinstance(v, str) for v in fields.values()):
-            raise HTTPException(
-                422, "only one file is allowed, in the field 'file'; model, alias, version, top_k are text"
-            )
+            raise HTTPException(422, ONE_FILE)
         try:
             params = UploadForm.model_validate(fields)
         except ValidationError as exc:
@@ -203,6 +232,8 @@ async def classify(request: Request, cache: CacheDep, settings: SettingsDep) -> 
             raise HTTPException(413, f"{exc} (SEQCAST_MAX_IMAGE_BYTES)") from None
         except TooManyPixels as exc:
             raise HTTPException(413, f"{exc} (SEQCAST_MAX_IMAGE_PIXELS)") from None
+        except TooMuchMetadata as exc:
+            raise HTTPException(413, str(exc)) from None
 
     elif content_type in ("application/json", ""):
         try:

@@ -30,9 +30,15 @@ from service import batching
 from service.batching import Batcher
 from service.cache import LoadedModel, Loader
 from service.deps import CacheDep, MetricsDep, SettingsDep, StoreDep
-from service.errors import BODY_RESPONSES, MODEL_RESPONSES
-from service.routes import served_model
-from service.schemas import BatchForecastRequest, BatchForecastResponse, ForecastRequest, ForecastResponse
+from service.errors import JSON_ONLY_RESPONSES, MODEL_RESPONSES
+from service.routes import JsonBodyRoute, served_model
+from service.schemas import (
+    BatchForecastRequest,
+    BatchForecastResponse,
+    ForecastRequest,
+    ForecastResponse,
+    level_key,
+)
 from service.store import StoreAccess
 
 
@@ -41,7 +47,8 @@ def forecaster_loader(batcher: Batcher) -> Loader:
     return Loader(Forecaster.load, lambda forecaster: batching.warm(forecaster, batcher.max_size))
 
 
-router = APIRouter(prefix="/v1", tags=["forecast"])
+# JsonBodyRoute: another Content-Type is a 415 saying to send JSON (one header comparison per request)
+router = APIRouter(prefix="/v1", tags=["forecast"], route_class=JsonBodyRoute)
 
 
 def _checked_history(request: ForecastRequest, forecaster: Forecaster, where: str = "") -> np.ndarray:
@@ -150,7 +157,17 @@ def _response(loaded: LoadedModel, request: ForecastRequest, forecast: np.ndarra
             bands = forecaster.intervals(forecast, request.levels)
         except HistoryError as exc:
             raise HistoryError(f"{where}{exc}") from None
-        body["intervals"] = {f"{level:g}": {"lower": lo, "upper": hi} for level, (lo, hi) in bands.items()}
+        intervals = {}
+        for level, (lo, hi) in bands.items():
+            # orjson would write an infinite bound as null; the schema's MAX_LEVEL keeps widths finite, so this
+            # catches forecast +- width overflowing
+            if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+                raise HistoryError(
+                    f"{where}the {level_key(level)} interval is not finite: the forecast is too large for intervals "
+                    "at this level; ask for a lower level or leave levels out"
+                )
+            intervals[level_key(level)] = {"lower": lo, "upper": hi}
+        body["intervals"] = intervals
         body["calibrated_steps"] = forecaster.calibrated_steps  # later steps' widths are extended (conformal.py)
     return body
 
@@ -176,7 +193,7 @@ def _json(body: dict) -> Response:
 @router.post(
     "/forecast",
     response_model=ForecastResponse,
-    responses={**MODEL_RESPONSES, **BODY_RESPONSES},
+    responses={**MODEL_RESPONSES, **JSON_ONLY_RESPONSES},
     summary="Forecast one series",
 )
 async def forecast(request: ForecastRequest, http: Request) -> Response:
@@ -196,7 +213,7 @@ async def forecast(request: ForecastRequest, http: Request) -> Response:
 @router.post(
     "/forecast/batch",
     response_model=BatchForecastResponse,
-    responses={**MODEL_RESPONSES, **BODY_RESPONSES},
+    responses={**MODEL_RESPONSES, **JSON_ONLY_RESPONSES},
     summary="Forecast many series; one compiled call per (model version, horizon)",
 )
 async def forecast_batch(

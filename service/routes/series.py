@@ -32,7 +32,8 @@ from pipelines.store.schema import NAME_MAX
 from pipelines.tracking.registry import CHAMPION
 from service.cache import ModelCache, RegistryUnavailable
 from service.deps import ApiKeyDep, CacheDep, StoreDep
-from service.errors import AUTH_RESPONSES, BODY_RESPONSES, SERIES_RESPONSES, ErrorBody
+from service.errors import AUTH_RESPONSES, SERIES_RESPONSES, TOO_LARGE_RESPONSES, ErrorBody, InvalidRequest
+from service.schemas import FiniteNumber
 
 router = APIRouter(prefix="/v1/series", tags=["series"])
 
@@ -44,7 +45,9 @@ class ObservationBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timestamps: list[str] = Field(description="ISO-8601 time of each value, all with or all without a time zone")
-    values: list[float | None] = Field(description="one finite number per timestamp")
+    # strict, as /v1/forecast's history: "1.5" or true is not a number (lax floats would store 1.5 and 1.0);
+    # null is let through for the store's checks to name ("values[1] is None; ... none missing")
+    values: list[FiniteNumber | None] = Field(description="one finite number per timestamp")
     freq: str | None = Field(
         default=None, max_length=32, description="pandas frequency (D, h, 15min, MS, ...); inferred if left out"
     )
@@ -186,8 +189,14 @@ async def _batch(request: Request, freq: str | None) -> tuple[list, list, str | 
     responses={
         201: {"model": WriteCounts, "description": "the batch created the series"},
         **AUTH_RESPONSES,
-        **BODY_RESPONSES,
+        **TOO_LARGE_RESPONSES,  # the body is read here, not by FastAPI: no 400 (an unreadable body is a 422)
         415: {"model": ErrorBody, "description": "the body is neither JSON nor CSV"},
+        422: {
+            "model": InvalidRequest,
+            "description": "a body that is not a valid batch (a list of issues), or one message: a series name, "
+            "freq or CSV that is not allowed, or a batch that fails the training data's checks (naming the field "
+            "and index)",
+        },
         503: {"model": ErrorBody, "description": "the series store cannot be reached, or no API key is configured"},
     },
     openapi_extra=_BATCH_SCHEMA,

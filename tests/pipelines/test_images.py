@@ -10,13 +10,14 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from pipelines.vision.data import (
     ImageDataError,
     NotAnImage,
     TooManyBytes,
     TooManyPixels,
+    TooMuchMetadata,
     load_digits_set,
     load_images,
     open_image,
@@ -266,6 +267,45 @@ def test_decoded_bytes_over_the_limit_are_refused_from_the_header(header, messag
     assert isinstance(info.value, TooManyPixels)  # still a 413 for callers that only know TooManyPixels
     with pytest.raises(NotAnImage, match="damaged PNG"):  # 2000x2000 8-bit is exactly 4000000 bytes: decoded
         open_image(png_header_only(2000, 2000), max_pixels=4_000_000, max_bytes=4_000_000)
+
+
+def with_chunk(png: bytes, kind: bytes, data: bytes, before: bytes) -> bytes:
+    """``png`` with a ``kind`` chunk inserted before its first ``before`` chunk (b"IDAT" or b"IEND")."""
+    at = png.index(before) - 4  # the chunk's length field
+    crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return png[:at] + struct.pack(">I", len(data)) + kind + data + crc + png[at:]
+
+
+def ztxt(text_bytes: int) -> bytes:
+    """A zTXt chunk's data: ``text_bytes`` of text, compressed to a few kB."""
+    return b"Comment\x00\x00" + zlib.compress(b"a" * text_bytes, 9)
+
+
+@pytest.mark.parametrize("where", [b"IDAT", b"IEND"], ids=["before-the-pixels", "after-the-pixels"])
+def test_png_metadata_over_pils_text_limit_is_too_much_metadata_not_not_an_image(where):
+    """PIL refuses a text chunk that decompresses to over MAX_TEXT_CHUNK (1 MB) with a ValueError, read at open
+    (before IDAT) or at load (after it); it was reported as "not a PNG or JPEG image"."""
+    data = with_chunk(png_bytes(np.zeros((8, 8))), b"zTXt", ztxt(2_000_000), where)
+    assert len(data) < 5000
+    with pytest.raises(TooMuchMetadata) as info:
+        open_image(data)
+    assert str(info.value) == (
+        "the file has a PNG text or ICC profile chunk that decompresses to over 1048576 bytes; at most 1048576 are "
+        "allowed per chunk: strip the image's metadata"
+    )
+    assert open_image(with_chunk(png_bytes(np.zeros((8, 8))), b"zTXt", ztxt(1000), where)).size == (8, 8)
+
+
+def test_png_text_over_pils_total_limit_is_too_much_metadata(monkeypatch):
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_MEMORY", 3000)  # 64 MB by default: 64 such chunks and more
+    data = png_bytes(np.zeros((8, 8)))
+    for _ in range(2):
+        data = with_chunk(data, b"zTXt", ztxt(2000), b"IDAT")
+    with pytest.raises(TooMuchMetadata) as info:
+        open_image(data)
+    assert str(info.value) == (
+        "the file has PNG text chunks of over 3000 bytes in all; at most 3000 are allowed: strip the image's metadata"
+    )
 
 
 def jpeg_bytes(width: int, height: int) -> bytes:

@@ -150,6 +150,22 @@ def test_images_over_the_pixel_limit_are_413_from_the_header(app, digits):
     )
 
 
+def test_png_with_a_text_chunk_over_the_decompressed_limit_is_413(app, digits):
+    """PIL's "Decompressed data too large" ValueError was answered 415 "is not a PNG or JPEG image"."""
+    image = digit_png(digits["data"].x[0])
+    at = image.index(b"IDAT") - 4
+    text = b"Comment\x00\x00" + zlib.compress(b"a" * 2_000_000, 9)  # 2 MB of text in 2 kB
+    chunk = struct.pack(">I", len(text)) + b"zTXt" + text + struct.pack(">I", zlib.crc32(b"zTXt" + text))
+    r = upload(app, image[:at] + chunk + image[at:])
+    assert (r.status_code, r.json()) == (
+        413,
+        {
+            "detail": "the uploaded file has a PNG text or ICC profile chunk that decompresses to over 1048576 "
+            "bytes; at most 1048576 are allowed per chunk: strip the image's metadata"
+        },
+    )
+
+
 def test_upload_over_the_size_limit_is_413(app, digits):
     noise = png(np.random.default_rng(1).integers(0, 256, (100, 100, 3)))
     assert len(noise) > 20_000
@@ -221,6 +237,61 @@ def test_a_form_without_multipart_is_415(app, digits):
     r = call(app, "POST", "/v1/classify", data={"model": NAME})
     assert r.status_code == 415
     assert r.json()["detail"].startswith("content type 'application/x-www-form-urlencoded' is not accepted")
+
+
+def _part(name: str, value: bytes, filename: str | None = None) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return f"--b\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+
+
+ONE_PNG = _part("file", b"\x89PNG", "a.png")
+MULTIPART = "multipart/form-data; boundary=b"
+
+
+@pytest.mark.parametrize(
+    "body, content_type, detail",
+    [
+        (
+            ONE_PNG + _part("file2", b"\x89PNG", "b.png") + _part("model", NAME.encode()) + b"--b--\r\n",
+            MULTIPART,
+            "only one file is allowed, in the field 'file'; model, alias, version, top_k are text",
+        ),
+        (
+            ONE_PNG + b"".join(_part(f"f{i}", b"1") for i in range(9)) + b"--b--\r\n",
+            MULTIPART,
+            "the form has over 8 text fields; the fields are file, model, alias, version, top_k",
+        ),
+        (
+            ONE_PNG + _part("model", NAME.encode()) + b"--b--\r\n",
+            "multipart/form-data",
+            "the Content-Type multipart/form-data has no boundary, so the parts cannot be found; send "
+            "multipart/form-data; boundary=... as HTTP clients build it (e.g. curl -F file=@digit.png -F model=NAME)",
+        ),
+        (
+            b"--b\r\ngarbage\r\n\r\n",
+            MULTIPART,
+            "unreadable multipart body (Invalid multipart data); send one 'file' part and text fields",
+        ),
+        (
+            b"--b\r\nContent-Disposition: form-data\r\n\r\n1\r\n--b--\r\n",
+            MULTIPART,
+            'unreadable multipart body (The Content-Disposition header field "name" must be provided); send one '
+            "'file' part and text fields",
+        ),
+    ],
+    ids=["two-files", "too-many-fields", "no-boundary", "invalid", "part-without-name"],
+)
+def test_multipart_the_parser_refuses_is_a_422_saying_what_is_allowed(app, digits, body, content_type, detail):
+    """Starlette turns these into its own 400 ("Too many files. Maximum number of files is 1.") inside
+    request.form(), which the route's 422 with guidance did not catch."""
+    r = call(app, "POST", "/v1/classify", content=body, headers={"content-type": content_type})
+    assert (r.status_code, r.json()) == (422, {"detail": detail})
+
+
+def test_the_documented_statuses_are_the_ones_classify_answers(app):
+    """No 400: the body is read by the route, and an unreadable one is a 422."""
+    responses = app.openapi()["paths"]["/v1/classify"]["post"]["responses"]
+    assert sorted(responses) == ["200", "404", "413", "415", "422", "503"]
 
 
 def test_multipart_field_errors_are_422(app, digits):

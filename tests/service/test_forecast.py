@@ -101,6 +101,74 @@ def test_intervals_past_the_calibrated_horizon_grow_like_sqrt_h(app, registered,
     np.testing.assert_allclose((upper + lower) / 2, point, rtol=1e-12)
 
 
+NEAR_1 = [10, 10.5, 10.9, 11, 10.8, 10.4, 10, 9.6]  # the fuzzer's history
+
+
+@pytest.mark.parametrize("route", ["/v1/forecast", "/v1/forecast/batch"])
+def test_a_level_too_close_to_1_is_refused_before_forecasting(app, registered, route):
+    """0.9999999999999999 (the float just under 1) made an infinite interval, answered 200 with null bounds;
+    levels stop at 0.999999, the last whose key names it (0.9999996 would be "1")."""
+    one = {"model": MODEL, "history": NEAR_1, "horizon": 3, "levels": [0.9999999999999999]}
+    body, loc = (one, ["body"]) if route == "/v1/forecast" else ({"requests": [one]}, ["body", "requests", 0])
+    r = call(app, "POST", route, json=body)
+    assert (r.status_code, r.json()) == (
+        422,
+        _error([*loc, "levels", 0], "Input should be less than or equal to 0.999999", "less_than_equal", le=0.999999),
+    )
+
+
+def test_the_highest_level_has_finite_bounds(app, registered):
+    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "history": NEAR_1, "horizon": 3, "levels": [0.999999]})
+    assert r.status_code == 200
+    band = r.json()["intervals"]["0.999999"]
+    assert np.isfinite(band["lower"]).all() and np.isfinite(band["upper"]).all()  # no nulls
+    assert (np.asarray(band["lower"]) < np.asarray(band["upper"])).all()
+
+
+@pytest.mark.parametrize(
+    "levels, i, j, key",
+    [
+        ([0.8, 0.80000000001], 0, 1, "0.8"),
+        ([0.5, 0.95, 0.95], 1, 2, "0.95"),
+        ([0.1234567, 0.1234568], 0, 1, "0.123457"),
+    ],
+    ids=["near", "repeated", "7-digits"],
+)
+def test_levels_answered_under_one_key_are_refused(app, registered, levels, i, j, key):
+    """Interval keys are levels to 6 significant digits: two levels with one key were merged into one interval."""
+    one = {"model": MODEL, "history": NEAR_1, "horizon": 3, "levels": levels}
+    msg = (
+        f"levels[{i}] ({levels[i]!r}) and levels[{j}] ({levels[j]!r}) would both be answered as interval "
+        f"{key!r}; give levels that differ in their first 6 significant digits"
+    )
+    r = call(app, "POST", "/v1/forecast", json=one)
+    assert (r.status_code, r.json()) == (422, _error(["body", "levels"], msg, "levels_collide"))
+    r = call(app, "POST", "/v1/forecast/batch", json={"requests": [{**one, "levels": [0.8]}, one]})
+    assert (r.status_code, r.json()) == (422, _error(["body", "requests", 1, "levels"], msg, "levels_collide"))
+
+
+def test_bands_that_are_not_finite_are_a_422_naming_the_level(app, registered, monkeypatch):
+    """The schema's cap keeps widths finite; a band that still overflows (a forecast near the float maximum) is
+    refused, not written as null."""
+    from pipelines.forecasting.forecaster import Forecaster
+
+    def overflowing(self, forecast, levels):
+        return {
+            level: (forecast - np.inf, forecast + np.inf) if level > 0.9 else (forecast, forecast) for level in levels
+        }
+
+    monkeypatch.setattr(Forecaster, "intervals", overflowing)
+    one = {"model": MODEL, "history": NEAR_1, "horizon": 3, "levels": [0.8, 0.95]}
+    detail = (
+        "the 0.95 interval is not finite: the forecast is too large for intervals at this level; ask for a lower "
+        "level or leave levels out"
+    )
+    r = call(app, "POST", "/v1/forecast", json=one)
+    assert (r.status_code, r.json()) == (422, {"detail": detail})
+    r = call(app, "POST", "/v1/forecast/batch", json={"requests": [{**one, "levels": [0.8]}, one]})
+    assert (r.status_code, r.json()) == (422, {"detail": "requests[1]: " + detail})
+
+
 def test_batch_is_grouped_and_matches_single_forecasts(app, registered, history):
     items = [
         {"model": MODEL, "history": history, "horizon": 5},
@@ -249,7 +317,12 @@ def test_bad_input_is_a_clear_4xx(app, registered, body, status, detail):
         ),
         (
             raw('"history": [1, 2, 3, 4, 5, 6], "horizon": 3, "levels": [1.5]}'),
-            _error(["body", "levels", 0], "Input should be less than 1", "less_than", lt=1),
+            _error(
+                ["body", "levels", 0],
+                "Input should be less than or equal to 0.999999",
+                "less_than_equal",
+                le=0.999999,
+            ),
         ),
         (
             raw('"history": [1, 2, 3, 4, 5, 6], "horizon": 3, "horizn": 3}'),
@@ -322,6 +395,79 @@ def test_batch_errors_name_the_item(app, registered):
             actual_length=0,
         ),
     )
+
+
+SEND_JSON = "; send the body as JSON with Content-Type: application/json"
+
+
+@pytest.mark.parametrize("route", ["/v1/forecast", "/v1/forecast/batch"])
+@pytest.mark.parametrize(
+    "content_type, detail",
+    [
+        ("text/plain", "content type 'text/plain' is not accepted" + SEND_JSON),
+        ("application/xml", "content type 'application/xml' is not accepted" + SEND_JSON),
+        (
+            "application/x-www-form-urlencoded",
+            "content type 'application/x-www-form-urlencoded' is not accepted" + SEND_JSON,
+        ),
+        ("multipart/form-data; boundary=x", "content type 'multipart/form-data' is not accepted" + SEND_JSON),
+        ("Text/Plain; charset=utf-8", "content type 'text/plain' is not accepted" + SEND_JSON),
+        (None, "the request has no Content-Type header" + SEND_JSON),
+    ],
+    ids=["text", "xml", "form", "multipart", "text-with-charset", "none"],
+)
+def test_a_json_body_sent_as_another_content_type_is_415(app, registered, route, content_type, detail):
+    """A valid JSON body under another Content-Type got FastAPI's 422 "Input should be a valid dictionary or
+    object to extract fields from", which did not say to send JSON."""
+    one = {"model": MODEL, "history": NEAR_1, "horizon": 3}
+    payload = json.dumps(one if route == "/v1/forecast" else {"requests": [one]}).encode()
+    headers = {} if content_type is None else {"content-type": content_type}
+    r = call(app, "POST", route, content=payload, headers=headers)
+    if content_type is None:
+        assert "content-type" not in r.request.headers  # httpx adds none for raw bytes
+    assert (r.status_code, r.json()) == (415, {"detail": detail})
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "APPLICATION/JSON", "application/x+json"])
+def test_json_content_types_with_parameters_or_a_suffix_are_served(app, registered, content_type):
+    body = json.dumps({"model": MODEL, "history": NEAR_1, "horizon": 3}).encode()
+    r = call(app, "POST", "/v1/forecast", content=body, headers={"content-type": content_type})
+    assert (r.status_code, r.json()) == (
+        200,
+        {"model": MODEL, "version": "1", "forecast": expected(registered, "1", NEAR_1, 3)},
+    )
+
+
+@pytest.mark.parametrize("route", ["/v1/forecast", "/v1/forecast/batch"])
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        (
+            b"[" * 5000 + b"]" * 5000,
+            "the body cannot be parsed: its JSON is nested too deeply (arrays or objects inside each other); a "
+            "request is a JSON object a few levels deep (see /docs)",
+        ),
+        (
+            b'{"a":' * 3000 + b"1" + b"}" * 3000,
+            "the body cannot be parsed: its JSON is nested too deeply (arrays or objects inside each other); a "
+            "request is a JSON object a few levels deep (see /docs)",
+        ),
+        (
+            raw(f'"history": [{"1" * 5000}], "horizon": 3}}').encode(),
+            "the body cannot be parsed: a JSON number has over 4300 digits; numbers must be of a size a float can hold",
+        ),
+        (
+            raw('"history": [1, 2, 3, 4, 5, 6], "horizon": 3}').encode("latin-1").replace(b"1,", b"\xff1,"),
+            "the body cannot be read: it is not UTF-8 (invalid start byte at byte 34); send UTF-8 JSON "
+            "(Content-Type: application/json)",
+        ),
+    ],
+    ids=["nested-arrays", "nested-objects", "long-integer", "not-utf-8"],
+)
+def test_a_body_json_cannot_parse_is_a_400_saying_why(app, registered, route, body, detail):
+    """All four were 400 "send UTF-8 JSON", although the first three are UTF-8 JSON."""
+    r = call(app, "POST", route, content=body, headers=JSON)
+    assert (r.status_code, r.json()) == (400, {"detail": detail})
 
 
 LIMIT = {"detail": "request body is over the limit of 20000 bytes (SEQCAST_MAX_BODY_BYTES)"}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from svc_helpers import API_KEY, LOOKBACK, MODEL, call, make_settings
 
 KEY = {"X-API-Key": API_KEY}
+JSON = {"content-type": "application/json"}
 START = pd.Timestamp("2024-01-01")
 
 
@@ -112,6 +115,34 @@ def test_schema_errors_and_names(app):
     assert r.status_code == 415
 
 
+def _not_a(number: str, *indexes: int) -> dict:
+    msg, type_ = {"valid": ("Input should be a valid number", "float_type")}.get(
+        number, ("Input should be a finite number", "finite_number")
+    )
+    return {"detail": [{"type": type_, "loc": ["body", "values", i], "msg": msg} for i in indexes]}
+
+
+@pytest.mark.parametrize(
+    "values, detail",
+    [
+        ('["1.5", "2"]', _not_a("valid", 0, 1)),
+        ('[1, "2"]', _not_a("valid", 1)),
+        ("[true, false]", _not_a("valid", 0, 1)),
+        ("[1, false]", _not_a("valid", 1)),
+        ("[1, NaN]", _not_a("finite", 1)),
+    ],
+    ids=["strings", "string", "bools", "false", "nan-token"],
+)
+def test_json_values_must_be_numbers_as_in_a_forecast_history(app, values, detail):
+    """Strings and booleans were stored as numbers ("1.5" -> 1.5, true -> 1.0); ints still are numbers."""
+    assert post(app, "strict", {"timestamps": hours(2), "values": [1, 2]}).status_code in (200, 201)
+    body = f'{{"timestamps": {json.dumps(hours(2, 2))}, "values": {values}}}'
+    r = call(app, "POST", "/v1/series/strict/observations", content=body, headers={**KEY, **JSON})
+    assert (r.status_code, r.json()) == (422, detail)
+    page = call(app, "GET", "/v1/series/strict/observations").json()
+    assert page == {"series": "strict", "timestamps": hours(2), "values": [1.0, 2.0], "next_cursor": None}
+
+
 def test_writes_need_the_api_key(app):
     body = {"timestamps": hours(2), "values": [1.0, 2.0]}
     r = call(app, "POST", "/v1/series/k/observations", json=body)
@@ -214,3 +245,9 @@ def test_forecast_from_the_store_errors(app, request_body, status, detail):
     post(app, "gappy", {"timestamps": [*hours(7), *hours(3, 8)], "values": [1.0] * 10})
     r = call(app, "POST", "/v1/forecast", json=request_body)
     assert (r.status_code, r.json()) == (status, {"detail": detail})
+
+
+def test_the_documented_statuses_of_ingest_are_the_ones_it_answers(app):
+    """No 400: the body is read by the route, and an unreadable one is a 422."""
+    responses = app.openapi()["paths"]["/v1/series/{name}/observations"]["post"]["responses"]
+    assert sorted(responses) == ["200", "201", "401", "403", "413", "415", "422", "503"]
