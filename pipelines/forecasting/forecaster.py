@@ -146,7 +146,13 @@ class Forecaster:
             if not 0 < level < 1:
                 raise HistoryError(f"interval level {level} is outside (0, 1)")
             width = extended_widths(residuals, horizon, level, folds)  # per step, pooled across steps (conformal.py)
-            out[level] = (forecasts - width, forecasts + width)
+            lower, upper = forecasts - width, forecasts + width
+            if not (np.isfinite(lower).all() and np.isfinite(upper).all()):  # JSON has no infinity
+                raise HistoryError(
+                    f"the {level:g} interval is not finite: the level is too close to 1 or the forecast too large; "
+                    "ask for a lower level or leave levels out"
+                )
+            out[level] = (lower, upper)
         return out
 
     def config(self) -> dict:

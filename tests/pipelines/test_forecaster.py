@@ -64,3 +64,14 @@ def test_save_load_round_trip(forecaster, tmp_path):
     history = 10 + np.cos(np.arange(12))
     np.testing.assert_array_equal(loaded.forecast(history, 6), forecaster.forecast(history, 6))
     assert loaded.config() == forecaster.config()
+
+
+def test_an_interval_that_is_not_finite_is_refused(forecaster):
+    """0.9999999999999999 is the float whose (1 + level) / 2 rounds to 1: an infinite quantile; JSON has no inf."""
+    calibrated = Forecaster(
+        forecaster.model, forecaster.scaler, 5, "gru", 1, meta={"abs_residuals": [[0.5, 1.0], [1.0, 1.5], [0.2, 0.4]]}
+    )
+    point = calibrated.forecast(10 + np.arange(10.0), 2)
+    assert all(np.isfinite(band).all() for band in calibrated.intervals(point, [0.999999])[0.999999])
+    with pytest.raises(HistoryError, match=r"^the 1 interval is not finite: the level is too close to 1 or the "):
+        calibrated.intervals(point, [0.9999999999999999])

@@ -147,28 +147,6 @@ def test_levels_answered_under_one_key_are_refused(app, registered, levels, i, j
     assert (r.status_code, r.json()) == (422, _error(["body", "requests", 1, "levels"], msg, "levels_collide"))
 
 
-def test_bands_that_are_not_finite_are_a_422_naming_the_level(app, registered, monkeypatch):
-    """The schema's cap keeps widths finite; a band that still overflows (a forecast near the float maximum) is
-    refused, not written as null."""
-    from pipelines.forecasting.forecaster import Forecaster
-
-    def overflowing(self, forecast, levels):
-        return {
-            level: (forecast - np.inf, forecast + np.inf) if level > 0.9 else (forecast, forecast) for level in levels
-        }
-
-    monkeypatch.setattr(Forecaster, "intervals", overflowing)
-    one = {"model": MODEL, "history": NEAR_1, "horizon": 3, "levels": [0.8, 0.95]}
-    detail = (
-        "the 0.95 interval is not finite: the forecast is too large for intervals at this level; ask for a lower "
-        "level or leave levels out"
-    )
-    r = call(app, "POST", "/v1/forecast", json=one)
-    assert (r.status_code, r.json()) == (422, {"detail": detail})
-    r = call(app, "POST", "/v1/forecast/batch", json={"requests": [{**one, "levels": [0.8]}, one]})
-    assert (r.status_code, r.json()) == (422, {"detail": "requests[1]: " + detail})
-
-
 def test_batch_is_grouped_and_matches_single_forecasts(app, registered, history):
     items = [
         {"model": MODEL, "history": history, "horizon": 5},
