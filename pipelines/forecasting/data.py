@@ -287,12 +287,16 @@ def calendar_grid(
     The start is found by offset arithmetic (``anchor + k * off``, bisected on ``k``), so a batch far from the
     anchor does not build the grid in between; a business-hour grid costs about 25 us a point to build."""
     mean = mean_step_ns(off)
+    try:  # in microseconds, k * off may span the whole range (in ns a Week or BDay multiple stops at 292 years)
+        base = anchor.as_unit("us")
+    except ValueError:  # an anchor with nanoseconds
+        base = anchor
 
     def at(k: int) -> float:  # ns of the k-th grid point; past pandas' range: beyond every timestamp
         if k == 0:
             return anchor.value
         try:
-            return (anchor + k * off).value
+            return (base + k * off).value
         except (OverflowError, ValueError):
             return math.inf if k > 0 else -math.inf
 
@@ -316,7 +320,7 @@ def calendar_grid(
     if not math.isfinite(at(lo)):
         raise DataError(f"timestamp {first} cannot be placed on the {off.freqstr} grid within {RANGE}")
     try:  # one step back and on writes the point as date_range does (business hours: Friday 17:00 -> Monday 09:00)
-        start = ((anchor + lo * off - off) + off).value if lo else anchor.value
+        start = ((base + lo * off - off) + off).value if lo else anchor.value
     except (OverflowError, ValueError):
         start = at(lo)
     steps = (last.value - start) // mean + 1

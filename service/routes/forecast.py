@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request, Response
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Tick
 
-from pipelines.forecasting.data import LAST_TIME, DataError, infer_freq, next_timestamps
+from pipelines.forecasting.data import LAST_TIME, DataError, infer_freq, next_timestamps, parse_times
 from pipelines.forecasting.forecaster import Forecaster, HistoryError
 from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from pipelines.settings import Settings
@@ -114,11 +114,12 @@ def _continued_timestamps(
         )
     try:
         index = pd.DatetimeIndex(request.timestamps)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise HistoryError(
-            f"{where}timestamps do not form one time axis ({exc}); use ISO-8601, all with or all without a time zone, "
-            "between 1677 and 2262"
-        ) from None
+    except (ValueError, TypeError, OverflowError):  # several UTC offsets, zoned and naive mixed, or out of range
+        try:  # read as the series store reads them (in UTC), or its message naming the first that cannot be
+            written = pd.Series([t.isoformat() for t in request.timestamps], dtype=object)
+            index = pd.DatetimeIndex(parse_times(written, _timestamp_at))
+        except DataError as exc:
+            raise HistoryError(f"{where}{exc}") from None
     later = index[1:] > index[:-1]  # compared, not subtracted: 1677 to 2262 overflows int64
     if not later.all():
         i = int(np.flatnonzero(~later)[0]) + 1
@@ -132,6 +133,10 @@ def _continued_timestamps(
     if freq is None:
         raise HistoryError(f"{where}one timestamp does not give a frequency; give at least 2")
     return _future(index[-1], freq, request.horizon, where)
+
+
+def _timestamp_at(i: int) -> str:
+    return f"timestamps[{i}]"
 
 
 def _future(last: pd.Timestamp, freq: str, horizon: int, where: str) -> list[str]:

@@ -127,6 +127,10 @@ def test_a_grid_far_from_its_anchor_and_past_int64_differences():
         assert first_off_grid(pd.DatetimeIndex([when]), "bh", nine) is None
     assert first_off_grid(pd.DatetimeIndex(["2023-12-29 17:00"]), "bh", nine) == 0  # closing time: not a step
     assert first_off_grid(pd.DatetimeIndex(["1677-10-01"]), "MS", pd.Timestamp("2262-01-01")) is None
+    sunday, monday = pd.DatetimeIndex(["1678-01-02"]), pd.DatetimeIndex(["1678-01-03"])
+    assert first_off_grid(sunday, "W-SUN", pd.Timestamp("2262-01-05")) is None  # over 292 years of weeks back
+    assert first_off_grid(monday, "W-SUN", pd.Timestamp("2262-01-05")) == 0
+    assert first_off_grid(monday, "B", pd.Timestamp("2024-01-01")) is None
     late = pd.Timestamp("2262-04-10")
     assert first_off_grid(pd.DatetimeIndex(["1677-09-22 01:00", "1677-09-22 01:30"]), "h", late) == 1
     with pytest.raises(DataError, match="^timestamps from 2024-01-01 09:00:00 to 2124-01-01 09:00:00 span about "):

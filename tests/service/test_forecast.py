@@ -343,9 +343,22 @@ def test_mixed_time_zones_are_rejected(app, registered):
     r = call(
         app, "POST", "/v1/forecast", json={"model": MODEL, "history": [1.0] * 8, "timestamps": stamps, "horizon": 2}
     )
-    assert r.status_code == 422
-    assert r.json()["detail"].startswith("timestamps do not form one time axis (")
-    assert r.json()["detail"].endswith("use ISO-8601, all with or all without a time zone, between 1677 and 2262")
+    assert (r.status_code, r.json()) == (
+        422,
+        {
+            "detail": "timestamps[1] holds '2024-01-02T00:00:00'; timestamps must be dates or ISO-8601 times from "
+            "1677-09-22 to 2262-04-11, all with or all without a time zone"
+        },
+    )
+
+
+def test_several_utc_offsets_are_one_axis_in_utc(app, registered):
+    """As the series store reads them: each instant in UTC, and the forecast's timestamps continue in UTC."""
+    stamps = [f"2024-01-0{d}T0{d}:00:00+0{d}:00" for d in range(1, 9)]  # midnight UTC, each at its own offset
+    body = {"model": MODEL, "history": [1.0] * 8, "timestamps": stamps, "horizon": 2}
+    r = call(app, "POST", "/v1/forecast", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["timestamps"] == ["2024-01-09T00:00:00+00:00", "2024-01-10T00:00:00+00:00"]
 
 
 def test_batch_errors_name_the_item(app, registered):
