@@ -117,7 +117,7 @@ def _continued_timestamps(
     except (ValueError, TypeError, OverflowError):  # several UTC offsets, zoned and naive mixed, or out of range
         try:  # read as the series store reads them (in UTC), or its message naming the first that cannot be
             written = pd.Series([t.isoformat() for t in request.timestamps], dtype=object)
-            index = pd.DatetimeIndex(parse_times(written, _timestamp_at))
+            index = pd.DatetimeIndex(parse_times(written, lambda i: f"timestamps[{i}]"))
         except DataError as exc:
             raise HistoryError(f"{where}{exc}") from None
     later = index[1:] > index[:-1]  # compared, not subtracted: 1677 to 2262 overflows int64
@@ -133,10 +133,6 @@ def _continued_timestamps(
     if freq is None:
         raise HistoryError(f"{where}one timestamp does not give a frequency; give at least 2")
     return _future(index[-1], freq, request.horizon, where)
-
-
-def _timestamp_at(i: int) -> str:
-    return f"timestamps[{i}]"
 
 
 def _future(last: pd.Timestamp, freq: str, horizon: int, where: str) -> list[str]:
