@@ -151,13 +151,12 @@ def _decode_limiter(request: Request, settings: Settings) -> anyio.CapacityLimit
 
 
 MAX_FORM_FIELDS = 8  # text fields (UploadForm has 4); the file part is counted apart, at most 1
-ONE_FILE = "only one file is allowed, in the field 'file'; model, alias, version, top_k are text"
 
 
 def _unreadable_form(message: str) -> HTTPException:
     """A 422 for a multipart body the parser refused (``message``: Starlette's words), saying what is allowed."""
     if message.startswith("Too many files"):
-        detail = ONE_FILE
+        detail = "only one file is allowed, in the field 'file'; model, alias, version, top_k are text"
     elif message.startswith("Too many fields"):
         detail = f"the form has over {MAX_FORM_FIELDS} text fields; the fields are file, model, alias, version, top_k"
     elif message.startswith("Missing boundary"):
@@ -184,9 +183,7 @@ async def _from_upload(request: Request) -> tuple[UploadForm, bytes]:
         if not isinstance(upload, UploadFile):
             detail = "field 'file' must be a file upload" if upload is not None else "field 'file' is missing"
             raise HTTPException(422, f"{detail}: send the image as the multipart file field 'file' (PNG or JPEG)")
-        fields = {k: v for k, v in form.multi_items() if k != "file"}
-        if any(not isinstance(v, str) for v in fields.values()):
-            raise HTTPException(422, ONE_FILE)
+        fields = {k: v for k, v in form.multi_items() if k != "file"}  # text only: max_files=1 refused a second file
         try:
             params = UploadForm.model_validate(fields)
         except ValidationError as exc:
