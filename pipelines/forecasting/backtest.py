@@ -62,8 +62,14 @@ def backtest(
     forecast_fn: ForecastFn, values: np.ndarray, horizon: int, origins: list[int], season: int | None = None
 ) -> BacktestResult:
     values = np.asarray(values, dtype=np.float64)
-    histories = [values[:o] for o in origins]
-    forecasts = np.asarray(forecast_fn(histories, horizon), dtype=np.float64)
+    forecasts = forecast_fn([values[:o] for o in origins], horizon)
+    return scored(values, forecasts, horizon, origins, season)
+
+
+def scored(values: np.ndarray, forecasts, horizon: int, origins: list[int], season: int | None = None) -> BacktestResult:
+    """``forecasts[k]`` (made from ``values[:origins[k]]``) against what followed: a panel's folds are forecast in
+    one call for every series, then scored series by series here."""
+    values = np.asarray(values, dtype=np.float64)
     actuals = np.stack([values[o : o + horizon] for o in origins])
-    scales = np.array([metrics.naive_scale(h, season) for h in histories])
-    return BacktestResult(list(origins), forecasts, actuals, scales, season)
+    scales = np.array([metrics.naive_scale(values[:o], season) for o in origins])
+    return BacktestResult(list(origins), np.asarray(forecasts, dtype=np.float64), actuals, scales, season)

@@ -116,47 +116,78 @@ def fit_forecaster(
     """Train ``config.variant`` on ``values`` (the training part only); returns the forecaster and loss curves.
     ``compiled=False`` for a model that will forecast once or twice (see :class:`Forecaster`)."""
     seed_everything(config.seed)
+    scaler, windows = series_windows(values, config)
+    model, curves = fit_network(config, [windows], verbose=verbose, callbacks=callbacks)
+    forecaster = Forecaster(
+        model=model,
+        scaler=scaler,
+        lookback=config.window,
+        variant=config.variant,
+        season=config.season,
+        freq=freq,
+        compiled=compiled,
+    )
+    return forecaster, curves
+
+
+@dataclass(frozen=True)
+class Windows:
+    """One series' supervised windows in its scaler's units, split in time: the last ``val_fraction`` validate."""
+
+    x_fit: np.ndarray
+    y_fit: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def series_windows(values: np.ndarray, config: TrainConfig, scaler: Scaler | None = None) -> tuple[Scaler, Windows]:
+    """``scaler`` (default: ``config.transform`` fitted on the part the network fits on) and the series' windows
+    in its units (views of the scaled values: :func:`to_windows` copies nothing)."""
     values = np.asarray(values, dtype=np.float64)
     lookback = config.window
     n_windows = len(values) - lookback
     if n_windows < 2:
         raise ValueError(f"training part has {len(values)} values; lookback {lookback} needs at least {lookback + 2}")
     n_val = int(round(n_windows * config.val_fraction)) if n_windows >= 10 else 0
-    fit_end = len(values) - n_val  # the scaler sees only what the network fits on
-    scaler = Scaler.fit(values[:fit_end], config.transform)
+    if scaler is None:  # the scaler sees only what the network fits on
+        scaler = Scaler.fit(values[: len(values) - n_val], config.transform)
     X, y = to_windows(scaler.transform(values), lookback, 1)
-    y = np.repeat(y.reshape(-1, 1), config.members, axis=1)  # every ensemble member fits the same target
-    X_fit, y_fit, X_val, y_val = (
-        X[: n_windows - n_val],
-        y[: n_windows - n_val],
-        X[n_windows - n_val :],
-        y[n_windows - n_val :],
-    )
+    cut = n_windows - n_val
+    return scaler, Windows(X[:cut], y[:cut], X[cut:], y[cut:])
 
-    fit_data = (np.ascontiguousarray(X_fit, np.float32), np.ascontiguousarray(y_fit, np.float32))
-    val_data = (np.ascontiguousarray(X_val, np.float32), np.ascontiguousarray(y_val, np.float32)) if n_val else None
-    curves: dict[str, list] = {}
+
+def fit_network(
+    config: TrainConfig,
+    windows: Sequence[Windows],
+    *,
+    verbose: int = 0,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """The one training loop: the windows of one series, or pooled from a panel's, fit one network (seeded by the
+    caller). Returns the served network and its loss curves."""
+    lookback = config.window
+
+    def pooled(parts: list[np.ndarray]) -> np.ndarray:
+        return np.ascontiguousarray(np.concatenate(parts) if len(parts) > 1 else parts[0], np.float32)
+
+    def targets(y: np.ndarray) -> np.ndarray:  # every ensemble member fits the same target
+        return np.repeat(y.reshape(-1, 1), config.members, axis=1)
+
+    fit_data = (pooled([w.x_fit for w in windows]), pooled([targets(w.y_fit) for w in windows]))
+    n_val = sum(len(w.x_val) for w in windows)
+    val_data = (pooled([w.x_val for w in windows]), pooled([targets(w.y_val) for w in windows])) if n_val else None
     if config.epochs == 0:  # the normalisation's own baseline, as built (see TrainConfig.baseline)
         if config.baseline is None:
             raise ValueError(
                 f"epochs is 0; only a normalised model ({', '.join(BASELINE_NORMALISATIONS)}) forecasts untrained"
             )
         model, _ = _build(config, lookback)
-    else:
-        trainer = _trainer(config, lookback)
-        curves = _fit(config, trainer, fit_data, val_data, verbose, callbacks)
-        model, _ = _build(config, lookback)  # the forecaster's own copy: the trainer's trains the next fit
-        model.set_weights(trainer.model.get_weights())
-    forecaster = Forecaster(
-        model=model,
-        scaler=scaler,
-        lookback=lookback,
-        variant=config.variant,
-        season=config.season,
-        freq=freq,
-        compiled=compiled,
-    )
-    return forecaster, {k: [float(v) for v in vals] for k, vals in curves.items()}
+        return model, {}
+    trainer = _trainer(config, lookback)
+    curves = _fit(config, trainer, fit_data, val_data, verbose, callbacks)
+    model, _ = _build(config, lookback)  # the forecaster's own copy: the trainer's trains the next fit
+    model.set_weights(trainer.model.get_weights())
+    return model, {k: [float(v) for v in vals] for k, vals in curves.items()}
 
 
 def _fit(

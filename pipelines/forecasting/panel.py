@@ -1,0 +1,533 @@
+"""A panel model: one network trained on windows pooled from many series, each series served by its winner.
+
+Training (:func:`train_panel`) fits the one training loop (``training.fit_network``) on every series' windows at
+once, each series in its own scaler's units (fitted on that series' training part: the values of a panel span
+orders of magnitude), then backtests every series on its own rolling-origin folds in one batched call. On those
+folds the network competes with the free forecasts (naive, seasonal naive, drift) series by series, and each
+series is served by its winner. The served networks are then refitted on every series' whole history.
+
+Serving (:class:`PanelForecaster`) reads the last ``lookback`` values of a series (the context): the networks
+forecast in the series' stored scaling, the free forecasts from the same context (drift: the line through the
+context's first and last values). A series the panel never saw is forecast by the networks, scaled by its own
+context, and marked unseen. Intervals are conformal, from the series' own backtest errors where it has
+``MIN_OWN_FOLDS`` folds, else from the panel's errors scaled by the series' seasonal-naive MAE.
+
+Saved as one ``.keras`` file per network (``safe_mode=True``) and a JSON config: nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from models import preprocessing  # noqa: F401  (registers the custom layers saved models may hold)
+from models.baselines import BASELINES
+from models.recursive import RecursiveForecaster
+from pipelines.forecasting import metrics
+from pipelines.forecasting.backtest import BacktestResult, scored
+from pipelines.forecasting.conformal import extended_widths, independent_forecasts
+from pipelines.forecasting.data import DataError, Series
+from pipelines.forecasting.forecaster import MAX_DEVIATIONS, HistoryError
+from pipelines.forecasting.scaling import Scaler
+from pipelines.forecasting.search import COMBINE_TOP, COMBINE_WITHIN, DEFAULT_TRIALS, search_space
+from pipelines.forecasting.training import TrainConfig, fit_network, series_windows
+from pipelines.seeding import seed_everything
+
+log = logging.getLogger(__name__)
+
+PANEL_ARTIFACT = "panel_forecaster"
+CONFIG_FILE = "panel.json"
+NETWORK = "network"
+MIN_OWN_FOLDS = 3  # fewer backtest folds than this: the series' intervals borrow the panel's errors, scaled
+PANEL_FOLDS = 4  # rolling-origin folds per series (half a horizon apart) when --folds is not given
+PANEL_BATCH = 256  # windows per training step: pooled panels have many
+PANEL_EPOCH_STEPS = 64  # batches an epoch at most: an epoch samples the pooled windows, so early stopping checks often
+OWN = "series backtest"
+BORROWED = "panel backtest, scaled by this history's seasonal-naive MAE"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One network of the served combination: its Keras model reads the last ``lookback`` values in ``kind``
+    scaling (each series' own scaler of that kind)."""
+
+    model: keras.Model
+    kind: str
+    lookback: int
+    description: str
+
+
+@dataclass
+class SeriesFacts:
+    """What the panel model knows of one series it was trained on."""
+
+    scalers: dict[str, tuple[float, float]]  # kind -> (loc, scale), fitted on the series' whole training history
+    winner: str  # NETWORK or a free forecast's name: what serves this series
+    mase: dict[str, float]  # backtest MASE of the network and of each free forecast
+    abs_residuals: list[list[float]]  # the winner's backtest errors [folds, horizon], raw units
+    origins: list[int]  # where those folds started
+    scale: float  # the series' in-sample seasonal-naive MAE (its MASE denominator)
+
+    def to_dict(self) -> dict:
+        return {
+            "scalers": {k: list(v) for k, v in self.scalers.items()},
+            "winner": self.winner,
+            "mase": self.mase,
+            "abs_residuals": self.abs_residuals,
+            "origins": self.origins,
+            "scale": self.scale,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SeriesFacts:
+        return cls(
+            {k: (float(v[0]), float(v[1])) for k, v in data["scalers"].items()},
+            data["winner"],
+            data["mase"],
+            data["abs_residuals"],
+            data["origins"],
+            float(data["scale"]),
+        )
+
+
+class PanelForecaster:
+    """Networks shared by a panel of series plus what it knows of each: raw windows in, raw forecasts out."""
+
+    def __init__(
+        self,
+        members: list[Member],
+        series: dict[str, SeriesFacts],
+        *,
+        season: int,
+        freq: str | None,
+        horizon: int,
+        pooled_residuals: list[list[float]],
+        meta: dict | None = None,
+        compiled: bool = True,
+    ):
+        self.members, self.series = members, series
+        self.season, self.freq, self.horizon = season, freq, horizon
+        self.pooled_residuals = pooled_residuals  # every series' backtest errors over its MASE scale [rows, horizon]
+        self.meta = meta or {}
+        self.lookback = max(m.lookback for m in members)
+        self.variant = "panel"
+        self._recursive = [RecursiveForecaster(m.model, compiled=compiled) for m in members]
+        self._log = any(m.kind == "log" for m in members)
+
+    @property
+    def min_history(self) -> int:
+        return self.lookback
+
+    def usual_horizon(self) -> int:
+        return self.horizon
+
+    def knows(self, name: str | None) -> bool:
+        return name is not None and name in self.series
+
+    def check_history(self, history, name: str | None = None) -> np.ndarray:
+        """The history as float64, or a :class:`HistoryError` naming the first value the networks cannot take."""
+        values = np.asarray(history, dtype=np.float64)
+        if values.ndim != 1:
+            raise HistoryError(f"history must be a flat list of numbers; got shape {values.shape}")
+        if len(values) < self.lookback:
+            raise HistoryError(f"history has {len(values)} values; this model needs at least {self.lookback}")
+        if not np.isfinite(values).all():
+            i = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise HistoryError(f"history[{i}] is {values[i]}; only finite numbers are allowed")
+        first = len(values) - self.lookback
+        window = values[first:]
+        if self._log and (window <= 0).any():
+            i = first + int(np.flatnonzero(window <= 0)[0])
+            raise HistoryError(
+                f"history[{i}] is {values[i]:g}; this model log-transforms its input, so only values > 0 are allowed"
+            )
+        if self.knows(name):  # a seen series in its own scaling: far outside it, the networks saturate
+            for member in self.members:
+                loc, scale = self.series[name].scalers[member.kind]  # type: ignore[index]
+                z = (_forward(window, member.kind) - loc) / scale
+                if (np.abs(z) > MAX_DEVIATIONS).any():
+                    i = first + int(np.flatnonzero(np.abs(z) > MAX_DEVIATIONS)[0])
+                    raise HistoryError(
+                        f"history[{i}] is {values[i]:g}, more than {MAX_DEVIATIONS:g} standard deviations from "
+                        f"series {name!r}'s training values; this model cannot represent it"
+                    )
+        return values
+
+    def winner(self, name: str | None) -> str:
+        return self.series[name].winner if self.knows(name) else NETWORK  # type: ignore[index]
+
+    def network_forecast(self, windows: np.ndarray, horizon: int, names: Sequence[str | None]) -> np.ndarray:
+        """The networks' mean forecast ``[B, horizon]`` from raw windows ``[B, >= lookback]``, one call per network
+        for all rows; each row in its series' scaling (an unseen series' own, fitted on its window)."""
+        windows = np.asarray(windows, dtype=np.float64)
+        out = np.zeros((len(windows), horizon))
+        for member, recursive in zip(self.members, self._recursive, strict=True):
+            x = _forward(windows[:, -member.lookback :], member.kind)
+            loc, scale = np.empty(len(x)), np.empty(len(x))
+            for r, name in enumerate(names):
+                if self.knows(name):
+                    loc[r], scale[r] = self.series[name].scalers[member.kind]  # type: ignore[index]
+                else:
+                    loc[r], scale[r] = x[r].mean(), x[r].std() if x[r].std() > 1e-12 else 1.0
+            z = recursive((x - loc[:, None]) / scale[:, None], horizon)
+            y = z * scale[:, None] + loc[:, None]
+            out += np.exp(np.minimum(y, 700.0)) if member.kind == "log" else y
+        return out / len(self.members)
+
+    def forecast_windows(self, windows: np.ndarray, horizon: int, names: Sequence[str | None]) -> np.ndarray:
+        """Each row forecast by its series' winner: the networks, or a free forecast from the same window."""
+        if horizon < 1:
+            raise HistoryError(f"horizon is {horizon}; it must be at least 1")
+        windows = np.asarray(windows, dtype=np.float64)[:, -self.lookback :]
+        out = self.network_forecast(windows, horizon, names)
+        for r, name in enumerate(names):
+            won = self.winner(name)
+            if won != NETWORK:
+                out[r] = BASELINES[won]([windows[r]], horizon, self.season)[0]
+        return out
+
+    def forecast(self, history, horizon: int, name: str | None = None) -> np.ndarray:
+        return self.forecast_windows(self.check_history(history, name)[None, -self.lookback :], horizon, [name])[0]
+
+    def intervals(
+        self, forecast: np.ndarray, levels, name: str | None, window: np.ndarray
+    ) -> tuple[dict[float, tuple[np.ndarray, np.ndarray]], str]:
+        """Conformal intervals around ``forecast`` and how they were made (:data:`OWN` or :data:`BORROWED`)."""
+        facts = self.series.get(name) if name is not None else None
+        if facts is not None and len(facts.abs_residuals) >= MIN_OWN_FOLDS:
+            residuals, folds, how = (
+                np.asarray(facts.abs_residuals),
+                independent_forecasts(facts.origins, self.horizon),
+                OWN,
+            )
+        else:
+            scale = facts.scale if facts is not None else metrics.naive_scale(window, self.season)
+            residuals, folds, how = np.asarray(self.pooled_residuals) * scale, None, BORROWED
+        out = {}
+        for level in levels:
+            if not 0 < level < 1:
+                raise HistoryError(f"interval level {level} is outside (0, 1)")
+            width = extended_widths(residuals, len(forecast), level, folds)
+            lower, upper = forecast - width, forecast + width
+            if not (np.isfinite(lower).all() and np.isfinite(upper).all()):
+                raise HistoryError(f"the {level:g} interval is not finite; ask for a lower level or leave levels out")
+            out[level] = (lower, upper)
+        return out, how
+
+    def config(self) -> dict:
+        return {
+            "members": [
+                {"file": f"member_{k}.keras", "kind": m.kind, "lookback": m.lookback, "description": m.description}
+                for k, m in enumerate(self.members)
+            ],
+            "season": self.season,
+            "freq": self.freq,
+            "horizon": self.horizon,
+            "pooled_residuals": self.pooled_residuals,
+            "meta": self.meta,
+            "series": {name: facts.to_dict() for name, facts in self.series.items()},
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = self.config()
+        for member, entry in zip(self.members, config["members"], strict=True):
+            member.model.save(directory / entry["file"])
+        (directory / CONFIG_FILE).write_text(json.dumps(config))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, compiled: bool = True) -> PanelForecaster:
+        directory = Path(directory)
+        config = json.loads((directory / CONFIG_FILE).read_text())
+        members = [
+            Member(
+                keras.saving.load_model(directory / m["file"], safe_mode=True, compile=False),
+                m["kind"],
+                int(m["lookback"]),
+                m["description"],
+            )
+            for m in config["members"]
+        ]
+        return cls(
+            members,
+            {name: SeriesFacts.from_dict(facts) for name, facts in config["series"].items()},
+            season=int(config["season"]),
+            freq=config.get("freq"),
+            horizon=int(config["horizon"]),
+            pooled_residuals=config["pooled_residuals"],
+            meta=config.get("meta", {}),
+            compiled=compiled,
+        )
+
+
+def _forward(values: np.ndarray, kind: str) -> np.ndarray:
+    return np.log(values) if kind == "log" else values
+
+
+# --- training --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PanelBacktest:
+    """Every series' folds: ``origins[i]`` of series i, the network's forecasts there, each competitor's result."""
+
+    origins: list[list[int]]
+    results: dict[str, list[BacktestResult]]  # competitor -> one result per series
+
+    def mase(self, competitor: str) -> np.ndarray:
+        return np.array([r.summary()["mase"] for r in self.results[competitor]])
+
+
+def geometric_mean(values) -> float:
+    values = np.maximum(np.asarray(values, dtype=np.float64), 1e-12)
+    return float(np.exp(np.mean(np.log(values))))
+
+
+def resolve(panel: Sequence[Series], config: TrainConfig) -> TrainConfig:
+    """The config's series-dependent defaults, from the panel: its season and usual horizon (first series'), the
+    lookback capped by the median series' length, ``PANEL_FOLDS`` folds half a horizon apart."""
+    first = panel[0]
+    lengths = sorted(len(s) for s in panel)
+    folds = config.folds if config.folds > 1 else PANEL_FOLDS
+    config = replace(config, folds=folds, batch_size=max(config.batch_size, PANEL_BATCH))
+    config = config.resolved(lengths[len(lengths) // 2], first.season, first.meta.get("horizon"))
+    if config.fold_step is None:
+        config = replace(config, fold_step=max(1, config.steps // 2))
+    if config.epoch_steps is None:
+        config = replace(config, epoch_steps=PANEL_EPOCH_STEPS)
+    return config
+
+
+def check_panel(panel: Sequence[Series]) -> None:
+    if not panel:
+        raise DataError("the panel has no series")
+    names = [s.name for s in panel]
+    if len(set(names)) != len(names):
+        raise DataError(f"series names must be unique in a panel; {sorted({n for n in names if names.count(n) > 1})}")
+    freqs = {s.freq for s in panel if s.freq}
+    if len(freqs) > 1:
+        raise DataError(f"a panel's series share one frequency; these have {', '.join(sorted(freqs))}")
+
+
+def series_origins(panel: Sequence[Series], config: TrainConfig, lookback: int) -> list[list[int]]:
+    """Each series' fold origins (its last ``config.folds`` horizons, ``fold_step`` apart), keeping those that
+    leave enough to train on; a series with none is too short and named."""
+    need = lookback + 2
+    out = []
+    for s in panel:
+        step = config.fold_step or config.steps
+        origins = [len(s) - config.steps - k * step for k in reversed(range(config.folds))]
+        origins = [o for o in origins if o >= need]
+        if not origins:
+            raise DataError(
+                f"series {s.name!r} has {len(s)} values; the panel's lookback {lookback} and horizon {config.steps} "
+                f"need at least {need + config.steps}"
+            )
+        out.append(origins)
+    return out
+
+
+def fit_members(
+    panel: Sequence[Series], configs: Sequence[TrainConfig], ends: Sequence[int], verbose: int = 0
+) -> tuple[list[Member], list[dict[str, tuple[float, float]]], dict[str, list[float]]]:
+    """Fit each config on every series' values before its end, pooled; returns the members, each series' scalers
+    (by kind, fitted on the same values) and the first member's loss curves."""
+    scalers: list[dict[str, tuple[float, float]]] = [{} for _ in panel]
+    members, curves = [], {}
+    for k, config in enumerate(configs):
+        seed_everything(config.seed)
+        windows = []
+        for i, (s, end) in enumerate(zip(panel, ends, strict=True)):
+            values = s.values[:end]
+            if config.transform not in scalers[i]:
+                fitted = Scaler.fit(values, config.transform)
+                scalers[i][config.transform] = (fitted.loc, fitted.scale)
+            loc, scale = scalers[i][config.transform]
+            if len(values) >= config.window + 2:  # a short series still gets forecasts, from what the rest taught
+                windows.append(series_windows(values, config, Scaler(loc, scale, config.transform))[1])
+        if not windows:
+            raise DataError(f"no series of the panel is longer than lookback {config.window} + 2")
+        model, history = fit_network(config, windows, verbose=verbose)
+        members.append(Member(model, config.transform, config.window, config.describe()))
+        curves = curves or history
+    return members, scalers, curves
+
+
+def backtest_panel(
+    forecast: Callable[[np.ndarray, int, list[str | None]], np.ndarray],
+    panel: Sequence[Series],
+    origins: list[list[int]],
+    horizon: int,
+    season: int,
+    context: int,
+) -> list[BacktestResult]:
+    """``forecast(windows, horizon, names)`` at every series' origins in one call, scored series by series."""
+    windows, names = [], []
+    for s, series_origins_ in zip(panel, origins, strict=True):
+        for o in series_origins_:
+            windows.append(_context(s.values[:o], context))
+            names.append(s.name)
+    forecasts = forecast(np.stack(windows), horizon, names)
+    results, row = [], 0
+    for s, series_origins_ in zip(panel, origins, strict=True):
+        k = len(series_origins_)
+        results.append(scored(s.values, forecasts[row : row + k], horizon, series_origins_, season))
+        row += k
+    return results
+
+
+def _context(values: np.ndarray, context: int) -> np.ndarray:
+    """The last ``context`` values, padded at the front with the first one where the series is shorter (the
+    series that trained nothing: a network still reads a full window)."""
+    tail = values[-context:]
+    return np.concatenate([np.full(context - len(tail), tail[0]), tail]) if len(tail) < context else tail
+
+
+def free_forecast(name: str, season: int) -> Callable[[np.ndarray, int, list], np.ndarray]:
+    fn = BASELINES[name]
+    return lambda windows, horizon, _names: fn(list(windows), horizon, season)
+
+
+@dataclass
+class PanelCandidate:
+    forecaster: PanelForecaster
+    config: TrainConfig  # the first chosen configuration, resolved
+    backtest: PanelBacktest
+    curves: dict[str, list[float]]
+    trials: list[dict] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        """The pooled score the champion rule compares: geometric-mean MASE of what serves each series."""
+        return geometric_mean([self.forecaster.series[s].mase[self.forecaster.series[s].winner] for s in self.names])
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.forecaster.series)
+
+
+def _trial(
+    panel: Sequence[Series], configs: list[TrainConfig], origins: list[list[int]], verbose: int
+) -> tuple[list[Member], list[BacktestResult], dict]:
+    """``configs`` fitted before every series' first origin and backtested on its folds (the networks only)."""
+    context = max(c.window for c in configs)
+    members, scalers, curves = fit_members(panel, configs, [o[0] for o in origins], verbose)
+    trial = PanelForecaster(
+        members,
+        {s.name: SeriesFacts(sc, NETWORK, {}, [], [], 1.0) for s, sc in zip(panel, scalers, strict=True)},
+        season=configs[0].season or 1,
+        freq=panel[0].freq,
+        horizon=configs[0].steps,
+        pooled_residuals=[],
+        compiled=False,  # forecast once
+    )
+    results = backtest_panel(trial.network_forecast, panel, origins, configs[0].steps, trial.season, context)
+    return members, results, curves
+
+
+def search_configs(panel: Sequence[Series], base: TrainConfig) -> list[TrainConfig]:
+    """The per-series search's space (``search.search_space``) with the panel's training schedule."""
+    positive = all(float(np.min(s.values)) > 0 for s in panel)
+    configs = search_space(replace(base, folds=1), len(panel[0]), positive, panel[0].freq)
+    return [
+        replace(c, folds=base.folds, batch_size=base.batch_size, epoch_steps=base.epoch_steps, patience=10)
+        for c in configs
+    ]
+
+
+def train_panel(panel: Sequence[Series], config: TrainConfig, verbose: int = 0) -> PanelCandidate:
+    """Train ``config`` (``auto``: search, then combine the best few) on the panel, choose each series' winner on
+    its backtest and refit the served networks on every series' whole history."""
+    check_panel(panel)
+    start = time.monotonic()
+    config = resolve(panel, config)
+    trials: list[dict] = []
+    if config.variant == "auto":
+        space = search_configs(panel, config)[: config.trials or DEFAULT_TRIALS]
+        context = max(c.window for c in space)
+        origins = series_origins(panel, config, context)
+        scored_trials = []
+        for k, trial_config in enumerate(space):
+            log.info("panel trial %d/%d: %s", k + 1, len(space), trial_config.describe())
+            members, results, curves = _trial(panel, [trial_config], origins, 0)
+            score = geometric_mean([r.summary()["mase"] for r in results])
+            scored_trials.append((score, k, trial_config, results, curves))
+            trials.append({"config": trial_config.describe(), "mase": round(score, 6)})
+        scored_trials.sort(key=lambda t: (t[0], t[1]))
+        best = scored_trials[0]
+        chosen = [
+            t for t in scored_trials if t[2].transform == best[2].transform and t[0] <= best[0] * COMBINE_WITHIN
+        ][:COMBINE_TOP]
+        configs = [t[2] for t in chosen]
+        network = [_mean_results([t[3][i] for t in chosen]) for i in range(len(panel))]
+        curves = best[4]
+    else:
+        configs = [config]
+        origins = series_origins(panel, config, config.window)
+        _, network, curves = _trial(panel, configs, origins, verbose)
+    context = max(c.window for c in configs)
+    season = configs[0].season or 1
+    backtest = PanelBacktest(origins, {NETWORK: network})
+    for name in BASELINES:
+        backtest.results[name] = backtest_panel(
+            free_forecast(name, season), panel, origins, configs[0].steps, season, context
+        )
+    members, scalers, _ = fit_members(panel, configs, [len(s) for s in panel], 0)
+    facts, pooled = {}, []
+    for i, s in enumerate(panel):
+        mase = {c: backtest.results[c][i].summary()["mase"] for c in backtest.results}
+        winner = min(mase, key=lambda c: (mase[c], c != NETWORK))  # ties go to the network
+        result = backtest.results[winner][i]
+        residuals = np.abs(result.errors).round(10)
+        pooled.extend((residuals / result.scales[:, None]).round(10).tolist())
+        facts[s.name] = SeriesFacts(
+            scalers[i],
+            winner,
+            {c: round(v, 6) for c, v in mase.items()},
+            residuals.tolist(),
+            list(result.origins),
+            float(result.scales[-1]),
+        )
+    forecaster = PanelForecaster(
+        members,
+        facts,
+        season=season,
+        freq=panel[0].freq,
+        horizon=configs[0].steps,
+        pooled_residuals=pooled,
+        meta={
+            "chosen": " + ".join(c.describe() for c in configs),
+            "search_trials": len(trials),
+            "seconds": round(time.monotonic() - start, 1),
+        },
+    )
+    return PanelCandidate(forecaster, configs[0], backtest, curves, trials)
+
+
+def _mean_results(results: list[BacktestResult]) -> BacktestResult:
+    """The combination's backtest: the members' forecasts averaged on the same folds."""
+    first = results[0]
+    mean = np.mean([r.forecasts for r in results], axis=0)
+    return BacktestResult(first.origins, mean, first.actuals, first.scales, first.season)
+
+
+def pooled_metrics(candidate: PanelCandidate) -> dict[str, float]:
+    """Geometric-mean MASE over the series: what serves each one, the network alone and each free forecast."""
+    out = {"test_mase": candidate.score, "series_count": float(len(candidate.names))}
+    for competitor in candidate.backtest.results:
+        key = "network" if competitor == NETWORK else f"baseline_{competitor}"
+        out[f"{key}_mase"] = geometric_mean(candidate.backtest.mase(competitor))
+    winners = [f.winner for f in candidate.forecaster.series.values()]
+    for competitor in candidate.backtest.results:
+        out[f"served_by_{competitor}"] = float(winners.count(competitor))
+    return {k: (round(v, 6) if math.isfinite(v) else v) for k, v in out.items()}
