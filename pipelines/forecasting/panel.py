@@ -36,6 +36,7 @@ from pipelines.forecasting.backtest import BacktestResult, scored
 from pipelines.forecasting.conformal import extended_widths, independent_forecasts
 from pipelines.forecasting.data import DataError, Series
 from pipelines.forecasting.forecaster import MAX_DEVIATIONS, HistoryError
+from pipelines.forecasting.pyfunc import PANEL_ARTIFACT  # noqa: F401  (the artifact folder of a panel model)
 from pipelines.forecasting.scaling import Scaler
 from pipelines.forecasting.search import COMBINE_TOP, COMBINE_WITHIN, DEFAULT_TRIALS, search_space
 from pipelines.forecasting.training import TrainConfig, fit_network, series_windows
@@ -43,7 +44,6 @@ from pipelines.seeding import seed_everything
 
 log = logging.getLogger(__name__)
 
-PANEL_ARTIFACT = "panel_forecaster"
 CONFIG_FILE = "panel.json"
 NETWORK = "network"
 MIN_OWN_FOLDS = 3  # fewer backtest folds than this: the series' intervals borrow the panel's errors, scaled
@@ -294,17 +294,20 @@ def geometric_mean(values) -> float:
 
 
 def resolve(panel: Sequence[Series], config: TrainConfig) -> TrainConfig:
-    """The config's series-dependent defaults, from the panel: its season and usual horizon (first series'), the
-    lookback capped by the median series' length, ``PANEL_FOLDS`` folds half a horizon apart."""
-    first = panel[0]
-    lengths = sorted(len(s) for s in panel)
+    """The config's series-dependent defaults, from the panel: its season and usual horizon (first series'),
+    ``PANEL_FOLDS`` folds half a horizon apart, and a lookback that leaves the median series half of what comes
+    before its first fold to make windows from (the other series' windows train the network too)."""
+    first, given = panel[0], config.lookback
+    median = sorted(len(s) for s in panel)[len(panel) // 2]
     folds = config.folds if config.folds > 1 else PANEL_FOLDS
-    config = replace(config, folds=folds, batch_size=max(config.batch_size, PANEL_BATCH))
-    config = config.resolved(lengths[len(lengths) // 2], first.season, first.meta.get("horizon"))
-    if config.fold_step is None:
-        config = replace(config, fold_step=max(1, config.steps // 2))
-    if config.epoch_steps is None:
-        config = replace(config, epoch_steps=PANEL_EPOCH_STEPS)
+    config = replace(config, folds=1, batch_size=max(config.batch_size, PANEL_BATCH))
+    config = replace(config.resolved(median, first.season, first.meta.get("horizon")), folds=folds)
+    step = config.fold_step or max(1, config.steps // 2)
+    config = replace(config, fold_step=step, epoch_steps=config.epoch_steps or PANEL_EPOCH_STEPS)
+    if given is None:
+        before_folds = median - config.steps - (folds - 1) * step
+        season = config.season or 1
+        config = replace(config, lookback=max(2, min(max(2 * season, 8) if season > 1 else 12, before_folds // 2)))
     return config
 
 
@@ -344,7 +347,7 @@ def fit_members(
     (by kind, fitted on the same values) and the first member's loss curves."""
     scalers: list[dict[str, tuple[float, float]]] = [{} for _ in panel]
     members, curves = [], {}
-    for k, config in enumerate(configs):
+    for config in configs:
         seed_everything(config.seed)
         windows = []
         for i, (s, end) in enumerate(zip(panel, ends, strict=True)):
@@ -438,7 +441,8 @@ def _trial(
 def search_configs(panel: Sequence[Series], base: TrainConfig) -> list[TrainConfig]:
     """The per-series search's space (``search.search_space``) with the panel's training schedule."""
     positive = all(float(np.min(s.values)) > 0 for s in panel)
-    configs = search_space(replace(base, folds=1), len(panel[0]), positive, panel[0].freq)
+    median = sorted(len(s) for s in panel)[len(panel) // 2]
+    configs = search_space(replace(base, folds=1), median, positive, panel[0].freq)
     return [
         replace(c, folds=base.folds, batch_size=base.batch_size, epoch_steps=base.epoch_steps, patience=10)
         for c in configs
@@ -465,9 +469,9 @@ def train_panel(panel: Sequence[Series], config: TrainConfig, verbose: int = 0) 
             trials.append({"config": trial_config.describe(), "mase": round(score, 6)})
         scored_trials.sort(key=lambda t: (t[0], t[1]))
         best = scored_trials[0]
-        chosen = [
-            t for t in scored_trials if t[2].transform == best[2].transform and t[0] <= best[0] * COMBINE_WITHIN
-        ][:COMBINE_TOP]
+        chosen = [t for t in scored_trials if t[2].transform == best[2].transform and t[0] <= best[0] * COMBINE_WITHIN][
+            :COMBINE_TOP
+        ]
         configs = [t[2] for t in chosen]
         network = [_mean_results([t[3][i] for t in chosen]) for i in range(len(panel))]
         curves = best[4]

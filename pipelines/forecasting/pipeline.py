@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ParamSchema, ParamSpec
 
@@ -21,7 +23,15 @@ from pipelines.forecasting.backtest import BacktestResult, backtest, fold_origin
 from pipelines.forecasting.conformal import backtest_coverage
 from pipelines.forecasting.data import Series
 from pipelines.forecasting.forecaster import Forecaster, HistoryError, load_forecaster
-from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
+from pipelines.forecasting.panel import (
+    PanelCandidate,
+    PanelForecaster,
+    backtest_panel,
+    geometric_mean,
+    pooled_metrics,
+    train_panel,
+)
+from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT, PANEL_ARTIFACT
 from pipelines.forecasting.search import auto_search
 from pipelines.forecasting.training import TrainConfig, fit_forecaster
 from pipelines.settings import Settings
@@ -29,6 +39,7 @@ from pipelines.tracking.registry import (
     RECIPE_TAG,
     Challenger,
     TrainOutcome,
+    download,
     log_pyfunc_model,
     model_uri,
     register_run,
@@ -38,6 +49,8 @@ log = logging.getLogger(__name__)
 
 AUTO = "auto"
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+PANEL_PYFUNC_ENTRY = Path(__file__).with_name("panel_pyfunc_entry.py")
+PANEL_TAG = "seqcast.panel"  # on a training run and its version: the panel's series count
 
 
 @dataclass
@@ -187,6 +200,131 @@ def train_and_register(
     return register_run(
         name,
         f"{name}-{config.variant}",
+        train,
+        metric="mase",
+        higher_is_better=False,
+        settings=settings,
+        margin=margin,
+    )
+
+
+def load_panel_forecaster(uri: str, compiled: bool = True) -> PanelForecaster:
+    """A registered panel model, read from its saved Keras files and JSON config (safe_mode, no pickles)."""
+    return PanelForecaster.load(download(uri) / "artifacts" / PANEL_ARTIFACT, compiled)
+
+
+def score_registered_panel(uri: str, panel: list[Series], candidate: PanelCandidate) -> float:
+    """The registered panel model's pooled MASE (geometric mean over the series of what serves each) on the
+    challenger's exact per-series folds; inf when it is no panel model or cannot forecast these series."""
+    try:
+        champion = load_panel_forecaster(uri, compiled=False)  # one backtest
+    except (OSError, MlflowException) as exc:
+        log.warning("champion %s is not a panel model: %s", uri, exc)
+        return float("inf")
+    horizon = candidate.forecaster.horizon
+    results = backtest_panel(
+        champion.forecast_windows, panel, candidate.backtest.origins, horizon, champion.season, champion.lookback
+    )
+    return geometric_mean([r.summary()["mase"] for r in results])
+
+
+def verify_registered_panel(name: str, version: str, panel: list[Series], horizon: int) -> str | None:
+    """Why panel version ``version`` must not serve: loaded back as the service loads it, every series' latest
+    window must forecast ``horizon`` steps in finite numbers."""
+    forecaster = load_panel_forecaster(model_uri(name, version=version), compiled=False)
+    try:
+        windows = np.stack([forecaster.check_history(s.values, s.name)[-forecaster.lookback :] for s in panel])
+    except HistoryError as exc:
+        return f"the registered model cannot forecast the latest data: {exc}"
+    forecasts = forecaster.forecast_windows(windows, horizon, [s.name for s in panel])
+    bad = ~np.isfinite(forecasts).all(axis=1)
+    if bad.any():
+        return f"the registered model forecasts non-finite values for {int(bad.sum())} series, first {panel[int(np.flatnonzero(bad)[0])].name!r}"
+    return None
+
+
+def series_table(candidate: PanelCandidate) -> dict[str, list]:
+    """One row per series: its length, what serves it and each competitor's backtest MASE."""
+    facts = candidate.forecaster.series
+    competitors = list(candidate.backtest.results)
+    return {
+        "series": list(facts),
+        "folds": [len(f.origins) for f in facts.values()],
+        "winner": [f.winner for f in facts.values()],
+        **{f"mase_{c}": [f.mase[c] for f in facts.values()] for c in competitors},
+    }
+
+
+def log_panel_dataset(panel: list[Series], source: str) -> None:
+    """The panel as the run's MLflow dataset input: its name, a digest of every series' data, its source."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    digest = hashlib.sha256("".join(f"{s.name}:{s.fingerprint};" for s in panel).encode()).hexdigest()[:16]
+    dataset = MetaDataset(CodeDatasetSource({"source": source}), name=source, digest=digest)
+    mlflow.log_input(dataset, context="training")
+
+
+def train_panel_and_register(
+    panel: list[Series],
+    config: TrainConfig,
+    name: str,
+    *,
+    source: str,
+    verbose: int = 0,
+    settings: Settings | None = None,
+    margin: float = 0.0,
+    run_tags: dict[str, str] | None = None,
+) -> TrainOutcome:
+    """Train one network across ``panel`` (:func:`pipelines.forecasting.panel.train_panel`), log the run, register
+    a version of ``name`` and move ``@champion`` only if its pooled MASE beats the champion's on the same
+    per-series folds by more than ``margin`` and the registered artifact forecasts every series."""
+
+    def train(experiment_id: str) -> Challenger:
+        candidate = train_panel(panel, config, verbose)
+        resolved = candidate.config
+        mlflow.log_params(
+            {
+                **resolved.params(),
+                "variant": config.variant,
+                "data": source,
+                "data_source": source,
+                "series_count": len(panel),
+                "freq": panel[0].freq,
+                "chosen": candidate.forecaster.meta["chosen"][:500],
+            }
+        )
+        log_panel_dataset(panel, source)
+        tracking.log_history(candidate.curves)
+        metrics = pooled_metrics(candidate)
+        mlflow.log_metrics(metrics)
+        mlflow.log_table(series_table(candidate), "series.json")
+        if candidate.trials:
+            mlflow.log_dict({"trials": candidate.trials}, "trials.json")
+        winners = {c: int(metrics[f"served_by_{c}"]) for c in candidate.backtest.results}
+        return Challenger(
+            variant=f"panel:{config.variant}",
+            metrics=metrics,
+            score_champion=lambda uri: score_registered_panel(uri, panel, candidate),
+            log_model=lambda: log_pyfunc_model(
+                name,
+                PANEL_PYFUNC_ENTRY,
+                PANEL_ARTIFACT,
+                candidate.forecaster.save,
+                signature=ModelSignature(params=ParamSchema([ParamSpec("horizon", "long", resolved.steps)])),
+            ),
+            verify=lambda version: verify_registered_panel(name, version, panel, resolved.steps),
+            version_tags={PANEL_TAG: str(len(panel)), "winners": json.dumps(winners)},
+            run_tags={
+                RECIPE_TAG: json.dumps(replace(config, folds=resolved.folds).params()),
+                PANEL_TAG: str(len(panel)),
+                **(run_tags or {}),
+            },
+        )
+
+    return register_run(
+        name,
+        f"{name}-panel-{config.variant}",
         train,
         metric="mase",
         higher_is_better=False,

@@ -33,3 +33,32 @@ class SeqcastForecastModel(PythonModel):
         if values.ndim == 1:
             return self.forecaster.forecast(values, horizon)
         return self.forecaster.forecast_batch(list(values), horizon)
+
+
+PANEL_ARTIFACT = "panel_forecaster"
+
+
+class SeqcastPanelModel(PythonModel):
+    """A panel model: ``predict(frame)`` with a ``series`` and a ``value`` column (each series' history, oldest
+    first) returns a frame ``series, step, forecast``: each series forecast by its winner; a series the panel
+    never saw by the network."""
+
+    def load_context(self, context):
+        from pipelines.forecasting.panel import PanelForecaster
+
+        self.forecaster = PanelForecaster.load(context.artifacts[PANEL_ARTIFACT])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
+        horizon = int((params or {}).get("horizon") or self.forecaster.usual_horizon())
+        names = list(dict.fromkeys(model_input["series"]))
+        groups = model_input.groupby("series", sort=False)["value"]
+        windows = [self.forecaster.check_history(groups.get_group(n).to_numpy(), n) for n in names]
+        lookback = self.forecaster.lookback
+        forecasts = self.forecaster.forecast_windows(np.stack([w[-lookback:] for w in windows]), horizon, names)
+        return pd.DataFrame(
+            {
+                "series": np.repeat(names, horizon),
+                "step": np.tile(np.arange(1, horizon + 1), len(names)),
+                "forecast": forecasts.ravel(),
+            }
+        )
