@@ -92,29 +92,59 @@ def _open_store():
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """A CSV/Parquet file into the store, in batches of SEQCAST_MAX_BATCH_POINTS (each one transaction)."""
-    from pipelines.forecasting.data import DataError, pick_columns, read_table
+    """A CSV/Parquet file into the store, in batches of SEQCAST_MAX_BATCH_POINTS (each one transaction).
 
+    A long table (a series column: series, unique_id or item_id) stores each series under its own name."""
+    from pipelines.forecasting.data import DataError, is_long_table, pick_columns, read_table, split_long_table
+
+    totals = {"inserted": 0, "updated": 0, "unchanged": 0}
+    current = args.name
     try:
         frame = read_table(args.data)
-        time_col, value_col = pick_columns(frame, args.time_col, args.value_col)
-        if time_col is None:
-            raise DataError(f"no time column among {', '.join(map(str, frame.columns))}; name it with --time-col")
+        long = args.series_col is not None or is_long_table(frame)
+        if long and args.name is not None:
+            raise DataError(
+                f"{args.data} holds many series (a series column); leave NAME out to store each under its own name"
+            )
+        if not long and args.name is None:
+            raise DataError(f"give NAME: {args.data} holds one series (no series, unique_id or item_id column)")
+        if long:
+            from pipelines.store import check_name
+
+            parts = split_long_table(frame, args.series_col)
+            for name in parts:  # every name before anything is written
+                check_name(name)
+        else:
+            parts = {args.name: frame}
         store = _open_store()
-        totals = {"inserted": 0, "updated": 0, "unchanged": 0}
         step = store.max_points
-        for start in range(0, len(frame), step):
-            part = frame.iloc[start : start + step]
-            result = store.write(args.name, part[time_col].tolist(), part[value_col].tolist(), freq=args.freq)
+        for current, part in parts.items():
+            time_col, value_col = pick_columns(part, args.time_col, args.value_col)
+            if time_col is None:
+                raise DataError(f"no time column among {', '.join(map(str, part.columns))}; name it with --time-col")
+            counts = dict.fromkeys(totals, 0)
+            for start in range(0, len(part), step):
+                batch = part.iloc[start : start + step]
+                result = store.write(current, batch[time_col].tolist(), batch[value_col].tolist(), freq=args.freq)
+                for key in counts:
+                    counts[key] += getattr(result, key)
+            print(
+                f"{current}: {counts['inserted']} inserted, {counts['updated']} updated, {counts['unchanged']} unchanged"
+            )
             for key in totals:
-                totals[key] += getattr(result, key)
+                totals[key] += counts[key]
     except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        where = f"series {current!r}: " if args.name is None and current is not None else ""
+        print(f"error: {where}{exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.name}: {totals['inserted']} inserted, {totals['updated']} updated, {totals['unchanged']} unchanged")
+    if args.name is None:
+        print(
+            f"total: {len(parts)} series, {totals['inserted']} inserted, {totals['updated']} updated, "
+            f"{totals['unchanged']} unchanged"
+        )
     return 0
 
 
@@ -443,11 +473,19 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--if-missing", action="store_true", help="skip when NAME already has a champion")
     images.set_defaults(func=cmd_train_images)
 
-    ingest = sub.add_parser("ingest", help="store a CSV/Parquet series in the series store (idempotent)")
-    ingest.add_argument("name", help="series name (letters, digits, '_', '.', '-')")
+    ingest = sub.add_parser("ingest", help="store a CSV/Parquet series (or a long table of many) in the series store")
+    ingest.add_argument(
+        "name",
+        nargs="?",
+        help="series name (letters, digits, '_', '.', '-'); left out for a long table (series,timestamp,value), "
+        "whose series are stored under their own names",
+    )
     ingest.add_argument("--data", required=True, help="CSV or Parquet path, read as train reads it")
     ingest.add_argument("--time-col", dest="time_col")
     ingest.add_argument("--value-col", dest="value_col")
+    ingest.add_argument(
+        "--series-col", dest="series_col", help="a long table's series column (default: series, unique_id or item_id)"
+    )
     ingest.add_argument("--freq", help="pandas frequency (D, h, MS, ...); inferred from the first batch if left out")
     ingest.set_defaults(func=cmd_ingest)
 

@@ -22,6 +22,9 @@ MAX_MISSING_FRACTION = 0.5
 MAX_GRID_STEPS = 100_000  # calendar-grid points built to check a batch (the store's default batch limit)
 LAST_TIME = "2262-04-11"
 RANGE = f"1677-09-22 to {LAST_TIME}"  # what nanosecond timestamps can hold
+TIME_COLUMNS = ("timestamp", "time", "date", "ds", "datetime")  # the usual names, first found wins
+VALUE_COLUMNS = ("value", "y", "values")
+SERIES_COLUMNS = ("series", "unique_id", "item_id")  # a long table's series column
 
 # The lecture notes' many-body pairing-model energies (coupled-cluster doubles correlation energy
 # against the number of particles 2, 4, ..., 32): the first 16 values of the notes' y_tot.
@@ -146,8 +149,8 @@ def pick_columns(
     how: str = "name it with --value-col",
 ) -> tuple[str | None, str]:
     """The time column (None if there is none) and the value column: the ones named, else the usual names."""
-    time_col = _pick_column(frame, time_col, ("timestamp", "time", "date", "ds", "datetime"), "time")
-    value_col = _pick_column(frame, value_col, ("value", "y", "values"), "value")
+    time_col = _pick_column(frame, time_col, TIME_COLUMNS, "time")
+    value_col = _pick_column(frame, value_col, VALUE_COLUMNS, "value")
     if value_col is None:
         candidates = [c for c in frame.columns if c != time_col]
         if len(candidates) != 1:
@@ -163,26 +166,33 @@ def from_frame(
     time_col: str | None = None,
     value_col: str | None = None,
     source: str = "",
+    rows: np.ndarray | None = None,
 ) -> Series:
-    """Validate a table into a regular, gap-filled series (see the module constants for the limits)."""
+    """Validate a table into a regular, gap-filled series (see the module constants for the limits).
+
+    ``rows``: the row number each row of ``frame`` has in the table it came from, for the messages
+    (default: its position in ``frame``)."""
     if frame.empty:
         raise DataError("the table has no rows; a series needs at least one value")
     time_col, value_col = pick_columns(frame, time_col, value_col)
 
+    def row_of(i: int) -> int:
+        return int(i) if rows is None else int(rows[i])
+
     values = parse_numbers(
         frame[value_col],
-        lambda row: f"column {value_col!r} row {row}",
+        lambda row: f"column {value_col!r} row {row_of(row)}",
         "values must be numbers (blank cells count as missing)",
     )
     timestamps = None
     freq = None
     if time_col is not None:
-        times = parse_times(frame[time_col], lambda row: f"column {time_col!r} row {row}")
+        times = parse_times(frame[time_col], lambda row: f"column {time_col!r} row {row_of(row)}")
         dup = times.duplicated(keep=False)
         if dup.any():
-            rows = np.flatnonzero(dup.to_numpy())[:5].tolist()
+            rows_dup = [row_of(i) for i in np.flatnonzero(dup.to_numpy())[:5]]
             raise DataError(
-                f"duplicate timestamp {times[dup].iloc[0]} in column {time_col!r} at rows {rows}; each time may appear once"
+                f"duplicate timestamp {times[dup].iloc[0]} in column {time_col!r} at rows {rows_dup}; each time may appear once"
             )
         if not times.is_monotonic_increasing:
             log.info("%s: rows were not in time order; sorted by %r", name, time_col)
@@ -223,6 +233,81 @@ def from_frame(
         values, interpolated = _fill_short_gaps(values, value_col, timestamps)
         log.info("%s: interpolated %d missing value(s)", name, interpolated)
     return Series(name, values.astype(np.float64), timestamps, freq, season_for_freq(freq), source, interpolated)
+
+
+def series_column(frame: pd.DataFrame, series_col: str | None = None) -> str | None:
+    """A long table's series column: the one named, else the first of :data:`SERIES_COLUMNS` present."""
+    return _pick_column(frame, series_col, SERIES_COLUMNS, "series")
+
+
+def is_long_table(frame: pd.DataFrame) -> bool:
+    """A table of many series (``series,timestamp,value``): a series column beside a value column.
+
+    A table whose only columns are a time column and one called ``series`` is one series of values."""
+    col = series_column(frame)
+    if col is None:
+        return False
+    rest = [c for c in frame.columns if c != col]
+    time_col = _pick_column(frame[rest], None, TIME_COLUMNS, "time")
+    return any(c != time_col for c in rest)
+
+
+def split_long_table(frame: pd.DataFrame, series_col: str | None = None) -> dict[str, pd.DataFrame]:
+    """Each series' rows of a long table, by series name (sorted), the series column dropped; each part's
+    index is its rows' positions in ``frame`` (the row numbers the messages give)."""
+    col = series_column(frame, series_col)
+    if col is None:
+        raise DataError(
+            f"no series column among {', '.join(map(str, frame.columns))}; "
+            f"a table of many series has one named {', '.join(SERIES_COLUMNS)}"
+        )
+    if frame.empty:
+        raise DataError("the table has no rows; a series needs at least one value")
+    keys = frame[col]
+    blank = keys.isna().to_numpy() | (keys.astype(str).str.strip() == "").to_numpy()
+    if blank.any():
+        row = int(np.flatnonzero(blank)[0])
+        raise DataError(f"column {col!r} row {row} is empty; every row names its series")
+    names = keys.astype(str).to_numpy()
+    rest = frame.drop(columns=[col]).reset_index(drop=True)
+    positions = pd.Series(np.arange(len(frame))).groupby(names, sort=True).indices
+    return {str(name): rest.iloc[pos] for name, pos in positions.items()}
+
+
+def panel_from_frame(
+    frame: pd.DataFrame,
+    *,
+    series_col: str | None = None,
+    time_col: str | None = None,
+    value_col: str | None = None,
+    source: str = "",
+) -> list[Series]:
+    """A long table (``series,timestamp,value``) as one checked series per name, sorted by name; each series
+    goes through :func:`from_frame`, and a message names the series and the table's row."""
+    out = []
+    for name, part in split_long_table(frame, series_col).items():
+        try:
+            out.append(
+                from_frame(
+                    part,
+                    name=name,
+                    time_col=time_col,
+                    value_col=value_col,
+                    source=f"{source} (series {name})" if source else "",
+                    rows=part.index.to_numpy(),
+                )
+            )
+        except DataError as exc:
+            raise DataError(f"series {name!r}: {exc}") from None
+    return out
+
+
+def load_panel(
+    path: str | Path, *, series_col: str | None = None, time_col: str | None = None, value_col: str | None = None
+) -> list[Series]:
+    """A long CSV or Parquet table of many series (see :func:`panel_from_frame`)."""
+    frame = read_table(path)
+    return panel_from_frame(frame, series_col=series_col, time_col=time_col, value_col=value_col, source=str(path))
 
 
 def parse_numbers(raw: pd.Series, where: Callable[[int], str], allowed: str) -> pd.Series:

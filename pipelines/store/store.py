@@ -15,15 +15,28 @@ lock, so concurrent writers of overlapping timestamps count each row once and th
 
 from __future__ import annotations
 
+import fnmatch
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, Double, Engine, Integer, and_, bindparam, func, literal, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    Double,
+    Engine,
+    Integer,
+    and_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
@@ -43,6 +56,7 @@ NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{NAME_MAX - 1}}}")
 NAME_RULE = f"names are 1 to {NAME_MAX} letters, digits, '_', '.' or '-', starting with a letter or digit"
 DEFAULT_MAX_POINTS = 100_000
 SQLITE_CHUNK = 10_000  # rows per executemany
+IN_CHUNK = 900  # names or ids per IN (...) list: under SQLite's bound-parameter limit before 3.32 (999)
 
 
 class SeriesNotFound(LookupError):
@@ -374,21 +388,81 @@ class SeriesStore:
         next_cursor = str(rows[-1][0]) if more else None
         return Page(to_index([r[0] for r in rows], info.tz), np.array([r[1] for r in rows], np.float64), next_cursor)
 
-    def series(self, name: str) -> Series:
-        """The whole stored series for training, through the training data's checks (short gaps
-        interpolated); ``meta["window"]`` holds the stored first/last timestamp and count."""
-        info = self.info(name)
-        assert info is not None
-        stored = self.page(name, limit=10**12)
-        if len(stored.values) == 0:
+    def _infos(self, conn, names: Sequence[str]) -> dict[str, SeriesInfo]:
+        found: dict[str, SeriesInfo] = {}
+        cols = (series.c.id, series.c.name, series.c.freq, series.c.tz, series.c.origin)
+        unique = list(dict.fromkeys(names))
+        for start in range(0, len(unique), IN_CHUNK):
+            rows = conn.execute(select(*cols).where(series.c.name.in_(unique[start : start + IN_CHUNK]))).all()
+            found.update((row[1], SeriesInfo(*row)) for row in rows)
+        return found
+
+    def names(self, patterns: Sequence[str]) -> list[str]:
+        """The stored names matching any of the patterns (fnmatch style, case-sensitive: ``sales-*``,
+        ``sku-?``, or an exact name), sorted; a pattern that matches none raises :class:`DataError`."""
+
+        def run() -> list[str]:
+            with db.transaction(self.engine) as conn:
+                return list(conn.execute(select(series.c.name)).scalars())
+
+        stored = sorted(self._guard(run))
+        matched: set[str] = set()
+        for pattern in patterns:
+            hits = [n for n in stored if fnmatch.fnmatchcase(n, pattern)]
+            if not hits:
+                raise DataError(
+                    f"no stored series matches {pattern!r} ({len(stored)} series stored; see seqcast series)"
+                )
+            matched.update(hits)
+        return sorted(matched)
+
+    def panel(self, names: Sequence[str], *, chunk: int = 500) -> Iterator[Series]:
+        """Each named series as :meth:`series` gives it, in the order named, reading ``chunk`` series per query.
+
+        Every name is looked up before the first series is read: a missing one raises :class:`SeriesNotFound`."""
+        if chunk < 1:
+            raise ValueError(f"chunk is {chunk}; at least 1")
+
+        def lookup() -> dict[str, SeriesInfo]:
+            with db.transaction(self.engine) as conn:
+                return self._infos(conn, names)
+
+        infos = self._guard(lookup)
+        for name in names:
+            if name not in infos:
+                raise self._not_found(name)
+
+        def read(ids: list[int]) -> Sequence[Any]:
+            query = (
+                select(observations.c.series_id, observations.c.ts, observations.c.value)
+                .where(observations.c.series_id.in_(ids))
+                .order_by(observations.c.series_id, observations.c.ts)
+            )
+            with db.transaction(self.engine) as conn:
+                return conn.execute(query).all()
+
+        for start in range(0, len(names), chunk):
+            part = names[start : start + chunk]
+            rows = self._guard(read, sorted({infos[n].id for n in part}))
+            sid = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            ts = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+            values = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
+            del rows
+            for name in part:
+                info = infos[name]
+                lo, hi = np.searchsorted(sid, info.id, "left"), np.searchsorted(sid, info.id, "right")
+                yield self._to_series(info, ts[lo:hi], values[lo:hi])
+
+    @staticmethod
+    def _to_series(info: SeriesInfo, ts: np.ndarray, values: np.ndarray) -> Series:
+        """Stored observations through the training data's checks (short gaps interpolated)."""
+        name = info.name
+        if len(values) == 0:
             raise DataError(f"series {name!r} has no observations")
-        frame = pd.DataFrame({"timestamp": stored.timestamps, "value": stored.values})
+        timestamps = to_index(ts, info.tz)
+        frame = pd.DataFrame({"timestamp": timestamps, "value": values})
         checked = from_frame(frame, name=name, source=f"series store: {name}")
-        window = {
-            "first": stored.timestamps[0].isoformat(),
-            "last": stored.timestamps[-1].isoformat(),
-            "count": len(stored.values),
-        }
+        window = {"first": timestamps[0].isoformat(), "last": timestamps[-1].isoformat(), "count": len(values)}
         return Series(
             name,
             checked.values,
@@ -399,3 +473,50 @@ class SeriesStore:
             checked.interpolated,
             {"window": window},
         )
+
+    def series(self, name: str) -> Series:
+        """The whole stored series for training, through the training data's checks (short gaps
+        interpolated); ``meta["window"]`` holds the stored first/last timestamp and count."""
+        return next(self.panel([name]))
+
+    def latest_many(self, names: Sequence[str], n: int) -> dict[str, tuple[SeriesInfo, pd.DatetimeIndex, np.ndarray]]:
+        """:meth:`latest` for many series, one query per ``IN_CHUNK`` names (``row_number()`` over each
+        series, newest first, kept while ``<= n``); names not stored are left out."""
+        out: dict[str, tuple[SeriesInfo, pd.DatetimeIndex, np.ndarray]] = {}
+        unique = list(dict.fromkeys(names))
+        for start in range(0, len(unique), IN_CHUNK):
+            rows = self._guard(self._latest_rows, unique[start : start + IN_CHUNK], max(n, 1))
+            for _, group in itertools.groupby(rows, key=lambda r: r[0]):
+                grp = list(group)
+                sid, name, freq, tz, origin = grp[0][:5]
+                if grp[0][5] is None:  # a series without observations (the outer join's one row)
+                    grp = []
+                ts = np.fromiter((r[5] for r in grp), dtype=np.int64, count=len(grp))
+                values = np.fromiter((r[6] for r in grp), dtype=np.float64, count=len(grp))
+                out[name] = (SeriesInfo(sid, name, freq, tz, origin), to_index(ts, tz), values)
+        return out
+
+    def _latest_rows(self, names: list[str], n: int) -> Sequence[Any]:
+        rank = func.row_number().over(partition_by=series.c.id, order_by=observations.c.ts.desc()).label("rank")
+        ranked = (
+            select(
+                series.c.id,
+                series.c.name,
+                series.c.freq,
+                series.c.tz,
+                series.c.origin,
+                observations.c.ts,
+                observations.c.value,
+                rank,
+            )
+            .select_from(series.outerjoin(observations, observations.c.series_id == series.c.id))
+            .where(series.c.name.in_(names))
+            .subquery()
+        )
+        query = (
+            select(*[ranked.c[k] for k in ("id", "name", "freq", "tz", "origin", "ts", "value")])
+            .where(ranked.c.rank <= n)
+            .order_by(ranked.c.id, ranked.c.ts)
+        )
+        with db.transaction(self.engine) as conn:
+            return conn.execute(query).all()
