@@ -26,26 +26,48 @@ def _print_registration(outcome) -> None:
     print(f"registered {outcome.name}: version {outcome.version}, {decision}")
 
 
+def _is_pattern(name: str) -> bool:
+    return any(c in name for c in "*?[")
+
+
+def _load_training_data(args: argparse.Namespace):
+    """(series, panel, source): one series, or a panel (several or patterned --series, or a long --data file)."""
+    from pipelines.forecasting.data import is_long_table, load_panel, load_series, read_table
+
+    if args.series is not None:
+        store = _open_store()
+        if len(args.series) == 1 and not _is_pattern(args.series[0]):
+            series = store.series(args.series[0])
+            window = series.meta["window"]
+            print(
+                f"data: series {args.series[0]}, {window['count']} stored values from {window['first']} to "
+                f"{window['last']}"
+            )
+            return series, None, None
+        names = store.names(args.series)
+        print(f"data: {len(names)} stored series matching {' '.join(args.series)}")
+        return None, list(store.panel(names)), "store:" + ",".join(args.series)
+    path = args.data
+    if path.lower().endswith((".csv", ".parquet", ".pq")) and is_long_table(read_table(path)):
+        panel = load_panel(path, time_col=args.time_col, value_col=args.value_col)
+        print(f"data: {len(panel)} series from {path}")
+        return None, panel, path
+    return load_series(args.data, time_col=args.time_col, value_col=args.value_col), None, None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     # bad data, like a skipped --if-missing, answers before TensorFlow's seconds of import
-    from pipelines.forecasting.data import DataError, load_series
+    from pipelines.forecasting.data import DataError
 
     if args.if_missing and _has_champion(args.name):
         return 0
     try:
-        if args.series is not None:
-            series = _open_store().series(args.series)
-            window = series.meta["window"]
-            print(
-                f"data: series {args.series}, {window['count']} stored values from {window['first']} to {window['last']}"
-            )
-        else:
-            series = load_series(args.data, time_col=args.time_col, value_col=args.value_col)
-    except (DataError, LookupError, RuntimeError) as exc:
+        series, panel, source = _load_training_data(args)
+    except (DataError, LookupError, RuntimeError, OSError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, LookupError) else exc}", file=sys.stderr)
         return 2
     import_tensorflow_quietly()
-    from pipelines.forecasting.pipeline import train_and_register
+    from pipelines.forecasting.pipeline import train_and_register, train_panel_and_register
     from pipelines.forecasting.training import TrainConfig
 
     overrides = {
@@ -68,14 +90,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, k) is not None
     }
     config = TrainConfig(variant=args.variant, **overrides)
+    verbose = 0 if args.quiet else 1
     try:
-        outcome = train_and_register(series, config, args.name, verbose=0 if args.quiet else 1)
+        if panel is not None:
+            outcome = train_panel_and_register(panel, config, args.name, source=source, verbose=verbose)
+        else:
+            outcome = train_and_register(series, config, args.name, verbose=verbose)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"run id: {outcome.run_id}")
     print(f"variant: {outcome.variant}")
-    for key in ("test_mase", "test_smape", "test_mae", "test_rmse", "baseline_seasonal_naive_mase"):
+    if panel is not None:
+        keys = ["series_count", "test_mase", "network_mase", *(k for k in outcome.metrics if k.startswith("baseline_"))]
+        keys += [k for k in outcome.metrics if k.startswith("served_by_")]
+    else:
+        keys = ["test_mase", "test_smape", "test_mae", "test_rmse", "baseline_seasonal_naive_mase"]
+    for key in keys:
         print(f"{key}: {outcome.metrics[key]:.4f}")
     if outcome.champion_score is not None:
         print(f"champion_mase (same backtest): {outcome.champion_score:.4f}")
@@ -406,8 +437,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a forecaster, track it in MLflow, register it, promote if better")
     source = train.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help="CSV/Parquet path or a built-in (sine_noise, manybody, wineind, ...)")
-    source.add_argument("--series", help="a series in the store (seqcast ingest / POST /v1/series/NAME/observations)")
+    source.add_argument(
+        "--data",
+        help="CSV/Parquet path or a built-in (sine_noise, manybody, wineind, ...); a long file with a series column "
+        "(series,timestamp,value) trains one panel model across its series",
+    )
+    source.add_argument(
+        "--series",
+        action="append",
+        help="a series in the store (seqcast ingest / POST /v1/series/NAME/observations); a pattern ('sales-*') or "
+        "the option repeated trains one panel model across every matching series",
+    )
     train.add_argument("--name", required=True, help="registered model name")
     train.add_argument(
         "--variant",

@@ -346,7 +346,8 @@ def fit_members(
     """Fit each config on every series' values before its end, pooled; returns the members, each series' scalers
     (by kind, fitted on the same values) and the first member's loss curves."""
     scalers: list[dict[str, tuple[float, float]]] = [{} for _ in panel]
-    members, curves = [], {}
+    members: list[Member] = []
+    curves: dict[str, list[float]] = {}
     for config in configs:
         seed_everything(config.seed)
         windows = []
@@ -367,7 +368,7 @@ def fit_members(
 
 
 def backtest_panel(
-    forecast: Callable[[np.ndarray, int, list[str | None]], np.ndarray],
+    forecast: Callable[[np.ndarray, int, Sequence[str | None]], np.ndarray],
     panel: Sequence[Series],
     origins: list[list[int]],
     horizon: int,
@@ -375,7 +376,8 @@ def backtest_panel(
     context: int,
 ) -> list[BacktestResult]:
     """``forecast(windows, horizon, names)`` at every series' origins in one call, scored series by series."""
-    windows, names = [], []
+    windows: list[np.ndarray] = []
+    names: list[str | None] = []
     for s, series_origins_ in zip(panel, origins, strict=True):
         for o in series_origins_:
             windows.append(_context(s.values[:o], context))
@@ -396,7 +398,7 @@ def _context(values: np.ndarray, context: int) -> np.ndarray:
     return np.concatenate([np.full(context - len(tail), tail[0]), tail]) if len(tail) < context else tail
 
 
-def free_forecast(name: str, season: int) -> Callable[[np.ndarray, int, list], np.ndarray]:
+def free_forecast(name: str, season: int) -> Callable[[np.ndarray, int, Sequence[str | None]], np.ndarray]:
     fn = BASELINES[name]
     return lambda windows, horizon, _names: fn(list(windows), horizon, season)
 
@@ -438,6 +440,43 @@ def _trial(
     return members, results, curves
 
 
+@dataclass(frozen=True)
+class TrialTask:
+    """One search trial as plain data, for a worker process or a Ray task: the panel, the configuration, the folds."""
+
+    panel: tuple[Series, ...]
+    config: TrainConfig
+    origins: tuple[tuple[int, ...], ...]
+    index: int
+
+
+@dataclass(frozen=True)
+class TrialScore:
+    index: int
+    config: TrainConfig
+    score: float  # geometric-mean MASE of the network over the series
+    forecasts: tuple[np.ndarray, ...]  # per series [folds, horizon]
+    curves: dict
+    seconds: float
+
+
+def run_trial(task: TrialTask) -> TrialScore:
+    """Fit and backtest one configuration on the panel (what the process pool or Ray runs per trial)."""
+    start = time.monotonic()
+    _, results, curves = _trial(task.panel, [task.config], [list(o) for o in task.origins], 0)
+    score = geometric_mean([r.summary()["mase"] for r in results])
+    forecasts = tuple(r.forecasts for r in results)
+    return TrialScore(task.index, task.config, score, forecasts, curves, round(time.monotonic() - start, 3))
+
+
+def map_in_process(fn: Callable[[TrialTask], TrialScore], tasks: list[TrialTask]) -> list[TrialScore]:
+    out = []
+    for task in tasks:
+        log.info("panel trial %d/%d: %s", task.index + 1, len(tasks), task.config.describe())
+        out.append(fn(task))
+    return out
+
+
 def search_configs(panel: Sequence[Series], base: TrainConfig) -> list[TrainConfig]:
     """The per-series search's space (``search.search_space``) with the panel's training schedule."""
     positive = all(float(np.min(s.values)) > 0 for s in panel)
@@ -449,32 +488,38 @@ def search_configs(panel: Sequence[Series], base: TrainConfig) -> list[TrainConf
     ]
 
 
-def train_panel(panel: Sequence[Series], config: TrainConfig, verbose: int = 0) -> PanelCandidate:
+TrialMap = Callable[[Callable[[TrialTask], TrialScore], list[TrialTask]], list[TrialScore]]
+
+
+def train_panel(
+    panel: Sequence[Series], config: TrainConfig, verbose: int = 0, map_trials: TrialMap = map_in_process
+) -> PanelCandidate:
     """Train ``config`` (``auto``: search, then combine the best few) on the panel, choose each series' winner on
-    its backtest and refit the served networks on every series' whole history."""
+    its backtest and refit the served networks on every series' whole history. ``map_trials(run_trial, tasks)``
+    runs the search's trials (in this process by default; a process pool or Ray: ``pipelines/retraining``); the
+    result does not depend on where they ran."""
     check_panel(panel)
     start = time.monotonic()
     config = resolve(panel, config)
     trials: list[dict] = []
     if config.variant == "auto":
         space = search_configs(panel, config)[: config.trials or DEFAULT_TRIALS]
-        context = max(c.window for c in space)
-        origins = series_origins(panel, config, context)
-        scored_trials = []
-        for k, trial_config in enumerate(space):
-            log.info("panel trial %d/%d: %s", k + 1, len(space), trial_config.describe())
-            members, results, curves = _trial(panel, [trial_config], origins, 0)
-            score = geometric_mean([r.summary()["mase"] for r in results])
-            scored_trials.append((score, k, trial_config, results, curves))
-            trials.append({"config": trial_config.describe(), "mase": round(score, 6)})
-        scored_trials.sort(key=lambda t: (t[0], t[1]))
-        best = scored_trials[0]
-        chosen = [t for t in scored_trials if t[2].transform == best[2].transform and t[0] <= best[0] * COMBINE_WITHIN][
-            :COMBINE_TOP
+        origins = series_origins(panel, config, max(c.window for c in space))
+        tasks = [TrialTask(tuple(panel), c, tuple(tuple(o) for o in origins), k) for k, c in enumerate(space)]
+        scores = sorted(map_trials(run_trial, tasks), key=lambda t: t.index)
+        trials = [{"config": t.config.describe(), "mase": round(t.score, 6), "seconds": t.seconds} for t in scores]
+        ranked = sorted(scores, key=lambda t: (t.score, t.index))
+        best = ranked[0]
+        chosen = [
+            t for t in ranked if t.config.transform == best.config.transform and t.score <= best.score * COMBINE_WITHIN
         ]
-        configs = [t[2] for t in chosen]
-        network = [_mean_results([t[3][i] for t in chosen]) for i in range(len(panel))]
-        curves = best[4]
+        chosen = chosen[:COMBINE_TOP]
+        configs = [t.config for t in chosen]
+        network = [
+            scored(s.values, np.mean([t.forecasts[i] for t in chosen], axis=0), config.steps, origins[i], config.season)
+            for i, s in enumerate(panel)
+        ]
+        curves = best.curves
     else:
         configs = [config]
         origins = series_origins(panel, config, config.window)
@@ -516,13 +561,6 @@ def train_panel(panel: Sequence[Series], config: TrainConfig, verbose: int = 0) 
         },
     )
     return PanelCandidate(forecaster, configs[0], backtest, curves, trials)
-
-
-def _mean_results(results: list[BacktestResult]) -> BacktestResult:
-    """The combination's backtest: the members' forecasts averaged on the same folds."""
-    first = results[0]
-    mean = np.mean([r.forecasts for r in results], axis=0)
-    return BacktestResult(first.origins, mean, first.actuals, first.scales, first.season)
 
 
 def pooled_metrics(candidate: PanelCandidate) -> dict[str, float]:

@@ -261,7 +261,7 @@ def log_panel_dataset(panel: list[Series], source: str) -> None:
     from mlflow.data.meta_dataset import MetaDataset
 
     digest = hashlib.sha256("".join(f"{s.name}:{s.fingerprint};" for s in panel).encode()).hexdigest()[:16]
-    dataset = MetaDataset(CodeDatasetSource({"source": source}), name=source, digest=digest)
+    dataset = MetaDataset(CodeDatasetSource({"source": source}), name=source, digest=digest)  # type: ignore[abstract]
     mlflow.log_input(dataset, context="training")
 
 
