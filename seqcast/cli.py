@@ -55,6 +55,22 @@ def _load_training_data(args: argparse.Namespace):
     return load_series(args.data, time_col=args.time_col, value_col=args.value_col), None, None
 
 
+def _trial_mapper(workers: int):
+    """Where a panel search runs its trials: ``workers`` processes (> 1), or the Ray cluster at
+    SEQCAST_RAY_ADDRESS; None: in this process. A pool's fork server starts loading now, beside this process."""
+    from pipelines.settings import get_settings
+
+    ray_address = get_settings().ray_address
+    if workers <= 1 and not ray_address:
+        return None
+    from pipelines.retraining.fanout import map_on
+
+    start_pool_server(workers, ray_address)
+    where = f"the Ray cluster at {ray_address}" if ray_address else f"{workers} worker processes"
+    print(f"search trials: on {where}")
+    return map_on(workers, ray_address)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     # bad data, like a skipped --if-missing, answers before TensorFlow's seconds of import
     from pipelines.forecasting.data import DataError
@@ -66,6 +82,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (DataError, LookupError, RuntimeError, OSError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, LookupError) else exc}", file=sys.stderr)
         return 2
+    map_trials = None
+    if panel is not None and args.variant == "auto":
+        map_trials = _trial_mapper(args.workers)
     import_tensorflow_quietly()
     from pipelines.forecasting.pipeline import train_and_register, train_panel_and_register
     from pipelines.forecasting.training import TrainConfig
@@ -93,7 +112,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     verbose = 0 if args.quiet else 1
     try:
         if panel is not None:
-            outcome = train_panel_and_register(panel, config, args.name, source=source, verbose=verbose)
+            more = {"map_trials": map_trials} if map_trials is not None else {}
+            outcome = train_panel_and_register(panel, config, args.name, source=source, verbose=verbose, **more)
         else:
             outcome = train_and_register(series, config, args.name, verbose=verbose)
     except ValueError as exc:
@@ -475,6 +495,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--time-col", dest="time_col")
     train.add_argument("--value-col", dest="value_col")
+    train.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="a panel's --variant auto: search trials run at once on a process pool (default 1: in this process; "
+        "with SEQCAST_RAY_ADDRESS set: on that Ray cluster)",
+    )
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress bar")
     train.add_argument("--if-missing", action="store_true", help="skip when NAME already has a champion")
     train.set_defaults(func=cmd_train)

@@ -26,8 +26,10 @@ from pipelines.forecasting.forecaster import Forecaster, HistoryError, load_fore
 from pipelines.forecasting.panel import (
     PanelCandidate,
     PanelForecaster,
+    TrialMap,
     backtest_panel,
     geometric_mean,
+    map_in_process,
     pooled_metrics,
     train_panel,
 )
@@ -275,13 +277,16 @@ def train_panel_and_register(
     settings: Settings | None = None,
     margin: float = 0.0,
     run_tags: dict[str, str] | None = None,
+    map_trials: TrialMap = map_in_process,
 ) -> TrainOutcome:
     """Train one network across ``panel`` (:func:`pipelines.forecasting.panel.train_panel`), log the run, register
     a version of ``name`` and move ``@champion`` only if its pooled MASE beats the champion's on the same
-    per-series folds by more than ``margin`` and the registered artifact forecasts every series."""
+    per-series folds by more than ``margin`` and the registered artifact forecasts every series. ``map_trials``
+    runs an ``auto`` search's trials (in this process by default; ``pipelines.retraining.fanout.map_on``: a
+    process pool or Ray)."""
 
     def train(experiment_id: str) -> Challenger:
-        candidate = train_panel(panel, config, verbose)
+        candidate = train_panel(panel, config, verbose, map_trials=map_trials)
         resolved = candidate.config
         mlflow.log_params(
             {

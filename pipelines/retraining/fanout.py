@@ -105,3 +105,30 @@ def _on_ray(task, pending, workers, address, stop, on_crash) -> Iterator[Any]:
             except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayTaskError) as exc:
                 log.error("the Ray task for %s failed: %s", item, exc)
                 yield on_crash(item, exc)
+
+
+def map_on(workers: int, ray_address: str | None = None) -> Callable[[Callable[[Any], Any], list[Any]], list[Any]]:
+    """A panel search's trial mapper (``train_panel(..., map_trials=...)``): every task run by :func:`fan_out` on
+    ``workers`` processes, or on the Ray cluster at ``ray_address``, results in the tasks' order. A trial that
+    fails, or dies with its worker, fails the search (one lost trial would change the chosen model).
+
+    On Ray with ``workers`` <= 1, every trial is in flight at once (Ray queues what its CPUs cannot take yet);
+    a ``local`` instance gets at most this machine's cores."""
+
+    def crashed(item: Any, exc: BaseException) -> Any:
+        index = getattr(item, "index", item)
+        raise RuntimeError(f"search trial {index} failed: its worker stopped or the task raised: {exc}") from exc
+
+    def run_all(task: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        items = list(items)
+        in_flight = workers
+        if ray_address and workers <= 1:
+            in_flight = min(len(items), os.cpu_count() or 1) if ray_address == "local" else len(items)
+        results = fan_out(task, items, workers=max(1, in_flight), ray_address=ray_address, on_crash=crashed)
+        done = list(results)
+        if len(done) != len(items):  # fan_out stops early only on a stop request, and none is given here
+            raise RuntimeError(f"{len(items) - len(done)} of {len(items)} search trials did not run")
+        # completion order back to the tasks' order, by each result's ``index`` (a TrialScore's) where it has one
+        return sorted(done, key=lambda r: r.index) if all(hasattr(r, "index") for r in done) else done
+
+    return run_all
