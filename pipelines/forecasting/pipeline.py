@@ -177,10 +177,13 @@ def train_and_register(
     settings: Settings | None = None,
     margin: float = 0.0,
     run_tags: dict[str, str] | None = None,
+    promote_anyway: bool = False,
 ) -> TrainOutcome:
     """Train ``config`` (or search, for ``auto``) on ``series``, log the run, register a version of ``name`` and
     move ``@champion`` to it only if its backtest MASE beats the champion's on the same folds by more than
-    ``margin`` (relative) and the registered artifact forecasts the latest data in finite numbers."""
+    ``margin`` (relative), is no worse than the best free forecast's (naive, seasonal naive, drift) on those folds,
+    and the registered artifact forecasts the latest data in finite numbers (``promote_anyway``: whatever the
+    scores)."""
     config = config.resolved(len(series), series.season, series.meta.get("horizon"))
 
     def train(experiment_id: str) -> Challenger:
@@ -188,13 +191,15 @@ def train_and_register(
             best = auto_search(series, config, lambda c: train_candidate(series, c, verbose, compiled=False))
         else:
             best = train_candidate(series, config, verbose)
+        metrics = _log_candidate(best, series, name)
         return Challenger(
             variant=best.config.variant,
-            metrics=_log_candidate(best, series, name),
+            metrics=metrics,
             score_champion=lambda uri: score_registered(uri, series, best.config),
             log_model=lambda: _log_model(best, name),
             verify=lambda version: verify_registered(name, version, series, best.config.steps),
             test_start=best.result.origins[0],
+            floor=best_free_score(metrics),
             version_tags={"window_config": json.dumps(best.forecaster.config())},
             run_tags={RECIPE_TAG: json.dumps(config.params()), **(run_tags or {})},
         )
@@ -207,7 +212,13 @@ def train_and_register(
         higher_is_better=False,
         settings=settings,
         margin=margin,
+        promote_anyway=promote_anyway,
     )
+
+
+def best_free_score(metrics: dict[str, float]) -> float:
+    """The lowest MASE of the free forecasts on the run's own backtest (``baseline_<name>_mase``)."""
+    return min(metrics[f"baseline_{name}_mase"] for name in BASELINES)
 
 
 def load_panel_forecaster(uri: str, compiled: bool = True) -> PanelForecaster:
@@ -278,6 +289,7 @@ def train_panel_and_register(
     margin: float = 0.0,
     run_tags: dict[str, str] | None = None,
     map_trials: TrialMap = map_in_process,
+    promote_anyway: bool = False,
 ) -> TrainOutcome:
     """Train one network across ``panel`` (:func:`pipelines.forecasting.panel.train_panel`), log the run, register
     a version of ``name`` and move ``@champion`` only if its pooled MASE beats the champion's on the same
@@ -319,6 +331,7 @@ def train_panel_and_register(
                 signature=ModelSignature(params=ParamSchema([ParamSpec("horizon", "long", resolved.steps)])),
             ),
             verify=lambda version: verify_registered_panel(name, version, panel, resolved.steps),
+            floor=best_free_score(metrics),
             version_tags={PANEL_TAG: str(len(panel)), "winners": json.dumps(winners)},
             run_tags={
                 RECIPE_TAG: json.dumps(replace(config, folds=resolved.folds).params()),
@@ -335,4 +348,5 @@ def train_panel_and_register(
         higher_is_better=False,
         settings=settings,
         margin=margin,
+        promote_anyway=promote_anyway,
     )

@@ -18,6 +18,9 @@ from pipelines.settings import Settings
 from pipelines.tracking.experiments import open_experiment
 
 CHAMPION = "champion"
+BELOW_BASELINE = "below baseline"  # the decision for a model that loses to a free forecast on its own backtest
+# a model that is a free forecast (auto serves one where no network beats it) scores it up to float32 rounding
+FLOOR_TOLERANCE = 1e-6
 LAST_RETRAIN_TAG = "seqcast.last_retrain"  # on a registered model: its latest retraining decision (JSON)
 # on a training run: the resolved config as asked (variant "auto" too), what retraining reruns
 RECIPE_TAG = "seqcast.recipe"
@@ -51,6 +54,13 @@ def beats(challenger: float, champion: float | None, *, margin: float = 0.0, hig
     return challenger < champion * (1 - margin)
 
 
+def loses_to(score: float, floor: float, higher_is_better: bool = False) -> bool:
+    """Whether ``score`` is worse than a free forecast's ``floor`` beyond float rounding (``FLOOR_TOLERANCE``)."""
+    if higher_is_better:
+        return score < floor * (1 - FLOOR_TOLERANCE)
+    return score > floor * (1 + FLOOR_TOLERANCE)
+
+
 def promote_if_better(
     client: MlflowClient,
     name: str,
@@ -62,22 +72,30 @@ def promote_if_better(
     higher_is_better: bool = False,
     margin: float = 0.0,
     verify: Callable[[str], str | None] | None = None,
+    floor: float | None = None,
+    promote_anyway: bool = False,
 ) -> str:
-    """Point ``@champion`` at ``version`` if its score :func:`beats` the champion's and ``verify(version)`` (the
-    registered artifact loaded back as the service loads it) finds nothing wrong; returns the decision:
-    ``promoted``, ``kept champion`` or ``refused: <why>``.
+    """Point ``@champion`` at ``version`` if its score :func:`beats` the champion's, is no worse than ``floor`` (the
+    best free forecast's score on the same backtest, for a task that has free forecasts) and ``verify(version)``
+    (the registered artifact loaded back as the service loads it) finds nothing wrong; returns the decision:
+    ``promoted``, ``kept champion``, ``below baseline`` or ``refused: <why>``. ``promote_anyway`` skips the
+    comparisons (not the checks): for a user who insists.
 
-    Both scores, the margin and the decision are tagged on the new version.
+    The scores, the margin and the decision are tagged on the new version.
     """
-    if beats(challenger, champion, margin=margin, higher_is_better=higher_is_better):
+    if not math.isfinite(challenger):
+        decision = f"refused: its backtest {metric} is {challenger}"
+    elif floor is not None and not promote_anyway and loses_to(challenger, floor, higher_is_better):
+        decision = BELOW_BASELINE
+    elif promote_anyway or beats(challenger, champion, margin=margin, higher_is_better=higher_is_better):
         problem = verify(version) if verify is not None else None
         decision = "promoted" if problem is None else f"refused: {problem}"
-    elif not math.isfinite(challenger):
-        decision = f"refused: its backtest {metric} is {challenger}"
     else:
         decision = "kept champion"
     client.set_model_version_tag(name, version, f"challenger_{metric}", f"{challenger:.6g}")
     client.set_model_version_tag(name, version, f"champion_{metric}", "none" if champion is None else f"{champion:.6g}")
+    if floor is not None:
+        client.set_model_version_tag(name, version, f"baseline_{metric}", f"{floor:.6g}")
     if margin:
         client.set_model_version_tag(name, version, "margin", f"{margin:g}")
     client.set_model_version_tag(name, version, "decision", decision)
@@ -147,6 +165,8 @@ def register_challenger(
     higher_is_better: bool = False,
     margin: float = 0.0,
     verify: Callable[[str], str | None] | None = None,
+    floor: float | None = None,
+    promote_anyway: bool = False,
 ) -> Registration:
     """The champion comparison every pipeline ends with, inside its MLflow run.
 
@@ -167,8 +187,11 @@ def register_challenger(
         higher_is_better=higher_is_better,
         margin=margin,
         verify=verify,
+        floor=floor,
+        promote_anyway=promote_anyway,
     )
-    mlflow.log_metric(f"champion_{metric}", champion_score if champion_score is not None else float("nan"))
+    if champion_score is not None:  # no champion: no metric (a NaN would read as a failed score)
+        mlflow.log_metric(f"champion_{metric}", champion_score)
     mlflow.set_tags({"seqcast.promoted": str(decision == "promoted"), "seqcast.decision": decision})
     return Registration(version, decision, champion_score)
 
@@ -184,6 +207,8 @@ class Challenger:
     # the registered version loaded back as the service loads it; returns why it must not serve, or None
     verify: Callable[[str], str | None] | None = None
     test_start: int | None = None
+    # the best free forecast's score on the same test data (forecasting): a challenger worse than it never serves
+    floor: float | None = None
     version_tags: dict[str, str] = field(default_factory=dict)
     run_tags: dict[str, str] = field(default_factory=dict)
     grid: list[dict] = field(default_factory=list)
@@ -198,11 +223,13 @@ def register_run(
     higher_is_better: bool,
     settings: Settings | None = None,
     margin: float = 0.0,
+    promote_anyway: bool = False,
 ) -> TrainOutcome:
     """The sequence every task's training ends with: open NAME's experiment, start a run, ``train(experiment_id)``
     (which logs its candidate on the run), score the champion on the same test data, register the challenger,
-    move ``@champion`` only if it is better by more than ``margin`` (relative) and its registered artifact
-    verifies, and tag the run and the new version."""
+    move ``@champion`` only if it is better by more than ``margin`` (relative), no worse than the challenger's
+    ``floor`` (its best free forecast) and its registered artifact verifies, and tag the run and the new version.
+    ``promote_anyway``: promote whatever the scores (the artifact must still verify)."""
     client, experiment_id = open_experiment(name, settings)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         challenger = train(experiment_id)
@@ -217,6 +244,8 @@ def register_run(
             higher_is_better=higher_is_better,
             margin=margin,
             verify=challenger.verify,
+            floor=challenger.floor,
+            promote_anyway=promote_anyway,
         )
         for key, value in {"variant": challenger.variant, **challenger.version_tags}.items():
             client.set_model_version_tag(name, registration.version, key, value)

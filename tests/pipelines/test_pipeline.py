@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.forecasting.pipeline import train_and_register, train_candidate
+from pipelines.forecasting.pipeline import best_free_score, train_and_register, train_candidate
 from pipelines.forecasting.training import TrainConfig
-from pipelines.tracking.registry import CHAMPION
+from pipelines.tracking.registry import CHAMPION, version_by_alias
 
 FAST = dict(epochs=3, units=8, lookback=8, horizon=6, seed=1)
 
@@ -39,7 +39,9 @@ def test_first_version_promoted_worse_second_kept(two_versions, settings):
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
     assert str(client.get_model_version_by_alias("spine", CHAMPION).version) == "1"
     tags = client.get_model_version("spine", "2").tags
-    assert tags["decision"] == "kept champion"
+    # worse than the champion and than seasonal naive: the free forecast's gate answers first
+    assert tags["decision"] == "below baseline"
+    assert float(tags["baseline_mase"]) == pytest.approx(best_free_score(second.metrics), rel=1e-5)
     assert float(tags["challenger_mase"]) == pytest.approx(second.metrics["test_mase"], rel=1e-5)
     assert float(tags["champion_mase"]) == pytest.approx(first.metrics["test_mase"], rel=1e-5)
     assert client.get_model_version("spine", "1").tags["decision"] == "promoted"
@@ -70,6 +72,24 @@ def test_run_holds_params_metrics_and_artifacts(two_versions, settings):
         Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="window_config.json")).read_text()
     )
     assert config["lookback"] == 8 and config["scaler"]["kind"] == "standard"
+
+
+def test_a_version_worse_than_a_free_forecast_is_registered_not_served(data_dir, settings, tiny_series):
+    """The forced case: one epoch at a tiny learning rate loses to seasonal naive on the same folds."""
+    hopeless = TrainConfig(variant="lstm", **{**FAST, "epochs": 1, "units": 2}, learning_rate=1e-6)
+    first = train_and_register(tiny_series, hopeless, "hopeless")
+    assert first.metrics["test_mase"] > first.metrics["baseline_seasonal_naive_mase"]
+    assert (first.version, first.promoted, first.decision) == ("1", False, "below baseline")
+    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    assert version_by_alias(client, "hopeless", CHAMPION) is None
+    tags = client.get_model_version("hopeless", "1").tags
+    assert (tags["decision"], tags["champion_mase"]) == ("below baseline", "none")
+    assert float(tags["baseline_mase"]) == pytest.approx(first.metrics["baseline_seasonal_naive_mase"], rel=1e-5)
+    assert "champion_mase" not in client.get_run(first.run_id).data.metrics  # no champion: no metric, not NaN
+
+    insisted = train_and_register(tiny_series, hopeless, "hopeless", promote_anyway=True)
+    assert (insisted.version, insisted.promoted, insisted.decision) == ("2", True, "promoted")
+    assert str(version_by_alias(client, "hopeless", CHAMPION).version) == "2"
 
 
 def test_same_seed_same_metrics(tiny_series):
