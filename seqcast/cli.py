@@ -22,7 +22,17 @@ def _has_champion(name: str) -> bool:
 
 
 def _print_registration(outcome) -> None:
-    decision = "promoted" if outcome.promoted else "not promoted (@champion stays)"
+    from pipelines.tracking.registry import BELOW_BASELINE
+
+    if outcome.promoted:
+        decision = "promoted"
+    elif outcome.decision == BELOW_BASELINE:
+        decision = (
+            "not promoted: its backtest is worse than a free forecast's (naive, seasonal naive or drift) on the "
+            "same folds; @champion stays (--promote-anyway to serve it all the same)"
+        )
+    else:
+        decision = f"not promoted ({outcome.decision}; @champion stays)"
     print(f"registered {outcome.name}: version {outcome.version}, {decision}")
 
 
@@ -113,9 +123,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         if panel is not None:
             more = {"map_trials": map_trials} if map_trials is not None else {}
-            outcome = train_panel_and_register(panel, config, args.name, source=source, verbose=verbose, **more)
+            outcome = train_panel_and_register(
+                panel, config, args.name, source=source, verbose=verbose, promote_anyway=args.promote_anyway, **more
+            )
         else:
-            outcome = train_and_register(series, config, args.name, verbose=verbose)
+            outcome = train_and_register(series, config, args.name, verbose=verbose, promote_anyway=args.promote_anyway)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -504,6 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress bar")
     train.add_argument("--if-missing", action="store_true", help="skip when NAME already has a champion")
+    train.add_argument(
+        "--promote-anyway",
+        dest="promote_anyway",
+        action="store_true",
+        help="move @champion to the new version even when its backtest loses to the champion or to a free forecast",
+    )
     train.set_defaults(func=cmd_train)
 
     images = sub.add_parser(
