@@ -21,11 +21,12 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from pipelines import tracking
-from pipelines.forecasting.data import Series
+from pipelines.forecasting.data import DataError, Series
+from pipelines.forecasting.pyfunc import PANEL_ARTIFACT
 from pipelines.process import import_tensorflow_quietly
 from pipelines.settings import Settings
 from pipelines.store import SeriesNotFound, SeriesStore
-from pipelines.tracking.registry import CHAMPION, LAST_RETRAIN_TAG, RECIPE_TAG, version_by_alias
+from pipelines.tracking.registry import CHAMPION, LAST_RETRAIN_TAG, RECIPE_TAG, download, model_uri, version_by_alias
 
 if TYPE_CHECKING:
     from pipelines.forecasting.training import TrainConfig
@@ -34,6 +35,10 @@ log = logging.getLogger(__name__)
 
 PASS_EXPERIMENT = "retraining passes"  # has a space, so no model (whose experiment is its name) can take it
 STORE_SOURCE = "series store: "  # the data_source param of a model trained on a stored series
+# pipelines.forecasting.pipeline.PANEL_TAG (that module loads TensorFlow; a pass's own process never does): on a
+# panel model's training run and its versions
+PANEL_TAG = "seqcast.panel"
+STORE_PATTERNS = "store:"  # the data_source of a panel trained on stored series: store:PATTERN,PATTERN
 
 
 @dataclass
@@ -120,6 +125,11 @@ def _challenge(
     params, recipe = run.data.params, recipe_of(run.data.tags, run.data.params)
     if recipe is None:
         return SeriesResult(name, "skipped", "skipped: not a forecasting model", champion_version=current)
+    config = recipe if variant is None else replace(recipe, variant=variant)
+    if PANEL_TAG in run.data.tags:
+        return _challenge_panel(
+            name, current, params.get("data_source", ""), config, settings, min_new_points, pass_run_id
+        )
     source = params.get("data_source", "")
     series_name = source.removeprefix(STORE_SOURCE) if source.startswith(STORE_SOURCE) else name
     store = SeriesStore(settings.series_store_url, max_points=settings.max_batch_points, upgrade=False)
@@ -155,7 +165,6 @@ def _challenge(
         return result
     from pipelines.forecasting.pipeline import train_and_register
 
-    config = recipe if variant is None else replace(recipe, variant=variant)
     outcome = train_and_register(
         series,
         config,
@@ -175,6 +184,104 @@ def _challenge(
         note = f"; the champion's data covered {seen} of the test folds' points, so this comparison favours it"
         result.decision += note
         client.set_model_version_tag(name, outcome.version, "decision", outcome.decision + note)
+    return result
+
+
+def trained_lengths(name: str, version: str) -> dict[str, int]:
+    """A registered panel version's series, in its order, each with its length when the panel trained: read from
+    the version's saved config (``panel.json``; one file, not the networks), where a series' last backtest fold
+    starts one horizon before its end."""
+    from pipelines.forecasting.panel import CONFIG_FILE
+
+    path = download(f"{model_uri(name, version=version)}/artifacts/{PANEL_ARTIFACT}/{CONFIG_FILE}")
+    config = json.loads(path.read_text())
+    horizon = int(config["horizon"])
+    return {series: int(facts["origins"][-1]) + horizon for series, facts in config["series"].items()}
+
+
+def _panel_names(store: SeriesStore, source: str, trained: dict[str, int]) -> tuple[list[str], str | None]:
+    """The panel's current series and, when there are none, why: for a ``store:PATTERNS`` source every stored
+    series matching a pattern now (series stored since are in, a pattern that matches nothing is left out); for a
+    file, the stored series named like the champion's."""
+    if source.startswith(STORE_PATTERNS):
+        patterns = [p for p in source.removeprefix(STORE_PATTERNS).split(",") if p]
+        names: set[str] = set()
+        for pattern in patterns:
+            try:
+                names.update(store.names([pattern]))
+            except DataError:
+                log.warning("no stored series matches %r (panel source %s)", pattern, source)
+        if not names:
+            return [], f"no stored series matches {', '.join(map(repr, patterns))} (the panel's source, {source})"
+        return sorted(names), None
+    try:
+        stored = set(store.names(["*"]))
+    except DataError:
+        stored = set()
+    names_ = [n for n in trained if n in stored]
+    if not names_:
+        return [], (
+            f"none of the panel's {len(trained)} series (trained from {source}) is stored; "
+            "ingest them (seqcast ingest) to retrain it"
+        )
+    return names_, None
+
+
+def _challenge_panel(
+    name: str,
+    current: str,
+    source: str,
+    config: TrainConfig,
+    settings: Settings,
+    min_new_points: int,
+    pass_run_id: str,
+) -> SeriesResult:
+    """A panel model challenged as one unit: a challenger trained with its recipe on the panel's current stored
+    series (:func:`_panel_names`), promoted only by the panel pipeline's gate (pooled MASE on the same per-series
+    folds, ``settings.retrain_margin``). New points are summed over the series: each series' values beyond its
+    length when the champion trained, all of a series new to the panel."""
+    result = SeriesResult(name, "skipped", "", series=source, champion_version=current)
+    trained = trained_lengths(name, current)
+    store = SeriesStore(settings.series_store_url, max_points=settings.max_batch_points, upgrade=False)
+    try:
+        names, why = _panel_names(store, source, trained)
+        if why is not None:
+            result.decision = f"skipped: {why}"
+            return result
+        panel = list(store.panel(names))
+    finally:
+        store.close()
+    windows = [s.meta["window"] for s in panel]
+    result.data_window = {
+        "series": len(panel),
+        "first": min(w["first"] for w in windows),
+        "last": max(w["last"] for w in windows),
+        "count": sum(int(w["count"]) for w in windows),
+    }
+    result.new_points = sum(max(0, len(s) - trained.get(s.name, 0)) for s in panel)
+    added = sum(s.name not in trained for s in panel)
+    if result.new_points < min_new_points:
+        result.decision = (
+            f"skipped: {result.new_points} new observations over the panel's {len(panel)} series ({source}) since "
+            f"the champion's data; at least {min_new_points} needed"
+        )
+        return result
+    from pipelines.forecasting.pipeline import train_panel_and_register
+
+    log.info("panel %s: %d series (%d new to it), %d new observations", name, len(panel), added, result.new_points)
+    outcome = train_panel_and_register(
+        panel,
+        config,
+        name,
+        source=source,
+        settings=settings,
+        margin=settings.retrain_margin,
+        run_tags={"seqcast.retrain_pass": pass_run_id},
+    )
+    result.version, result.training_run_id = outcome.version, outcome.run_id
+    result.challenger_mase, result.champion_mase = outcome.metrics["test_mase"], outcome.champion_score
+    result.status = "promoted" if outcome.promoted else "kept"
+    result.decision = outcome.decision
     return result
 
 

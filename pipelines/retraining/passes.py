@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from pipelines import tracking
 from pipelines.process import engine_name
-from pipelines.retraining.challenge import PASS_EXPERIMENT, SeriesResult, record, retrain_series
+from pipelines.retraining.challenge import PANEL_TAG, PASS_EXPERIMENT, SeriesResult, record, retrain_series
 from pipelines.retraining.fanout import fan_out
 from pipelines.settings import Settings
 from pipelines.store import SeriesStore
@@ -50,11 +50,12 @@ class PassSummary:
 
 
 def forecasting_models(client: MlflowClient) -> list[str]:
-    """Every registered forecasting model with a ``@champion`` (what ``--all`` retrains), by name."""
+    """Every registered forecasting model with a ``@champion`` (what ``--all`` retrains), by name: one series'
+    forecasters (they carry their window config) and panel models (their panel tag), each one unit."""
     names = []
     for model in client.search_registered_models(max_results=1000):
         champion = version_by_alias(client, model.name, CHAMPION)
-        if champion is not None and "window_config" in champion.tags:  # forecasters carry their window config
+        if champion is not None and ("window_config" in champion.tags or PANEL_TAG in champion.tags):
             names.append(model.name)
     return sorted(names)
 
