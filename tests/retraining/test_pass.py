@@ -167,20 +167,15 @@ def test_the_gate_refuses_a_non_finite_score_or_an_artifact_that_does_not_verify
     assert w.champion(B) == version
 
 
-def test_a_pool_and_ray_make_the_same_decisions_and_lose_nothing(fresh):
+def test_a_pool_and_ray_make_the_same_decisions_and_lose_nothing(fresh, local_ray):
     """min_new_points=0: both series train, two at once, registering into one SQLite MLflow store."""
-    ray = pytest.importorskip("ray")
     w = fresh
     before = {name: len(w.client.search_model_versions(f"name = '{name}'")) for name in (A, B)}
     pool = run_pass([A, B], settings=w.settings, workers=2, min_new_points=0)
     w.reset()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        on_ray = run_pass(
-            [A, B], settings=w.settings.model_copy(update={"ray_address": "local"}), workers=2, min_new_points=0
-        )
-    finally:
-        ray.shutdown()
+    on_ray = run_pass(  # "local": joins the session's local instance (conftest.py)
+        [A, B], settings=w.settings.model_copy(update={"ray_address": "local"}), workers=2, min_new_points=0
+    )
     assert (pool.engine, on_ray.engine) == ("pool", "ray")
     assert _decisions(on_ray) == _decisions(pool)
     assert {r.status for r in pool.results} <= {"promoted", "kept"}
