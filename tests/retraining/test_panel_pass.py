@@ -138,3 +138,35 @@ def test_a_panel_with_too_few_new_points_is_skipped(fresh):
         f"data; at least {4 * (N - N0) + N + 1} needed"
     )
     assert len(w.client.search_model_versions(f"name = '{NAME}'")) == versions and w.current() == w.champion
+
+
+def test_a_panel_from_a_file_retrains_on_the_stored_series_named_like_its_own(world):
+    from pipelines.forecasting.data import Series
+
+    panel = make_panel(walks=1, seasonal=3)
+    named = [Series(n, s.values, s.timestamps, s.freq, s.season) for n, s in zip(STORED[:2], panel, strict=False)]
+    gone = Series("rtp-never-stored", panel[3].values, panel[3].timestamps, panel[3].freq, panel[3].season)
+    first = train_panel_and_register([*named, gone], RECIPE, "rt_panel_file", source="panel.csv")
+    summary = run_pass(["rt_panel_file"], settings=world.settings, workers=1, min_new_points=0)
+    [result] = summary.results
+    assert result.status in {"promoted", "kept"} and result.series == "panel.csv"
+    assert world.client.get_run(result.training_run_id).data.params["data_source"] == "panel.csv"
+    # the stored two of its three series; the series stored since (NEW) is not the file's
+    assert challenge.trained_lengths("rt_panel_file", result.version) == dict.fromkeys(STORED[:2], N)
+    assert result.data_window["series"] == 2 and result.new_points == 0  # same lengths as the file's
+    assert first.version == "1"
+
+    store = SeriesStore(world.settings.series_store_url)
+    try:
+        assert challenge._panel_names(store, "panel.csv", {"nowhere-1": 10, "nowhere-2": 10}) == (
+            [],
+            "none of the panel's 2 series (trained from panel.csv) is stored; ingest them (seqcast ingest) to "
+            "retrain it",
+        )
+        assert challenge._panel_names(store, "store:nowhere-*", {}) == (
+            [],
+            "no stored series matches 'nowhere-*' (the panel's source, store:nowhere-*)",
+        )
+        assert challenge._panel_names(store, "store:nowhere-*,rtp-walk-*", {}) == (["rtp-walk-0"], None)
+    finally:
+        store.close()
