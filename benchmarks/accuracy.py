@@ -11,6 +11,10 @@ naive with the manifest's season. Not part of the tests:
 
     .venv/bin/python -m benchmarks.accuracy [--trials N] [--budget S] [--seed 42] [--series wineind,lynx] [--json out.json]
 
+``--panels [visnights,prison,departures,monthly_mix]`` measures the panels of ``../shared/data/panels/`` instead
+(see :func:`panels_main`): the panel model (``train_panel``, per ``--seeds`` seed), per-series ``auto``
+(``--no-per-series`` skips it), AutoETS, AutoTheta and SeasonalNaive; geometric-mean MASE per panel and pooled.
+
 Per series and overall it prints, for seqcast and each statistical method: MASE, sMAPE, hold-out coverage of
 the 80% and 95% intervals and seconds per series (seqcast's: search, register and the served forecast).
 """
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -103,7 +108,7 @@ class ServedApp:
         from pipelines.settings import Settings
         from service.app import create_app
 
-        self.app = create_app(Settings(data_dir=data_dir, preload_models="", model_poll_seconds=0))
+        self.app = create_app(Settings(data_dir=Path(data_dir), preload_models="", model_poll_seconds=0))
 
     def __enter__(self) -> ServedApp:
         import httpx
@@ -201,6 +206,208 @@ def geometric_mean(values) -> float:
     return float(np.exp(np.mean(np.log(values))))
 
 
+PANELS = ("visnights", "prison", "departures", "monthly_mix")
+PANEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "panels")
+PANEL_STATS = ("AutoETS", "AutoTheta", "SeasonalNaive")
+
+
+def panel_statistical(train: np.ndarray, horizon: int, season: int, name: str) -> dict[str, dict]:
+    """AutoETS, AutoTheta and SeasonalNaive on one series' training part: ``forecast`` and ``seconds`` each."""
+    import pandas as pd
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS, AutoTheta, SeasonalNaive
+
+    models = {
+        "AutoETS": AutoETS(season_length=season),
+        "AutoTheta": AutoTheta(season_length=season),
+        "SeasonalNaive": SeasonalNaive(season_length=season),
+    }
+    frame = pd.DataFrame({"unique_id": name, "ds": np.arange(len(train)), "y": train})
+    out = {}
+    for method, model in models.items():
+        t0 = time.monotonic()
+        fc = StatsForecast(models=[model], freq=1, n_jobs=1).forecast(df=frame, h=horizon)
+        out[method] = {"forecast": fc[method].to_numpy(dtype=float), "seconds": time.monotonic() - t0}
+    return out
+
+
+def load_benchmark_panel(name: str, manifest: dict):
+    """(training parts, hold-outs, horizon, season) of one panel: each series without its last ``horizon`` points,
+    with the manifest's season and horizon."""
+    from pipelines.forecasting.data import load_panel
+
+    horizon, season = int(manifest["horizon"]), int(manifest["season"])
+    full = load_panel(os.path.join(PANEL_DIR, f"{name}.csv"))
+    train, actual = [], []
+    for s in full:
+        timestamps = s.timestamps[:-horizon] if s.timestamps is not None else None
+        train.append(
+            replace(
+                s,
+                values=s.values[:-horizon],
+                timestamps=timestamps,
+                season=season,
+                meta={**s.meta, "horizon": horizon},
+            )
+        )
+        actual.append(s.values[-horizon:])
+    return train, actual, horizon, season
+
+
+def panel_model_forecasts(train, horizon: int, variant: str, seed: int, trials: int | None) -> tuple[np.ndarray, float]:
+    """``train_panel`` on the training parts, then every series' hold-out forecast from its last window in one
+    ``forecast_windows`` call (in process: what the service's batch route runs): forecasts [series, horizon], s."""
+    from pipelines.forecasting.panel import train_panel
+    from pipelines.forecasting.training import TrainConfig
+
+    t0 = time.monotonic()
+    candidate = train_panel(train, TrainConfig(variant=variant, horizon=horizon, seed=seed, trials=trials))
+    forecaster = candidate.forecaster
+    windows = np.stack([s.values[-forecaster.lookback :] for s in train])
+    forecasts = forecaster.forecast_windows(windows, horizon, [s.name for s in train])
+    winners = [forecaster.series[s.name].winner for s in train]
+    print(
+        f"  panel model seed {seed}: {candidate.forecaster.meta.get('chosen')}; served by "
+        + ", ".join(f"{w} {winners.count(w)}" for w in sorted(set(winners))),
+        flush=True,
+    )
+    return forecasts, time.monotonic() - t0
+
+
+def per_series_auto(
+    client, panel_name: str, train, horizon: int, budget: float | None, trials: int | None, seed: int
+) -> tuple[list, list, dict]:
+    """Each series' own ``auto`` model through the single-series mode's path (:func:`seqcast_forecast`: train,
+    register, ``POST /v1/forecast``): (forecasts, seconds per series, {series: failure}); a failed series'
+    forecast is NaN."""
+    forecasts, seconds, failures = [], [], {}
+    for s in train:
+        t0 = time.monotonic()
+        try:
+            forecast, _, info = seqcast_forecast(
+                client, replace(s, name=f"{panel_name}-{s.name}"), horizon, budget, trials, seed
+            )
+            note = info["chosen"]
+        except ServiceFailure as exc:
+            forecast, note = np.full(horizon, np.nan), f"FAILED: {exc}"
+            failures[s.name] = str(exc)
+        forecasts.append(np.asarray(forecast, dtype=float))
+        seconds.append(time.monotonic() - t0)
+        print(f"  per-series auto {s.name}: {seconds[-1]:.0f}s ({note})", flush=True)
+    return forecasts, seconds, failures
+
+
+def panels_main(args) -> int:
+    """``--panels``: per panel, the panel model (each seed), per-series auto, AutoETS, AutoTheta, SeasonalNaive."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    data_dir = tempfile.mkdtemp(prefix="seqcast-accuracy-panels-")
+    os.environ["SEQCAST_DATA_DIR"] = data_dir
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    from pipelines.forecasting import metrics
+
+    with open(os.path.join(PANEL_DIR, "manifest.json")) as fh:
+        manifest = json.load(fh)
+    names = args.panels.split(",")
+    unknown = [n for n in names if n not in manifest]
+    if unknown:
+        raise SystemExit(f"unknown panel(s) {unknown}; the panels are {', '.join(manifest)}")
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    panel_methods = [f"panel seed {seed}" for seed in seeds]
+    methods = [*panel_methods, *([] if args.no_per_series else ["per-series auto"]), *PANEL_STATS]
+    started = time.monotonic()
+    failures: dict[str, str] = {}
+    rows = []  # one per series: panel, series, mase {method: x}, seconds {method: s per series}
+    for panel_name in names:
+        train, actual, horizon, season = load_benchmark_panel(panel_name, manifest[panel_name])
+        print(f"{panel_name}: {len(train)} series, horizon {horizon}, season {season}", flush=True)
+        forecasts: dict[str, list] = {}
+        seconds: dict[str, list] = {}
+        for seed, method in zip(seeds, panel_methods, strict=True):
+            f, s = panel_model_forecasts(train, horizon, args.variant, seed, args.trials)
+            forecasts[method], seconds[method] = list(f), [s / len(train)] * len(train)
+        if not args.no_per_series:
+            with ServedApp(data_dir) as client:
+                forecasts["per-series auto"], seconds["per-series auto"], failed = per_series_auto(
+                    client, panel_name, train, horizon, args.budget, args.trials, seeds[0]
+                )
+            failures.update({f"{panel_name}/{k}": v for k, v in failed.items()})
+        for method in PANEL_STATS:
+            forecasts[method], seconds[method] = [], []
+        for s in train:
+            stats = panel_statistical(s.values, horizon, season, s.name)
+            for method in PANEL_STATS:
+                forecasts[method].append(stats[method]["forecast"])
+                seconds[method].append(stats[method]["seconds"])
+        for i, s in enumerate(train):
+            scale = metrics.naive_scale(s.values, season)
+            rows.append(
+                {
+                    "panel": panel_name,
+                    "series": s.name,
+                    "mase": {m: float(metrics.mae(actual[i], forecasts[m][i]) / scale) for m in methods},
+                    "seconds": {m: float(seconds[m][i]) for m in methods},
+                }
+            )
+        mine = [r for r in rows if r["panel"] == panel_name]
+        print(
+            f"{panel_name}: " + ", ".join(f"{m} {geometric_mean([r['mase'][m] for r in mine]):.3f}" for m in methods),
+            flush=True,
+        )
+
+    groups = {n: [r for r in rows if r["panel"] == n] for n in names}
+    if len(names) > 1:
+        groups[f"pooled ({len(rows)} series)"] = rows
+    summary: dict[str, dict] = {
+        group: {
+            "series": len(members),
+            "geometric_mean_mase": {m: geometric_mean([r["mase"][m] for r in members]) for m in methods},
+            "seconds_per_series": {m: float(np.mean([r["seconds"][m] for r in members])) for m in methods},
+        }
+        for group, members in groups.items()
+    }
+    for entry in summary.values():
+        gm = entry["geometric_mean_mase"]
+        gm["panel mean of seeds"] = float(np.mean([gm[m] for m in panel_methods]))
+        compared = [*panel_methods, *(["panel mean of seeds"] if len(seeds) > 1 else [])]
+        entry["ratios"] = {f"{m} / AutoETS": gm[m] / gm["AutoETS"] for m in compared}
+        if not args.no_per_series:
+            entry["ratios"].update({f"{m} / per-series auto": gm[m] / gm["per-series auto"] for m in compared})
+
+    shown = [*panel_methods, *(["panel mean of seeds"] if len(seeds) > 1 else []), *methods[len(panel_methods) :]]
+    print()
+    print("geometric-mean MASE (seconds per series)")
+    print("| panel | " + " | ".join(shown) + " | " + " | ".join(summary[names[0]]["ratios"]) + " |")
+    print("| --- |" + " --- |" * (len(shown) + len(summary[names[0]]["ratios"])))
+    for group, g in summary.items():
+        cells = []
+        for m in shown:
+            secs = g["seconds_per_series"].get(m)
+            cells.append(f"{g['geometric_mean_mase'][m]:.3f}" + ("" if secs is None else f" ({secs:.2f}s)"))
+        cells += [f"{v:.3f}x" for v in g["ratios"].values()]
+        print(f"| {group} | " + " | ".join(cells) + " |")
+    print(
+        f"\nthe panel model: --variant {args.variant}, seeds {','.join(map(str, seeds))}; its seconds per series are "
+        f"its panel's training and forecast over the series count. total {time.monotonic() - started:.0f}s"
+    )
+    for key, error in failures.items():
+        print(f"FAILED per-series auto {key}: {error}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(
+                {
+                    "variant": args.variant,
+                    "seeds": seeds,
+                    "panels": names,
+                    "rows": rows,
+                    "summary": summary,
+                    "failed": failures,
+                },
+                fh,
+                indent=2,
+            )
+    return 1 if failures else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -210,7 +417,22 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=TRAIN_SEED, help="seqcast's training seed")
     parser.add_argument("--series", default=",".join(SERIES))
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--panels",
+        nargs="?",
+        const=",".join(PANELS),
+        help="the panels of ../shared/data/panels/ instead (all, or a comma-separated choice: "
+        + ",".join(PANELS)
+        + "): the panel model against per-series auto and the statistical methods",
+    )
+    parser.add_argument("--seeds", help="--panels: the panel model's seeds, e.g. 42,1,2 (default: --seed)")
+    parser.add_argument("--variant", default="auto", help="--panels: the panel model's variant (default auto)")
+    parser.add_argument(
+        "--no-per-series", action="store_true", help="--panels: skip per-series auto (about 30 s per series)"
+    )
     args = parser.parse_args(argv)
+    if args.panels:
+        return panels_main(args)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     data_dir = tempfile.mkdtemp(prefix="seqcast-accuracy-")  # a throwaway MLflow store
@@ -290,7 +512,7 @@ def main(argv=None) -> int:
         print(f"| {row['series']} | " + " | ".join(cell(row, m) for m in methods) + " |")
     # over the series every method forecast, so the columns stay comparable
     points = sum(r["horizon"] for r in scored)
-    overall = {}
+    overall: dict[str, dict | None] = {}
     for m in methods:
         if not scored:
             overall[m] = None
@@ -322,7 +544,8 @@ def main(argv=None) -> int:
         f"seconds per series. seqcast beats seasonal naive on {beats} of {len(rows)} series, is within 0.02 of it "
         f"on {within}" + (f"; failed on {len(failed)}" if failed else "")
     )
-    pooled = overall["seqcast"]["pooled_coverage"] if overall.get("seqcast") else {lv: None for lv in levels}
+    served = overall.get("seqcast")
+    pooled = served["pooled_coverage"] if served else {lv: None for lv in levels}
     print(
         "seqcast pooled interval coverage on the hold-outs: "
         + ", ".join(f"{float(k):.0%}: " + ("n/a" if v is None else f"{v:.1%}") for k, v in pooled.items())
