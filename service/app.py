@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pipelines import tracking
-from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
+from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT, PANEL_ARTIFACT
 from pipelines.settings import Settings, get_settings
 from pipelines.tracking.registry import CHAMPION
 from pipelines.vision.classifier import Classifier
@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tracking.configure(settings),
         loaders={
             FORECASTER_ARTIFACT: forecast.forecaster_loader(batcher),
+            PANEL_ARTIFACT: forecast.panel_loader(),  # one model whatever the number of series
             CLASSIFIER_ARTIFACT: Loader(Classifier.load, classify.warm_classifier),
         },
         poll_seconds=settings.model_poll_seconds,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 MAX_BATCH = 10_000
@@ -23,9 +23,37 @@ MAX_VERSION = 2**31 - 1  # the registry stores versions as integers; larger ones
 Version = Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION, description="registry version (instead of an alias)")]
 
 
+SeriesName = Annotated[str, Field(min_length=1, max_length=128)]
+Horizon = Annotated[int, Field(strict=True, ge=1, description="steps to forecast, 1 to SEQCAST_MAX_HORIZON")]
+Levels = Annotated[
+    list[Level],
+    Field(
+        max_length=MAX_LEVELS,
+        description=f"prediction-interval levels in (0, {MAX_LEVEL}], e.g. [0.8, 0.95], each different in its first "
+        "6 significant digits (an interval's key)",
+    ),
+]
+
+
 def level_key(level: float) -> str:
     """The key of a level's interval in a forecast response: 6 significant digits (0.8 -> "0.8")."""
     return f"{level:g}"
+
+
+def one_key_per_level(levels: list[float] | None) -> list[float] | None:
+    """``levels`` unless two of them would be answered under one interval key (a ``levels_collide`` error)."""
+    if levels is None:
+        return None
+    seen: dict[str, int] = {}
+    for i, level in enumerate(levels):
+        j = seen.setdefault(level_key(level), i)
+        if j != i:
+            raise PydanticCustomError(
+                "levels_collide",
+                f"levels[{j}] ({levels[j]!r}) and levels[{i}] ({level!r}) would both be answered as interval "
+                f"{level_key(level)!r}; give levels that differ in their first 6 significant digits",
+            )
+    return levels
 
 
 class ForecastRequest(BaseModel):
@@ -38,38 +66,23 @@ class ForecastRequest(BaseModel):
         "stored values of `series` (default: the series named like the model) are read from the series store",
     )
     series: str | None = Field(
-        default=None, min_length=1, max_length=128, description="stored series to forecast (instead of history)"
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="stored series to forecast (instead of history); for a panel model, one of its series or any "
+        "other stored series (forecast by its network, marked seen_in_training false)",
     )
     timestamps: list[datetime] | None = Field(
         default=None, description="ISO-8601 time of each history value; the forecast continues their frequency"
     )
-    horizon: int = Field(strict=True, ge=1, description="steps to forecast, 1 to SEQCAST_MAX_HORIZON")
+    horizon: Horizon
     alias: str | None = Field(
         default=None, min_length=1, max_length=256, description="registry alias (default champion)"
     )
     version: Version | None = None
-    levels: list[Level] | None = Field(
-        default=None,
-        max_length=MAX_LEVELS,
-        description=f"prediction-interval levels in (0, {MAX_LEVEL}], e.g. [0.8, 0.95], each different in its first "
-        "6 significant digits (an interval's key)",
-    )
+    levels: Levels | None = None
 
-    @field_validator("levels")
-    @classmethod
-    def _one_key_per_level(cls, levels: list[float] | None) -> list[float] | None:
-        if levels is None:
-            return None
-        seen: dict[str, int] = {}
-        for i, level in enumerate(levels):
-            j = seen.setdefault(level_key(level), i)
-            if j != i:
-                raise PydanticCustomError(
-                    "levels_collide",
-                    f"levels[{j}] ({levels[j]!r}) and levels[{i}] ({level!r}) would both be answered as interval "
-                    f"{level_key(level)!r}; give levels that differ in their first 6 significant digits",
-                )
-        return levels
+    _one_key_per_level = field_validator("levels")(one_key_per_level)
 
 
 class Interval(BaseModel):
@@ -89,12 +102,68 @@ class ForecastResponse(BaseModel):
         default=None,
         description="with intervals: the steps they are calibrated for; later steps' widths grow like sqrt(h / H)",
     )
+    # a panel model's answers only
+    series: str | None = Field(default=None, description="panel model: the series forecast (null: a sent history)")
+    seen_in_training: bool | None = Field(
+        default=None, description="panel model: whether the series was one the model was trained on"
+    )
+    served_by: str | None = Field(
+        default=None,
+        description="panel model: what forecast it, the series' backtest winner (network, naive, seasonal_naive, "
+        "drift); network for a series the model never saw",
+    )
+    intervals_from: str | None = Field(
+        default=None, description="panel model, with intervals: the backtest errors they were calibrated on"
+    )
+
+
+PANEL_BATCH_FIELDS = ("model", "series", "horizon", "alias", "version", "levels")
 
 
 class BatchForecastRequest(BaseModel):
+    """Either ``requests`` (any models, each request as ``POST /v1/forecast`` takes it) or a panel model's batch:
+    ``model``, ``horizon`` and ``series`` (its stored series to forecast; left out: every series of the model)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    requests: list[ForecastRequest] = Field(min_length=1, max_length=MAX_BATCH)
+    requests: list[ForecastRequest] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
+    model: ModelName | None = Field(default=None, description="a panel model (instead of requests)")
+    series: list[SeriesName] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="with model: the stored series to forecast, read in one store query and forecast in one call; "
+        "left out: every series of the panel model",
+    )
+    horizon: Horizon | None = None
+    alias: str | None = Field(
+        default=None, min_length=1, max_length=256, description="with model: registry alias (default champion)"
+    )
+    version: Version | None = None
+    levels: Levels | None = None
+
+    _one_key_per_level = field_validator("levels")(one_key_per_level)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> BatchForecastRequest:
+        panel = [name for name in PANEL_BATCH_FIELDS if getattr(self, name) is not None]
+        if self.requests is not None:
+            if panel:
+                raise PydanticCustomError(
+                    "batch_shape",
+                    f"give either requests or a panel model's batch (model, horizon, series), not both; "
+                    f"this body has requests and {', '.join(panel)}",
+                )
+            return self
+        if self.model is None:
+            raise PydanticCustomError(
+                "batch_shape",
+                'give requests (a list of forecast requests) or a panel model\'s batch: {"model": NAME, "horizon": '
+                'H, "series"?: [NAME, ...]}',
+            )
+        if self.horizon is None:
+            raise PydanticCustomError("batch_shape", "horizon is required with model: the steps to forecast")
+        return self
 
 
 class BatchForecastResponse(BaseModel):

@@ -1,20 +1,30 @@
-"""``GET /v1/models``, ``GET /v1/models/{name}`` and ``POST /v1/models/{name}/reload`` (API key)."""
+"""``GET /v1/models``, ``GET /v1/models/{name}`` and ``POST /v1/models/{name}/reload`` (API key).
+
+``GET /v1/models/{name}`` of a panel model (its ``@champion`` version tagged ``seqcast.panel`` by the panel
+pipeline) also lists the champion's series and what serves each, read from the loaded model (loading it if
+this process has not yet)."""
 
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, Field
 
-from pipelines.tracking.registry import LAST_RETRAIN_TAG
-from service.cache import ModelCache, ModelNotFound, is_not_found
+from pipelines.forecasting.pyfunc import PANEL_ARTIFACT
+from pipelines.tracking.registry import CHAMPION, LAST_RETRAIN_TAG
+from service.cache import ModelCache, ModelLoadError, ModelNotFound, is_not_found
 from service.deps import ApiKeyDep, CacheDep
 from service.errors import AUTH_RESPONSES, MODEL_RESPONSES
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+
+# the tag the panel pipeline sets on a panel model's versions (pipelines.forecasting.pipeline.PANEL_TAG; not
+# imported: that module is the training side, plots included)
+PANEL_TAG = "seqcast.panel"
 
 
 class LoadedEntry(BaseModel):
@@ -67,9 +77,20 @@ class RetrainDecision(BaseModel):
     seconds: float | None = None
 
 
+class PanelSeries(BaseModel):
+    name: str
+    winner: str = Field(description="what serves it: network, naive, seasonal_naive or drift (its backtest winner)")
+    mase: float | None = Field(default=None, description="the winner's backtest MASE on this series")
+
+
 class ModelDetail(ModelSummary):
     versions: list[VersionInfo]
     last_retrain: RetrainDecision | None = None
+    series: list[PanelSeries] | None = Field(
+        default=None,
+        description="a panel model: the series its @champion was trained on, in training order (null otherwise, "
+        "or while the champion cannot be loaded: see errors)",
+    )
 
 
 class ModelList(BaseModel):
@@ -154,7 +175,30 @@ async def list_models(cache: CacheDep) -> dict:
     "/{name}", response_model=ModelDetail, responses=MODEL_RESPONSES, summary="One model's versions and aliases"
 )
 async def get_model(name: str, cache: CacheDep) -> dict:
-    return await cache.call(_detail, cache, name)
+    detail = await cache.call(_detail, cache, name)
+    champion = detail["aliases"].get(CHAMPION)
+    tags: dict[str, str] = next((v["tags"] for v in detail["versions"] if v["version"] == champion), {})
+    if PANEL_TAG in tags:
+        detail["series"] = await _panel_series(cache, name)
+        detail["errors"] = {key[len(name) :]: entry for key, entry in cache.errors(name).items()}
+    return detail
+
+
+async def _panel_series(cache: ModelCache, name: str) -> list[dict] | None:
+    """The series of ``name``'s served ``@champion`` panel model, each with its winner and that winner's MASE."""
+    try:
+        loaded = await cache.aget(name)
+    except ModelLoadError:  # said under errors
+        return None
+    if loaded.kind != PANEL_ARTIFACT:
+        return None
+    out = []
+    for series, facts in loaded.model.series.items():
+        mase = facts.mase.get(facts.winner)
+        out.append(
+            {"name": series, "winner": facts.winner, "mase": mase if mase is not None and math.isfinite(mase) else None}
+        )
+    return out
 
 
 def _reload(cache: ModelCache, name: str) -> dict:
