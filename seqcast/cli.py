@@ -315,7 +315,8 @@ def _print_result(result) -> None:
         change = result.relative_change
         scores += f", {change:+.1%})" if change is not None else ")"
     version = f" version {result.version}" if result.version else ""
-    print(f"{result.name}:{version} {result.decision}{scores} [{result.seconds:.1f} s]", flush=True)
+    panel = f", a panel of {result.data_window['series']} series" if "series" in result.data_window else ""
+    print(f"{result.name}:{version} {result.decision}{scores} [{result.seconds:.1f} s{panel}]", flush=True)
 
 
 def _print_pass(summary) -> int:
