@@ -66,7 +66,9 @@ def backtest(
     return scored(values, forecasts, horizon, origins, season)
 
 
-def scored(values: np.ndarray, forecasts, horizon: int, origins: list[int], season: int | None = None) -> BacktestResult:
+def scored(
+    values: np.ndarray, forecasts, horizon: int, origins: list[int], season: int | None = None
+) -> BacktestResult:
     """``forecasts[k]`` (made from ``values[:origins[k]]``) against what followed: a panel's folds are forecast in
     one call for every series, then scored series by series here."""
     values = np.asarray(values, dtype=np.float64)
