@@ -48,7 +48,6 @@ CONFIG_FILE = "panel.json"
 NETWORK = "network"
 MIN_OWN_FOLDS = 3  # fewer backtest folds than this: the series' intervals borrow the panel's errors, scaled
 PANEL_FOLDS = 4  # rolling-origin folds per series (half a horizon apart) when --folds is not given
-PANEL_BATCH = 256  # windows per training step: pooled panels have many
 PANEL_EPOCH_STEPS = 64  # batches an epoch at most: an epoch samples the pooled windows, so early stopping checks often
 OWN = "series backtest"
 BORROWED = "panel backtest, scaled by this history's seasonal-naive MAE"
@@ -72,7 +71,7 @@ class SeriesFacts:
     scalers: dict[str, tuple[float, float]]  # kind -> (loc, scale), fitted on the series' whole training history
     winner: str  # NETWORK or a free forecast's name: what serves this series
     mase: dict[str, float]  # backtest MASE of the network and of each free forecast
-    abs_residuals: list[list[float]]  # the winner's backtest errors [folds, horizon], raw units
+    abs_residuals: np.ndarray  # the winner's backtest errors [folds, horizon], raw units
     origins: list[int]  # where those folds started
     scale: float  # the series' in-sample seasonal-naive MAE (its MASE denominator)
 
@@ -81,7 +80,7 @@ class SeriesFacts:
             "scalers": {k: list(v) for k, v in self.scalers.items()},
             "winner": self.winner,
             "mase": self.mase,
-            "abs_residuals": self.abs_residuals,
+            "abs_residuals": self.abs_residuals.tolist(),
             "origins": self.origins,
             "scale": self.scale,
         }
@@ -92,7 +91,7 @@ class SeriesFacts:
             {k: (float(v[0]), float(v[1])) for k, v in data["scalers"].items()},
             data["winner"],
             data["mase"],
-            data["abs_residuals"],
+            np.asarray(data["abs_residuals"], dtype=np.float64),
             data["origins"],
             float(data["scale"]),
         )
@@ -109,13 +108,14 @@ class PanelForecaster:
         season: int,
         freq: str | None,
         horizon: int,
-        pooled_residuals: list[list[float]],
+        pooled_residuals: np.ndarray,
         meta: dict | None = None,
         compiled: bool = True,
     ):
         self.members, self.series = members, series
         self.season, self.freq, self.horizon = season, freq, horizon
-        self.pooled_residuals = pooled_residuals  # every series' backtest errors over its MASE scale [rows, horizon]
+        # every series' backtest errors over its MASE scale [rows, horizon]: arrays, not lists (10,000 series)
+        self.pooled_residuals = np.asarray(pooled_residuals, dtype=np.float64)
         self.meta = meta or {}
         self.lookback = max(m.lookback for m in members)
         self.variant = "panel"
@@ -204,13 +204,13 @@ class PanelForecaster:
         facts = self.series.get(name) if name is not None else None
         if facts is not None and len(facts.abs_residuals) >= MIN_OWN_FOLDS:
             residuals, folds, how = (
-                np.asarray(facts.abs_residuals),
+                facts.abs_residuals,
                 independent_forecasts(facts.origins, self.horizon),
                 OWN,
             )
         else:
             scale = facts.scale if facts is not None else metrics.naive_scale(window, self.season)
-            residuals, folds, how = np.asarray(self.pooled_residuals) * scale, None, BORROWED
+            residuals, folds, how = self.pooled_residuals * scale, None, BORROWED
         out = {}
         for level in levels:
             if not 0 < level < 1:
@@ -231,7 +231,7 @@ class PanelForecaster:
             "season": self.season,
             "freq": self.freq,
             "horizon": self.horizon,
-            "pooled_residuals": self.pooled_residuals,
+            "pooled_residuals": self.pooled_residuals.tolist(),
             "meta": self.meta,
             "series": {name: facts.to_dict() for name, facts in self.series.items()},
         }
@@ -300,7 +300,7 @@ def resolve(panel: Sequence[Series], config: TrainConfig) -> TrainConfig:
     first, given = panel[0], config.lookback
     median = sorted(len(s) for s in panel)[len(panel) // 2]
     folds = config.folds if config.folds > 1 else PANEL_FOLDS
-    config = replace(config, folds=1, batch_size=max(config.batch_size, PANEL_BATCH))
+    config = replace(config, folds=1)
     config = replace(config.resolved(median, first.season, first.meta.get("horizon")), folds=folds)
     step = config.fold_step or max(1, config.steps // 2)
     config = replace(config, fold_step=step, epoch_steps=config.epoch_steps or PANEL_EPOCH_STEPS)
@@ -429,11 +429,14 @@ def _trial(
     members, scalers, curves = fit_members(panel, configs, [o[0] for o in origins], verbose)
     trial = PanelForecaster(
         members,
-        {s.name: SeriesFacts(sc, NETWORK, {}, [], [], 1.0) for s, sc in zip(panel, scalers, strict=True)},
+        {
+            s.name: SeriesFacts(sc, NETWORK, {}, np.zeros((0, configs[0].steps)), [], 1.0)
+            for s, sc in zip(panel, scalers, strict=True)
+        },
         season=configs[0].season or 1,
         freq=panel[0].freq,
         horizon=configs[0].steps,
-        pooled_residuals=[],
+        pooled_residuals=np.zeros((0, configs[0].steps)),
         compiled=False,  # forecast once
     )
     results = backtest_panel(trial.network_forecast, panel, origins, configs[0].steps, trial.season, context)
@@ -532,18 +535,19 @@ def train_panel(
             free_forecast(name, season), panel, origins, configs[0].steps, season, context
         )
     members, scalers, _ = fit_members(panel, configs, [len(s) for s in panel], 0)
-    facts, pooled = {}, []
+    facts: dict[str, SeriesFacts] = {}
+    pooled: list[np.ndarray] = []
     for i, s in enumerate(panel):
         mase = {c: backtest.results[c][i].summary()["mase"] for c in backtest.results}
         winner = min(mase, key=lambda c: (mase[c], c != NETWORK))  # ties go to the network
         result = backtest.results[winner][i]
         residuals = np.abs(result.errors).round(10)
-        pooled.extend((residuals / result.scales[:, None]).round(10).tolist())
+        pooled.append((residuals / result.scales[:, None]).round(10))
         facts[s.name] = SeriesFacts(
             scalers[i],
             winner,
             {c: round(v, 6) for c, v in mase.items()},
-            residuals.tolist(),
+            residuals,
             list(result.origins),
             float(result.scales[-1]),
         )
@@ -553,7 +557,7 @@ def train_panel(
         season=season,
         freq=panel[0].freq,
         horizon=configs[0].steps,
-        pooled_residuals=pooled,
+        pooled_residuals=np.concatenate(pooled),
         meta={
             "chosen": " + ".join(c.describe() for c in configs),
             "search_trials": len(trials),
