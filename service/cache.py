@@ -2,8 +2,8 @@
 
 Models come from the MLflow registry by alias (``@champion`` unless asked otherwise) or by version. A
 downloaded model says what it is by its artifact folder: ``artifacts/forecaster/`` for a forecaster,
-``artifacts/classifier/`` for the classifier; each kind has a :class:`Loader`, given by whoever builds the
-cache (``service.app.create_app``).
+``artifacts/panel_forecaster/`` for a panel model (one model, many series), ``artifacts/classifier/`` for the
+classifier; each kind has a :class:`Loader`, given by whoever builds the cache (``service.app.create_app``).
 
 Cached traffic never waits on the registry: a hit is one dict lookup on the event loop. Misses run on the
 cache's own small pool of daemon threads (:class:`service.workers.DaemonPool`), never on the pool FastAPI and anyio share,

@@ -8,7 +8,8 @@ const CSV_SOURCE = "csv";
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
-const state = { models: [], kinds: {}, series: [], scores: null, checked: new Set(), run: 0 };
+// panels: model name -> its series ([{name, winner, mase}]) for a panel model, null for another (GET /v1/models/NAME)
+const state = { models: [], kinds: {}, series: [], panels: {}, preferPanel: true, scores: null, checked: new Set(), run: 0 };
 
 class ShownError extends Error {}  // its message is said on the page as it is
 
@@ -138,7 +139,49 @@ function renderLists() {
   }
   fillSelect($("model"), state.models.filter((m) => kindOf(m.name) !== "classifier").map((m) => [m.name, m.name]));
   fillSelect($("classifier"), state.models.filter((m) => kindOf(m.name) === "classifier").map((m) => [m.name, m.name]));
-  fillSelect($("source"), [...state.series.map((s) => [`series:${s.name}`, `stored series ${s.name}`]), [CSV_SOURCE, "pasted CSV"]]);
+  fillSources();
+}
+
+// the history picker: a panel model's own series first (each with what serves it), then the other stored series
+function fillSources() {
+  const panel = state.panels[$("model").value] || [];
+  const own = new Set(panel.map((s) => s.name));
+  const keep = $("source").value;
+  fillSelect($("source"), [
+    ...panel.map((s) => [`series:${s.name}`, `${s.name} (panel series, served by ${s.winner})`]),
+    ...state.series.filter((s) => !own.has(s.name)).map((s) => [`series:${s.name}`, `stored series ${s.name}`]),
+    [CSV_SOURCE, "pasted CSV"],
+  ]);
+  if (keep.startsWith("series:") && $("source").value !== keep) choose($("source"), keep, `stored series ${keep.slice(7)}`);
+}
+
+// a panel model's series (null: not a panel model), asked once per model
+async function panelSeries(model) {
+  if (!model || kindOf(model) === "classifier") return null;
+  if (!(model in state.panels)) {
+    try {
+      const detail = await api(`/v1/models/${enc(model)}`, `Reading ${model}`);
+      state.panels[model] = detail.series || null;
+    } catch {
+      return null;  // the forecast says what is wrong with the model
+    }
+  }
+  return state.panels[model];
+}
+
+// after a model is chosen: for a panel model, its series in the history picker, and one of them chosen unless
+// the picked history is already one of them (or a pasted CSV)
+async function panelSources(model) {
+  const prefer = state.preferPanel;
+  state.preferPanel = false;
+  const panel = await panelSeries(model);
+  if (model !== $("model").value) return;  // another model was chosen meanwhile
+  fillSources();
+  const source = $("source").value;
+  if (panel && panel.length && prefer && source !== CSV_SOURCE && !panel.some((s) => `series:${s.name}` === source)) {
+    $("source").value = `series:${panel[0].name}`;
+  }
+  sourceChanged();
 }
 
 // one colour per registered version, the same in the picker, the chart and its legend
@@ -175,7 +218,7 @@ function pickSeries(name) {
   $("source").value = `series:${name}`;
   const owner = state.series.find((s) => s.name === name).model;
   if (owner) choose($("model"), owner.name);
-  modelChanged();
+  modelChanged(false);
 }
 
 // the horizon the model's champion was trained for: its intervals are calibrated up to it
@@ -185,8 +228,10 @@ function trainedHorizon(name) {
   return version ? version.horizon : null;
 }
 
-function modelChanged() {
+// prefer: for a panel model, switch the history to one of its series (not after a series was picked)
+function modelChanged(prefer = true) {
   state.checked.clear();
+  state.preferPanel = prefer;
   const horizon = trainedHorizon($("model").value);
   if (horizon) $("horizon").value = horizon;
   sourceChanged();
@@ -256,6 +301,8 @@ function parseCsv(text) {
 async function runForecast() {
   const run = ++state.run;
   $("forecast-panel").dataset.state = "loading";
+  await panelSources($("model").value);
+  if (run !== state.run) return;
   await forecastAndDraw(() => run === state.run);  // a newer run supersedes this one
   if (run === state.run) $("forecast-panel").dataset.state = "done";
 }
@@ -332,6 +379,12 @@ function summary(forecast, info) {
   const v = info ? info.versions.find((x) => x.version === forecast.version) : null;
   const aliases = v && v.aliases.length ? ` (${v.aliases.map((a) => `@${a}`).join(", ")})` : "";
   let text = `${forecast.model} version ${forecast.version}${aliases} answered ${forecast.forecast.length} steps with 80% and 95% bands.`;
+  if (forecast.served_by) {  // a panel model: what served this series, and whether it was trained on it
+    const seen = forecast.seen_in_training ? "one of the series it was trained on" : "a series it was not trained on";
+    text += ` ${forecast.series === null ? "The history" : `Series ${forecast.series}`} is ${seen}, forecast by ${forecast.served_by.replaceAll("_", " ")}`;
+    text += forecast.intervals_from ? `; its bands come from the ${forecast.intervals_from}.` : ".";
+    return text;  // the scores below are the panel's pooled ones, not this series'
+  }
   if (v && v.score !== null && info.metric === "mase") {
     const beaten = BASELINES.filter(([key]) => v.baselines[key] !== undefined && v.baselines[key] !== null);
     const better = beaten.filter(([key]) => v.score < v.baselines[key]).map(([key, label]) => `${label} (${fmt(v.baselines[key])})`);
@@ -597,7 +650,7 @@ async function start() {
     event.preventDefault();
     runForecast();
   });
-  $("model").addEventListener("change", modelChanged);
+  $("model").addEventListener("change", () => modelChanged());
   $("source").addEventListener("change", sourceChanged);
   $("classify-form").addEventListener("submit", classify);
   drawMessage("loading…");
@@ -612,6 +665,7 @@ async function start() {
   const series = params.get("series") || (stored(model) ? model : null);
   if (series) choose($("source"), `series:${series}`, `stored series ${series}`);
   else if (!state.series.length) $("source").value = CSV_SOURCE;
+  state.preferPanel = !params.get("series");  // a panel model's first series, unless the address names one
   sourceChanged();
   if (!$("classifier").value) $("classify-form").querySelector("button").title = "no image classifier is registered";
   await runForecast();

@@ -9,8 +9,12 @@ in process, on the same rows in the same order.
 from __future__ import annotations
 
 import importlib.util
+import json
+import threading
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,9 +54,7 @@ def trained(data_dir):
 
 
 @pytest.fixture(scope="module")
-def app(trained, data_dir, tmp_path_factory):
-    from service.app import create_app
-
+def store_url(trained, tmp_path_factory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('panel-store') / 'series.db'}"
     store = SeriesStore(url)
     panel = trained["panel"]
@@ -62,7 +64,14 @@ def app(trained, data_dir, tmp_path_factory):
     store.write(NEWCOMER, first.timestamps, 7.0 * first.values + 3.0, freq=first.freq)
     store.write(STUB, first.timestamps[:5], first.values[:5], freq=first.freq)
     store.close()
-    return create_app(make_settings(data_dir, database_url=url, max_body_bytes=200_000))
+    return url
+
+
+@pytest.fixture(scope="module")
+def app(store_url, data_dir):
+    from service.app import create_app
+
+    return create_app(make_settings(data_dir, database_url=store_url, max_body_bytes=200_000))
 
 
 @pytest.fixture(scope="module")
@@ -380,3 +389,79 @@ def test_the_model_lists_its_series_and_their_winners(app, trained, forecaster):
 def test_a_single_forecaster_lists_no_series(app, registered):
     r = call(app, "GET", f"/v1/models/{MODEL}")
     assert r.status_code == 200 and r.json()["series"] is None
+
+
+# --- the page --------------------------------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, as tests/service/test_page_browser.py drives it
+
+
+@pytest.fixture(scope="module")
+def served(store_url, data_dir):
+    """An app of its own on the panel's store, under uvicorn on a free port."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no {CHROMIUM}: the browser tests drive Debian's chromium (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright comes with the dev extra: pip install -e '.[dev]'")
+    import uvicorn
+
+    from service.app import create_app
+
+    app = create_app(make_settings(data_dir, database_url=store_url, preload_models="", max_body_bytes=200_000))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="panel-page-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    server.should_exit = True
+    thread.join(30)
+
+
+def test_the_page_lists_the_panels_series_and_draws_any_of_them(served, forecaster):
+    from playwright.sync_api import sync_playwright
+
+    def drawn_forecast(page) -> list[float]:
+        return json.loads(page.get_attribute("path.forecast.served", "data-values"))
+
+    def api(series: str, horizon: int) -> dict:
+        body = {"model": PANEL, "series": series, "horizon": horizon, "levels": [0.8, 0.95]}
+        r = httpx.post(f"{served}/v1/forecast", json=body, timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    names = list(forecaster.series)
+    walk = next(n for n, w in winners(forecaster).items() if w != NETWORK)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))  # never a downloaded browser
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{served}/?model={PANEL}")
+        page.wait_for_selector("body[data-ready]")
+        # the history picker: the panel's own series first, each with what serves it, then the other stored ones
+        options = page.eval_on_selector_all("#source option", "els => els.map(e => [e.value, e.textContent])")
+        assert options == [
+            *[[f"series:{n}", f"{n} (panel series, served by {winners(forecaster)[n]})"] for n in names],
+            *[[f"series:{n}", f"stored series {n}"] for n in (NEWCOMER, STUB)],
+            ["csv", "pasted CSV"],
+        ]
+        assert page.input_value("#source") == f"series:{names[0]}"  # a panel model starts on its first series
+        horizon = int(page.input_value("#horizon"))
+        assert drawn_forecast(page) == api(names[0], horizon)["forecast"]
+        # any other series: one the panel serves with a free forecast, then one it never saw
+        for series, said in (
+            (walk, "one of the series it was trained on"),
+            (NEWCOMER, "a series it was not trained on"),
+        ):
+            page.select_option("#source", f"series:{series}")
+            page.click("#forecast-form button[type=submit]")
+            page.wait_for_selector('#forecast-panel[data-state="done"]')
+            expected = api(series, horizon)
+            assert drawn_forecast(page) == expected["forecast"]
+            summary = page.text_content("#forecast-summary") or ""
+            assert f"Series {series} is {said}, forecast by {expected['served_by'].replace('_', ' ')}" in summary
+        assert page.is_hidden("#forecast-error")
+        browser.close()
+    assert errors == []
