@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.forecasting.metrics import geometric_mean
+
 SERIES = ("wineind", "woolyrnq", "lynx", "austres", "taylor", "heartrate", "shampoo")
 NO_SEASON_FOR_ETS_ARIMA = {"taylor"}  # a 48-long season takes hours in AutoETS/AutoARIMA
 LEVELS = (0.8, 0.95)
@@ -201,11 +203,6 @@ def seqcast_forecast(
     return forecast, intervals, info
 
 
-def geometric_mean(values) -> float:
-    values = np.asarray(values, dtype=float)
-    return float(np.exp(np.mean(np.log(values))))
-
-
 PANELS = ("visnights", "prison", "departures", "monthly_mix")
 PANEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "panels")
 PANEL_STATS = ("AutoETS", "AutoTheta", "SeasonalNaive")
@@ -257,7 +254,7 @@ def load_benchmark_panel(name: str, manifest: dict):
 def panel_model_forecasts(train, horizon: int, variant: str, seed: int, trials: int | None) -> tuple[np.ndarray, float]:
     """``train_panel`` on the training parts, then every series' hold-out forecast from its last window in one
     ``forecast_windows`` call (in process: what the service's batch route runs): forecasts [series, horizon], s."""
-    from pipelines.forecasting.panel import train_panel
+    from pipelines.forecasting.panel_training import train_panel
     from pipelines.forecasting.training import TrainConfig
 
     t0 = time.monotonic()

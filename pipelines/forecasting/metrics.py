@@ -32,3 +32,9 @@ def naive_scale(insample, season: int | None = 1) -> float:
 
 def mase(actual, forecast, insample, season: int | None = 1, axis=None):
     return mae(actual, forecast, axis=axis) / naive_scale(insample, season)
+
+
+def geometric_mean(values) -> float:
+    """The geometric mean, each value floored at 1e-12: how a panel's per-series MASE pool (as the M4 did)."""
+    values = np.maximum(np.asarray(values, dtype=np.float64), 1e-12)
+    return float(np.exp(np.mean(np.log(values))))

@@ -23,12 +23,12 @@ from pipelines.forecasting.backtest import BacktestResult, backtest, fold_origin
 from pipelines.forecasting.conformal import backtest_coverage
 from pipelines.forecasting.data import Series
 from pipelines.forecasting.forecaster import Forecaster, HistoryError, load_forecaster
-from pipelines.forecasting.panel import (
+from pipelines.forecasting.metrics import geometric_mean
+from pipelines.forecasting.panel import PanelForecaster
+from pipelines.forecasting.panel_training import (
     PanelCandidate,
-    PanelForecaster,
     TrialMap,
     backtest_panel,
-    geometric_mean,
     map_in_process,
     pooled_metrics,
     train_panel,
@@ -291,7 +291,7 @@ def train_panel_and_register(
     map_trials: TrialMap = map_in_process,
     promote_anyway: bool = False,
 ) -> TrainOutcome:
-    """Train one network across ``panel`` (:func:`pipelines.forecasting.panel.train_panel`), log the run, register
+    """Train one network across ``panel`` (:func:`pipelines.forecasting.panel_training.train_panel`), log the run, register
     a version of ``name`` and move ``@champion`` only if its pooled MASE beats the champion's on the same
     per-series folds by more than ``margin`` and the registered artifact forecasts every series. ``map_trials``
     runs an ``auto`` search's trials (in this process by default; ``pipelines.retraining.fanout.map_on``: a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipelines.forecasting.data import Series
-from pipelines.forecasting.panel import BORROWED, NETWORK, OWN, PanelForecaster, train_panel
+from pipelines.forecasting.panel import BORROWED, NETWORK, OWN, PanelForecaster
+from pipelines.forecasting.panel_training import train_panel
 from pipelines.forecasting.pipeline import PANEL_TAG, load_panel_forecaster, train_panel_and_register
 from pipelines.forecasting.training import TrainConfig
 from pipelines.tracking.registry import CHAMPION, model_uri
@@ -119,7 +121,7 @@ def test_registered_panel_logs_its_dataset_table_and_keeps_a_better_champion(dat
         "tags": {"source": "test:panel"}
     }
     table = json.loads(
-        open(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="series.json")).read()
+        Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="series.json")).read_text()
     )
     assert [row[0] for row in table["data"]] == [s.name for s in panel]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.forecasting.panel import TrialScore, map_in_process, train_panel
+from pipelines.forecasting.panel_training import TrialScore, map_in_process, train_panel
 from pipelines.forecasting.training import TrainConfig
 from pipelines.process import start_pool_server
 from pipelines.retraining.fanout import map_on
