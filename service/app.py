@@ -28,7 +28,7 @@ from service.cache import Loader, ModelCache
 from service.errors import RequestContext, install_error_handlers
 from service.limits import BodySizeLimit
 from service.monitoring import Metrics, MetricsMiddleware
-from service.routes import classify, forecast, models, ops, page, series
+from service.routes import classify, forecast, invocations, models, ops, page, series
 from service.store import StoreAccess
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     install_error_handlers(app)
     app.include_router(forecast.router)  # first: routes are matched in order, and forecasts are the hot path
+    app.include_router(invocations.router)  # MLflow's scoring protocol, answered by the forecast route's code
     app.include_router(ops.router)
     app.include_router(classify.router)
     app.include_router(models.router)

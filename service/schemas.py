@@ -168,3 +168,81 @@ class BatchForecastRequest(BaseModel):
 
 class BatchForecastResponse(BaseModel):
     results: list[ForecastResponse]
+
+
+class InvocationParams(BaseModel):
+    """``params`` of ``POST /invocations``: the forecast's options (and, on ``/invocations``, the model)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    horizon: Horizon | None = Field(
+        default=None, description="steps to forecast; left out: the model's trained horizon"
+    )
+    levels: Levels | None = None
+    model: ModelName | None = Field(
+        default=None,
+        description="POST /invocations only: the model to serve (left out: the one preloaded single-series "
+        "forecaster); /v1/models/{name}/invocations takes it from the path",
+    )
+    alias: str | None = Field(
+        default=None, min_length=1, max_length=256, description="registry alias (default champion)"
+    )
+    version: Version | None = None
+
+    _one_key_per_level = field_validator("levels")(one_key_per_level)
+
+
+class DataframeSplit(BaseModel):
+    """pandas' ``split`` orientation, as MLflow sends a DataFrame: ``data`` is a list of rows."""
+
+    columns: list[str | int] | None = None
+    index: list | None = None
+    data: list[list]
+
+
+class InvocationsRequest(BaseModel):
+    """MLflow's scoring protocol: exactly one of ``dataframe_split``, ``dataframe_records``, ``inputs``,
+    ``instances``, and optional ``params``. One column (or a flat list) is one history, oldest first; several
+    columns (or a list of lists) are a batch of equally long histories, one per row."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "dataframe_split": {
+                        "columns": ["value"],
+                        "data": [[v] for v in (0.9, 1.4, 1.1, 2.0, 1.6, 1.2, 0.8, 1.5, 1.9, 1.0, 0.7, 1.3)],
+                    },
+                    "params": {"model": "sine", "horizon": 12},
+                },
+                {"inputs": [0.9, 1.4, 1.1, 2.0, 1.6, 1.2, 0.8, 1.5, 1.9, 1.0, 0.7, 1.3], "params": {"model": "sine"}},
+            ]
+        },
+    )
+
+    dataframe_split: DataframeSplit | None = None
+    dataframe_records: list[dict[str, object]] | None = Field(default=None, min_length=1)
+    inputs: list | None = Field(default=None, min_length=1)
+    instances: list | None = Field(default=None, min_length=1)
+    params: InvocationParams | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> InvocationsRequest:
+        given = [
+            k for k in ("dataframe_split", "dataframe_records", "inputs", "instances") if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "invocations_shape",
+                "give exactly one of dataframe_split, dataframe_records, inputs, instances (MLflow's input formats); "
+                + (f"this body has {', '.join(given)}" if given else "this body has none"),
+            )
+        return self
+
+
+class InvocationsResponse(BaseModel):
+    predictions: list = Field(
+        description="one history: its forecast; a batch: a forecast per row; with levels: a record per step "
+        '(and row): {"row"?, "step", "forecast", "lower_0.8", "upper_0.8", ...}'
+    )

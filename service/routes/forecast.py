@@ -30,6 +30,7 @@ import pandas as pd
 from fastapi import APIRouter, Request, Response
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Tick
+from starlette.datastructures import State
 
 from pipelines.forecasting.data import LAST_TIME, DataError, infer_freq, next_timestamps, parse_times
 from pipelines.forecasting.forecaster import Forecaster, HistoryError
@@ -281,7 +282,14 @@ async def forecast(request: ForecastRequest, http: Request) -> Response:
     # endpoint (query, headers, cookies parsed again), a tenth of this route's event-loop time under load
     state = http.app.state
     loaded = await served_model(state.cache, FORECASTERS, "a forecaster", request.model, request.alias, request.version)
-    history, timestamps = await _history_of(request, loaded, state.store, state.settings)
+    return _json(await forecast_one(state, request, loaded))
+
+
+async def forecast_one(state: State, request: ForecastRequest, loaded: LoadedModel, where: str = "") -> dict:
+    """The answer of ``POST /v1/forecast`` to ``request`` by ``loaded`` (``served_model``'s), as a dict: through
+    the app's batcher (a panel model: one ``forecast_windows`` call in a worker thread). ``where`` prefixes the
+    messages of the errors it raises. ``POST /invocations`` (``routes/invocations.py``) answers through it too."""
+    history, timestamps = await _history_of(request, loaded, state.store, state.settings, where)
     window = history[-loaded.model.lookback :]
     if loaded.kind == PANEL_ARTIFACT:
         names = [request.series]  # None: a history, a series the model never saw
@@ -291,8 +299,8 @@ async def forecast(request: ForecastRequest, http: Request) -> Response:
     else:
         values = await state.batcher.forecast(loaded.model, window, request.horizon)
     state.metrics.series.labels(request.model, loaded.version).inc()
-    return _json(
-        _response(loaded, request.model, request.levels, values, timestamps, series=request.series, window=window)
+    return _response(
+        loaded, request.model, request.levels, values, timestamps, where, series=request.series, window=window
     )
 
 
