@@ -12,9 +12,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.types.schema import ParamSchema, ParamSpec
+from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 from models.baselines import BASELINES
 from pipelines import tracking
@@ -53,6 +54,9 @@ AUTO = "auto"
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 PANEL_PYFUNC_ENTRY = Path(__file__).with_name("panel_pyfunc_entry.py")
 PANEL_TAG = "seqcast.panel"  # on a training run and its version: the panel's series count
+SERIES_TAG = "seqcast.series"  # on a training run: the series it trained on (a panel: its source)
+TASK_TAG = "seqcast.task"
+FORECAST_TASK = "forecast"  # vision's runs say "classify"
 
 
 @dataclass
@@ -135,6 +139,7 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
             **_data_window(series),
         }
     )
+    log_dataset(series.name, series.fingerprint, data_source(series))
     tracking.log_history(candidate.history)
     metrics = {f"test_{k}": v for k, v in result.summary().items()}
     tracking.log_steps({f"test_{k}_by_step": per_step for k, per_step in result.per_step().items()}, first_step=1)
@@ -159,13 +164,34 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
 
 
 def _log_model(candidate: Candidate, name: str) -> str:
-    return log_pyfunc_model(
-        name,
-        PYFUNC_ENTRY,
-        FORECASTER_ARTIFACT,
-        candidate.forecaster.save,
-        signature=ModelSignature(params=ParamSchema([ParamSpec("horizon", "long", candidate.config.horizon)])),
+    # one history in (a column of numbers, oldest first), its forecast out
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("double")]),
+        outputs=Schema([ColSpec("double")]),
+        params=ParamSchema([ParamSpec("horizon", "long", candidate.config.steps)]),
     )
+    example = pd.DataFrame({0: candidate.forecaster.example_history()})
+    return log_pyfunc_model(
+        name, PYFUNC_ENTRY, FORECASTER_ARTIFACT, candidate.forecaster.save, signature=signature, input_example=example
+    )
+
+
+def data_source(series: Series) -> str:
+    """Where a series came from, as a run's dataset source: ``store:NAME``, the file, or ``builtin:NAME``."""
+    if "window" in series.meta:  # read from the series store (SeriesStore.series)
+        return f"store:{series.name}"
+    if series.source and Path(series.source).is_file():
+        return series.source
+    return f"builtin:{series.name}"
+
+
+def log_dataset(name: str, digest: str, source: str) -> None:
+    """The run's training data as an MLflow dataset input (the UI's Datasets column): name, digest, source."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    dataset = MetaDataset(CodeDatasetSource({"source": source}), name=name, digest=digest)  # type: ignore[abstract]
+    mlflow.log_input(dataset, context="training")
 
 
 def train_and_register(
@@ -201,7 +227,12 @@ def train_and_register(
             test_start=best.result.origins[0],
             floor=best_free_score(metrics),
             version_tags={"window_config": json.dumps(best.forecaster.config())},
-            run_tags={RECIPE_TAG: json.dumps(config.params()), **(run_tags or {})},
+            run_tags={
+                RECIPE_TAG: json.dumps(config.params()),
+                SERIES_TAG: series.name,
+                TASK_TAG: FORECAST_TASK,
+                **(run_tags or {}),
+            },
         )
 
     return register_run(
@@ -219,6 +250,15 @@ def train_and_register(
 def best_free_score(metrics: dict[str, float]) -> float:
     """The lowest MASE of the free forecasts on the run's own backtest (``baseline_<name>_mase``)."""
     return min(metrics[f"baseline_{name}_mase"] for name in BASELINES)
+
+
+def panel_signature(horizon: int) -> ModelSignature:
+    """Each series' history as rows (series, value), oldest first; its forecast as rows (series, step, forecast)."""
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "series"), ColSpec("double", "value")]),
+        outputs=Schema([ColSpec("string", "series"), ColSpec("long", "step"), ColSpec("double", "forecast")]),
+        params=ParamSchema([ParamSpec("horizon", "long", horizon)]),
+    )
 
 
 def load_panel_forecaster(uri: str, compiled: bool = True) -> PanelForecaster:
@@ -268,14 +308,9 @@ def series_table(candidate: PanelCandidate) -> dict[str, list]:
     }
 
 
-def log_panel_dataset(panel: list[Series], source: str) -> None:
-    """The panel as the run's MLflow dataset input: its name, a digest of every series' data, its source."""
-    from mlflow.data.code_dataset_source import CodeDatasetSource
-    from mlflow.data.meta_dataset import MetaDataset
-
-    digest = hashlib.sha256("".join(f"{s.name}:{s.fingerprint};" for s in panel).encode()).hexdigest()[:16]
-    dataset = MetaDataset(CodeDatasetSource({"source": source}), name=source, digest=digest)  # type: ignore[abstract]
-    mlflow.log_input(dataset, context="training")
+def panel_digest(panel: list[Series]) -> str:
+    """One digest of every series' name and data (each series' own fingerprint)."""
+    return hashlib.sha256("".join(f"{s.name}:{s.fingerprint};" for s in panel).encode()).hexdigest()[:16]
 
 
 def train_panel_and_register(
@@ -311,7 +346,7 @@ def train_panel_and_register(
                 "chosen": candidate.forecaster.meta["chosen"][:500],
             }
         )
-        log_panel_dataset(panel, source)
+        log_dataset(source, panel_digest(panel), source)
         tracking.log_history(candidate.curves)
         metrics = pooled_metrics(candidate)
         mlflow.log_metrics(metrics)
@@ -328,7 +363,10 @@ def train_panel_and_register(
                 PANEL_PYFUNC_ENTRY,
                 PANEL_ARTIFACT,
                 candidate.forecaster.save,
-                signature=ModelSignature(params=ParamSchema([ParamSpec("horizon", "long", resolved.steps)])),
+                signature=panel_signature(resolved.steps),
+                input_example=pd.DataFrame(
+                    {"series": panel[0].name, "value": panel[0].values[-candidate.forecaster.lookback :]}
+                ),
             ),
             verify=lambda version: verify_registered_panel(name, version, panel, resolved.steps),
             floor=best_free_score(metrics),
@@ -336,6 +374,8 @@ def train_panel_and_register(
             run_tags={
                 RECIPE_TAG: json.dumps(replace(config, folds=resolved.folds).params()),
                 PANEL_TAG: str(len(panel)),
+                SERIES_TAG: source,
+                TASK_TAG: FORECAST_TASK,
                 **(run_tags or {}),
             },
         )

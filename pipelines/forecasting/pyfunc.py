@@ -1,8 +1,8 @@
 """The MLflow pyfunc flavour of a seqcast forecaster, logged as models-from-code (no pickled Python objects).
 
 ``mlflow.pyfunc.load_model("models:/NAME@champion").predict(history, params={"horizon": 12})``
-returns the forecast: a 1-D array for one history (list, 1-D array, Series or one-column frame),
-a 2-D array for a 2-D batch of equally long histories.
+returns the forecast of one history (a list, 1-D array, Series or one-column frame: the signature's one
+column of doubles), as a 1-D array. A panel model (:class:`SeqcastPanelModel`) takes many series as rows.
 """
 
 from __future__ import annotations

@@ -299,4 +299,5 @@ def _log_trial(config: TrainConfig, score: float) -> None:
         return
     with mlflow.start_run(experiment_id=parent.info.experiment_id, run_name=config.describe(), nested=True):
         mlflow.log_params({**config.params(), "trial": True})
-        mlflow.log_metric("test_mase", score if np.isfinite(score) else np.nan)
+        if np.isfinite(score):  # a configuration that could not train has no score (its params say which)
+            mlflow.log_metric("test_mase", score)

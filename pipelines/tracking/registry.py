@@ -111,6 +111,7 @@ def log_pyfunc_model(
     save: Callable[[Path], Path],
     *,
     signature=None,
+    input_example=None,
 ) -> str:
     """Log a models-from-code pyfunc (``entry`` + the folder ``save`` writes under ``artifact``) in the active run
     and register it as a new version of ``name``; returns the version. Nothing is pickled."""
@@ -121,6 +122,7 @@ def log_pyfunc_model(
             python_model=str(entry),
             artifacts={artifact: str(path)},
             signature=signature,
+            input_example=input_example,
             pip_requirements=["seqcast"],
             registered_model_name=name,
         )

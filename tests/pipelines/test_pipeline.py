@@ -74,6 +74,24 @@ def test_run_holds_params_metrics_and_artifacts(two_versions, settings):
     assert config["lookback"] == 8 and config["scaler"]["kind"] == "standard"
 
 
+def test_runs_carry_what_a_user_compares_them_by(two_versions, settings, tiny_series):
+    first, second = two_versions
+    runs = mlflow.search_runs(experiment_names=["spine"], output_format="list")
+    assert {r.info.run_id for r in runs} == {first.run_id, second.run_id}
+    for run in runs:
+        [dataset] = run.inputs.dataset_inputs
+        assert (dataset.dataset.name, dataset.dataset.digest) == ("tiny", tiny_series.fingerprint)
+        assert json.loads(dataset.dataset.source) == {"tags": {"source": "builtin:tiny"}}
+        assert (run.data.tags["seqcast.series"], run.data.tags["seqcast.task"]) == ("tiny", "forecast")
+        assert all(np.isfinite(v) for v in run.data.metrics.values()), run.data.metrics
+    assert "champion_mase" not in {r.info.run_id: r for r in runs}[first.run_id].data.metrics  # no champion yet
+    info = mlflow.models.get_model_info("models:/spine/1")
+    assert info.signature.inputs.to_dict() == [{"type": "double", "required": True}]
+    assert info.signature.outputs.to_dict() == [{"type": "double", "required": True}]
+    assert info.signature.params.to_dict() == [{"name": "horizon", "type": "long", "default": 6, "shape": None}]
+    assert info.saved_input_example_info is not None
+
+
 def test_a_version_worse_than_a_free_forecast_is_registered_not_served(data_dir, settings, tiny_series):
     """The forced case: one epoch at a tiny learning rate loses to seasonal naive on the same folds."""
     hopeless = TrainConfig(variant="lstm", **{**FAST, "epochs": 1, "units": 2}, learning_rate=1e-6)
