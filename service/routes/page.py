@@ -47,6 +47,10 @@ class VersionScores(BaseModel):
     baselines: dict[str, float | None] = Field(
         default_factory=dict, description="baseline (naive, seasonal_naive, drift) -> its <metric> on the same backtest"
     )
+    decision: str | None = Field(
+        default=None,
+        description="the champion rule's words when it was registered: promoted, kept champion, below baseline, ...",
+    )
 
 
 class ModelScores(BaseModel):
@@ -97,6 +101,7 @@ def _scores(cache: ModelCache, name: str, limit: int) -> dict:
                 "horizon": int(params["horizon"]) if params.get("horizon", "").isdigit() else None,
                 "score": _finite(metrics.get(f"test_{metric}")),
                 "baselines": baselines,
+                "decision": v["tags"].get("decision"),
             }
         )
     return {

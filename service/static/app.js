@@ -426,7 +426,7 @@ function renderScores(info, forecast) {
   const columns = forecaster ? BASELINES : [];
   table.append(
     el("caption", {}, `${info.name}: each version's ${label} (${info.higher_is_better ? "higher" : "lower"} is better)${forecaster ? " beside the baselines' on the same backtest" : ""}`),
-    el("tr", {}, ...["version", "aliases", "variant", "registered", label, ...columns.map(([, l]) => l)].map((h) => el("th", {}, h))),
+    el("tr", {}, ...["version", "aliases", "variant", "registered", label, ...columns.map(([, l]) => l), "decision"].map((h) => el("th", {}, h))),
   );
   for (const v of info.versions) {
     const served = forecast && v.version === forecast.version;
@@ -440,6 +440,7 @@ function renderScores(info, forecast) {
         el("td", {}, v.created_at ? v.created_at.slice(0, 16).replace("T", " ") : ""),
         el("td", { class: "score", "data-metric": info.metric, "data-value": v.score }, fmt(v.score)),
         ...columns.map(([key]) => el("td", { class: "baseline", "data-baseline": key, "data-value": v.baselines[key] }, fmt(v.baselines[key]))),
+        el("td", { class: "decision" }, v.decision || ""),
       ),
     );
   }

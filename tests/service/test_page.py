@@ -32,6 +32,7 @@ def expected_version(client, name: str, version: str, aliases: list[str], metric
         "baselines": {
             b: metrics[f"baseline_{b}_{metric}"] for b in ("drift", "naive", "seasonal_naive") if metric == "mase"
         },
+        "decision": found.tags.get("decision"),
     }
 
 
