@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from pipelines.forecasting.pyfunc import PANEL_ARTIFACT  # noqa: F401  (the arti
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "panel.json"
+SERIES_FILE = "series.npz"  # what the panel knows of each series, as arrays (loaded with allow_pickle=False)
 NETWORK = "network"
 MIN_OWN_FOLDS = 3  # fewer backtest folds than this: the series' intervals borrow the panel's errors, scaled
 OWN = "series backtest"
@@ -60,25 +61,88 @@ class SeriesFacts:
     origins: list[int]  # where those folds started
     scale: float  # the series' in-sample seasonal-naive MAE (its MASE denominator)
 
-    def to_dict(self) -> dict:
-        return {
-            "scalers": {k: list(v) for k, v in self.scalers.items()},
-            "winner": self.winner,
-            "mase": self.mase,
-            "abs_residuals": self.abs_residuals.tolist(),
-            "origins": self.origins,
-            "scale": self.scale,
-        }
+
+class SeriesTable(Mapping[str, SeriesFacts]):
+    """What a panel model knows of every series, held as columns: a 10,000-series panel is a few arrays, not
+    10,000 objects (the service's memory must not grow with the series count). Reads as a mapping name ->
+    :class:`SeriesFacts`, each built when asked for."""
+
+    def __init__(self, names: list[str], winners: list[str], arrays: dict[str, np.ndarray]):
+        self.names = names
+        self.positions = {name: i for i, name in enumerate(names)}
+        self.winners = list(winners)
+        # scaler_<kind> [N, 2]; mase [N, C] over the names in mase_of; residuals [N, F, H] and origins [N, F],
+        # padded with NaN and -1 where a series has fewer folds; scale [N]
+        self.arrays = arrays
 
     @classmethod
-    def from_dict(cls, data: dict) -> SeriesFacts:
-        return cls(
-            {k: (float(v[0]), float(v[1])) for k, v in data["scalers"].items()},
-            data["winner"],
-            data["mase"],
-            np.asarray(data["abs_residuals"], dtype=np.float64),
-            data["origins"],
-            float(data["scale"]),
+    def of(cls, facts: dict[str, SeriesFacts]) -> SeriesTable:
+        names = list(facts)
+        rows = list(facts.values())
+        kinds = sorted({k for f in rows for k in f.scalers})
+        mase_of = sorted({c for f in rows for c in f.mase})
+        folds = max((len(f.origins) for f in rows), default=0)
+        horizon = max((f.abs_residuals.shape[1] for f in rows if f.abs_residuals.ndim == 2), default=0)
+        residuals = np.full((len(rows), folds, horizon), np.nan)
+        origins = np.full((len(rows), folds), -1, dtype=np.int64)
+        for i, f in enumerate(rows):
+            residuals[i, : len(f.abs_residuals)] = f.abs_residuals
+            origins[i, : len(f.origins)] = f.origins
+        arrays = {
+            **{f"scaler_{k}": np.array([f.scalers.get(k, (np.nan, np.nan)) for f in rows]) for k in kinds},
+            "mase": np.array([[f.mase.get(c, np.nan) for c in mase_of] for f in rows]).reshape(len(rows), -1),
+            "mase_of": np.array(mase_of, dtype=str),
+            "residuals": residuals,
+            "origins": origins,
+            "scale": np.array([f.scale for f in rows], dtype=np.float64),
+        }
+        return cls(names, [f.winner for f in rows], arrays)
+
+    def __getitem__(self, name: str) -> SeriesFacts:
+        i = self.positions[name]
+        a = self.arrays
+        folds = int((a["origins"][i] >= 0).sum())
+        kinds = [key.removeprefix("scaler_") for key in a if key.startswith("scaler_")]
+        return SeriesFacts(
+            {k: (float(a[f"scaler_{k}"][i, 0]), float(a[f"scaler_{k}"][i, 1])) for k in kinds},
+            self.winners[i],
+            {str(c): float(v) for c, v in zip(a["mase_of"], a["mase"][i], strict=True) if np.isfinite(v)},
+            a["residuals"][i, :folds],
+            [int(o) for o in a["origins"][i, :folds]],
+            float(a["scale"][i]),
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.positions
+
+    def scalers(self, kind: str, names: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+        """(known [B] bool, loc/scale [B, 2]) of each name's ``kind`` scaler (rows of unknown names are NaN)."""
+        rows = np.array([self.positions.get(n, -1) if n is not None else -1 for n in names], dtype=np.int64)
+        known = rows >= 0
+        out = np.full((len(rows), 2), np.nan)
+        out[known] = self.arrays[f"scaler_{kind}"][rows[known]]
+        return known, out
+
+    def header(self, horizon: int) -> dict:
+        """The JSON side of the saved table: names and winners in order, and each series' length when trained (its
+        last fold's origin + the horizon: what retraining counts new points from)."""
+        origins = self.arrays["origins"]
+        last = origins[np.arange(len(origins)), np.maximum((origins >= 0).sum(axis=1) - 1, 0)]
+        return {"names": self.names, "winners": self.winners, "lengths": (last + horizon).tolist()}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SeriesTable):
+            return NotImplemented
+        return (
+            (self.names, self.winners) == (other.names, other.winners)
+            and self.arrays.keys() == other.arrays.keys()
+            and all(np.array_equal(v, other.arrays[k], equal_nan=v.dtype.kind == "f") for k, v in self.arrays.items())
         )
 
 
@@ -88,7 +152,7 @@ class PanelForecaster:
     def __init__(
         self,
         members: list[Member],
-        series: dict[str, SeriesFacts],
+        series: Mapping[str, SeriesFacts],
         *,
         season: int,
         freq: str | None,
@@ -97,7 +161,8 @@ class PanelForecaster:
         meta: dict | None = None,
         compiled: bool = True,
     ):
-        self.members, self.series = members, series
+        self.members = members
+        self.series = series if isinstance(series, SeriesTable) else SeriesTable.of(dict(series))
         self.season, self.freq, self.horizon = season, freq, horizon
         # every series' backtest errors over its MASE scale [rows, horizon]: arrays, not lists (10,000 series)
         self.pooled_residuals = np.asarray(pooled_residuals, dtype=np.float64)
@@ -147,7 +212,7 @@ class PanelForecaster:
         return values
 
     def winner(self, name: str | None) -> str:
-        return self.series[name].winner if self.knows(name) else NETWORK  # type: ignore[index]
+        return self.series.winners[self.series.positions[name]] if self.knows(name) else NETWORK  # type: ignore[index]
 
     def network_forecast(self, windows: np.ndarray, horizon: int, names: Sequence[str | None]) -> np.ndarray:
         """The networks' mean forecast ``[B, horizon]`` from raw windows ``[B, >= lookback]``, one call per network
@@ -156,12 +221,10 @@ class PanelForecaster:
         out = np.zeros((len(windows), horizon))
         for member, recursive in zip(self.members, self._recursive, strict=True):
             x = _forward(windows[:, -member.lookback :], member.kind)
-            loc, scale = np.empty(len(x)), np.empty(len(x))
-            for r, name in enumerate(names):
-                if self.knows(name):
-                    loc[r], scale[r] = self.series[name].scalers[member.kind]  # type: ignore[index]
-                else:
-                    loc[r], scale[r] = x[r].mean(), x[r].std() if x[r].std() > 1e-12 else 1.0
+            known, scalers = self.series.scalers(member.kind, names)
+            spread = x.std(axis=1)  # an unseen series is scaled by its own window
+            loc = np.where(known, scalers[:, 0], x.mean(axis=1))
+            scale = np.where(known, scalers[:, 1], np.where(spread > 1e-12, spread, 1.0))
             z = recursive((x - loc[:, None]) / scale[:, None], horizon)
             y = z * scale[:, None] + loc[:, None]
             out += np.exp(np.minimum(y, 700.0)) if member.kind == "log" else y
@@ -216,10 +279,13 @@ class PanelForecaster:
             "season": self.season,
             "freq": self.freq,
             "horizon": self.horizon,
-            "pooled_residuals": self.pooled_residuals.tolist(),
             "meta": self.meta,
-            "series": {name: facts.to_dict() for name, facts in self.series.items()},
+            "series": self.series.header(self.horizon),
         }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The numbers saved beside the JSON config (``SERIES_FILE``): every series' facts and the pooled errors."""
+        return {**self.series.arrays, "pooled_residuals": self.pooled_residuals}
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -228,12 +294,16 @@ class PanelForecaster:
         for member, entry in zip(self.members, config["members"], strict=True):
             member.model.save(directory / entry["file"])
         (directory / CONFIG_FILE).write_text(json.dumps(config))
+        np.savez(directory / SERIES_FILE, allow_pickle=False, **self.arrays())
         return directory
 
     @classmethod
     def load(cls, directory: str | Path, compiled: bool = True) -> PanelForecaster:
         directory = Path(directory)
         config = json.loads((directory / CONFIG_FILE).read_text())
+        with np.load(directory / SERIES_FILE, allow_pickle=False) as saved:  # plain arrays: nothing unpickled
+            arrays = {key: saved[key] for key in saved.files}
+        pooled = arrays.pop("pooled_residuals")
         members = [
             Member(
                 keras.saving.load_model(directory / m["file"], safe_mode=True, compile=False),
@@ -245,11 +315,11 @@ class PanelForecaster:
         ]
         return cls(
             members,
-            {name: SeriesFacts.from_dict(facts) for name, facts in config["series"].items()},
+            SeriesTable(config["series"]["names"], config["series"]["winners"], arrays),
             season=int(config["season"]),
             freq=config.get("freq"),
             horizon=int(config["horizon"]),
-            pooled_residuals=config["pooled_residuals"],
+            pooled_residuals=pooled,
             meta=config.get("meta", {}),
             compiled=compiled,
         )

@@ -189,14 +189,12 @@ def _challenge(
 
 def trained_lengths(name: str, version: str) -> dict[str, int]:
     """A registered panel version's series, in its order, each with its length when the panel trained: read from
-    the version's saved config (``panel.json``; one file, not the networks), where a series' last backtest fold
-    starts one horizon before its end."""
+    the version's saved config (``panel.json``; one file, not the networks)."""
     from pipelines.forecasting.panel import CONFIG_FILE
 
     path = download(f"{model_uri(name, version=version)}/artifacts/{PANEL_ARTIFACT}/{CONFIG_FILE}")
     config = json.loads(path.read_text())
-    horizon = int(config["horizon"])
-    return {series: int(facts["origins"][-1]) + horizon for series, facts in config["series"].items()}
+    return dict(zip(config["series"]["names"], config["series"]["lengths"], strict=True))
 
 
 def _panel_names(store: SeriesStore, source: str, trained: dict[str, int]) -> tuple[list[str], str | None]:

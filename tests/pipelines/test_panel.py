@@ -94,12 +94,15 @@ def test_saved_and_loaded_forecasts_the_same(candidate, panel, tmp_path):
     names = [s.name for s in panel]
     assert np.array_equal(loaded.forecast_windows(windows, 9, names), forecaster.forecast_windows(windows, 9, names))
     assert loaded.config() == forecaster.config()
+    assert loaded.series == forecaster.series and np.array_equal(loaded.pooled_residuals, forecaster.pooled_residuals)
+    facts = loaded.series["walk-0"]  # one series' facts, read back from the columns
+    assert facts.winner == forecaster.series.winners[5] and len(facts.origins) == len(facts.abs_residuals) == 4
 
 
 def test_the_same_seed_and_data_give_the_same_panel(candidate, panel):
     again = train_panel(panel, TrainConfig(**FAST))
     assert again.score == candidate.score
-    assert again.forecaster.config()["series"] == candidate.forecaster.config()["series"]
+    assert again.forecaster.series == candidate.forecaster.series
 
 
 def test_registered_panel_logs_its_dataset_table_and_keeps_a_better_champion(data_dir, settings, panel):

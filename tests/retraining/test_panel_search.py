@@ -47,7 +47,7 @@ def same_model(a, b) -> None:
     ]
     assert a.score == b.score
     assert a.forecaster.meta["chosen"] == b.forecaster.meta["chosen"]
-    assert a.forecaster.config()["series"] == b.forecaster.config()["series"]
+    assert a.forecaster.series == b.forecaster.series
 
 
 @pytest.fixture(scope="module")
