@@ -60,6 +60,7 @@ class SeriesFacts:
     abs_residuals: np.ndarray  # the winner's backtest errors [folds, horizon], raw units
     origins: list[int]  # where those folds started
     scale: float  # the series' in-sample seasonal-naive MAE (its MASE denominator)
+    slope: float = 0.0  # drift's: the line through the first and last values the panel trained on
 
 
 class SeriesTable(Mapping[str, SeriesFacts]):
@@ -95,6 +96,7 @@ class SeriesTable(Mapping[str, SeriesFacts]):
             "residuals": residuals,
             "origins": origins,
             "scale": np.array([f.scale for f in rows], dtype=np.float64),
+            "slope": np.array([f.slope for f in rows], dtype=np.float64),
         }
         return cls(names, [f.winner for f in rows], arrays)
 
@@ -110,6 +112,7 @@ class SeriesTable(Mapping[str, SeriesFacts]):
             a["residuals"][i, :folds],
             [int(o) for o in a["origins"][i, :folds]],
             float(a["scale"][i]),
+            float(a["slope"][i]),
         )
 
     def __iter__(self) -> Iterator[str]:
@@ -231,14 +234,18 @@ class PanelForecaster:
         return out / len(self.members)
 
     def forecast_windows(self, windows: np.ndarray, horizon: int, names: Sequence[str | None]) -> np.ndarray:
-        """Each row forecast by its series' winner: the networks, or a free forecast from the same window."""
+        """Each row forecast by its series' winner: the networks, or a free forecast (naive and seasonal naive from
+        the window; drift along the slope of the whole history the panel trained on)."""
         if horizon < 1:
             raise HistoryError(f"horizon is {horizon}; it must be at least 1")
         windows = np.asarray(windows, dtype=np.float64)[:, -self.lookback :]
         out = self.network_forecast(windows, horizon, names)
+        steps = np.arange(1, horizon + 1)
         for r, name in enumerate(names):
             won = self.winner(name)
-            if won != NETWORK:
+            if won == "drift" and name is not None:  # along the slope of the history it trained on (the backtest's)
+                out[r] = windows[r, -1] + self.series.arrays["slope"][self.series.positions[name]] * steps
+            elif won != NETWORK:
                 out[r] = BASELINES[won]([windows[r]], horizon, self.season)[0]
         return out
 

@@ -17,11 +17,12 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 
 from models.baselines import BASELINES
-from pipelines.forecasting.backtest import BacktestResult, scored
+from pipelines.forecasting.backtest import BacktestResult, backtest, scored
 from pipelines.forecasting.data import DataError, Series
 from pipelines.forecasting.metrics import geometric_mean
 from pipelines.forecasting.panel import NETWORK, Member, PanelForecaster, SeriesFacts
@@ -152,11 +153,6 @@ def _context(values: np.ndarray, context: int) -> np.ndarray:
     return np.concatenate([np.full(context - len(tail), tail[0]), tail]) if len(tail) < context else tail
 
 
-def free_forecast(name: str, season: int) -> Callable[[np.ndarray, int, Sequence[str | None]], np.ndarray]:
-    fn = BASELINES[name]
-    return lambda windows, horizon, _names: fn(list(windows), horizon, season)
-
-
 @dataclass
 class PanelCandidate:
     forecaster: PanelForecaster
@@ -281,20 +277,20 @@ def train_panel(
         configs = [config]
         origins = series_origins(panel, config, config.window)
         _, network, curves = _trial(panel, configs, origins, verbose)
-    context = max(c.window for c in configs)
     season = configs[0].season or 1
-    backtest = PanelBacktest(origins, {NETWORK: network})
-    for name in BASELINES:
-        backtest.results[name] = backtest_panel(
-            free_forecast(name, season), panel, origins, configs[0].steps, season, context
-        )
+    panel_backtest = PanelBacktest(origins, {NETWORK: network})
+    for name, fn in BASELINES.items():  # on each series' whole history before each origin, as for one series
+        free = partial(fn, season=season)
+        panel_backtest.results[name] = [
+            backtest(free, s.values, configs[0].steps, o, season) for s, o in zip(panel, origins, strict=True)
+        ]
     members, scalers, _ = fit_members(panel, configs, [len(s) for s in panel], 0)
     facts: dict[str, SeriesFacts] = {}
     pooled: list[np.ndarray] = []
     for i, s in enumerate(panel):
-        mase = {c: backtest.results[c][i].summary()["mase"] for c in backtest.results}
+        mase = {c: panel_backtest.results[c][i].summary()["mase"] for c in panel_backtest.results}
         winner = min(mase, key=lambda c: (mase[c], c != NETWORK))  # ties go to the network
-        result = backtest.results[winner][i]
+        result = panel_backtest.results[winner][i]
         residuals = np.abs(result.errors).round(10)
         pooled.append((residuals / result.scales[:, None]).round(10))
         facts[s.name] = SeriesFacts(
@@ -304,6 +300,7 @@ def train_panel(
             residuals,
             list(result.origins),
             float(result.scales[-1]),
+            float(s.values[-1] - s.values[0]) / max(len(s) - 1, 1),
         )
     forecaster = PanelForecaster(
         members,
@@ -318,7 +315,7 @@ def train_panel(
             "seconds": round(time.monotonic() - start, 1),
         },
     )
-    return PanelCandidate(forecaster, configs[0], backtest, curves, trials)
+    return PanelCandidate(forecaster, configs[0], panel_backtest, curves, trials)
 
 
 def pooled_metrics(candidate: PanelCandidate) -> dict[str, float]:
