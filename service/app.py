@@ -25,6 +25,7 @@ from pipelines.vision.classifier import Classifier
 from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
 from service.batching import Batcher
 from service.cache import Loader, ModelCache
+from service.docs import add_schemas, install_docs
 from service.errors import RequestContext, install_error_handlers
 from service.limits import BodySizeLimit
 from service.monitoring import Metrics, MetricsMiddleware
@@ -147,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Recursive multi-step forecasts and image classes from models in the MLflow registry.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc from vendored files (service/docs.py), not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.cache = cache
@@ -163,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(series.router)
     app.include_router(page.router)  # GET / and the scores it shows
     app.mount("/static", page.STATIC, name="static")
+    install_docs(app)
+    add_schemas(app, [classify.ClassifyRequest, series.ObservationBatch])  # bodies the routes read themselves
     # added last = outermost: metrics see the 413s the size limit sends and the 500s of RequestContext
     app.add_middleware(RequestContext)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

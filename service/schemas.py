@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 MAX_BATCH = 10_000
@@ -56,8 +56,16 @@ def one_key_per_level(levels: list[float] | None) -> list[float] | None:
     return levels
 
 
+# the last 12 values of the built-in sine_noise series: `make run`'s model `sine` (lookback 12) takes them
+EXAMPLE_HISTORY: list[JsonValue] = [2.156, 2.4, 2.097, 1.515, 1.956, 0.89, 1.983, 2.581, 1.034, 1.653, 1.226, 1.665]
+FORECAST_EXAMPLES: list[JsonValue] = [
+    {"model": "sine", "history": EXAMPLE_HISTORY, "horizon": 12, "levels": [0.8, 0.95]},
+    {"model": "sine", "horizon": 24},  # the series stored under the model's name (make run ingests it)
+]
+
+
 class ForecastRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": FORECAST_EXAMPLES})
 
     model: ModelName
     history: list[FiniteNumber] | None = Field(
@@ -124,7 +132,19 @@ class BatchForecastRequest(BaseModel):
     """Either ``requests`` (any models, each request as ``POST /v1/forecast`` takes it) or a panel model's batch:
     ``model``, ``horizon`` and ``series`` (its stored series to forecast; left out: every series of the model)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "requests": [
+                        {"model": "sine", "history": EXAMPLE_HISTORY, "horizon": 12},
+                        {"model": "sine", "history": EXAMPLE_HISTORY[1:] + [1.9], "horizon": 12},
+                    ]
+                }
+            ]
+        },
+    )
 
     requests: list[ForecastRequest] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
     model: ModelName | None = Field(default=None, description="a panel model (instead of requests)")
@@ -210,13 +230,10 @@ class InvocationsRequest(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "dataframe_split": {
-                        "columns": ["value"],
-                        "data": [[v] for v in (0.9, 1.4, 1.1, 2.0, 1.6, 1.2, 0.8, 1.5, 1.9, 1.0, 0.7, 1.3)],
-                    },
+                    "dataframe_split": {"columns": ["value"], "data": [[v] for v in EXAMPLE_HISTORY]},
                     "params": {"model": "sine", "horizon": 12},
                 },
-                {"inputs": [0.9, 1.4, 1.1, 2.0, 1.6, 1.2, 0.8, 1.5, 1.9, 1.0, 0.7, 1.3], "params": {"model": "sine"}},
+                {"inputs": EXAMPLE_HISTORY, "params": {"model": "sine"}},
             ]
         },
     )

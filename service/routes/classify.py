@@ -29,7 +29,7 @@ import anyio
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
@@ -57,8 +57,23 @@ router = APIRouter(prefix="/v1", tags=["classify"])
 Pixel = FiniteNumber | Annotated[list[FiniteNumber], Field(min_length=1, max_length=4)]
 
 
+# scikit-learn's first digit (a 0), 8x8 in the digits' units (0 to 16): `make run`'s model `digits` takes it
+EXAMPLE_DIGIT: list[JsonValue] = [
+    [0, 0, 5, 13, 9, 1, 0, 0],
+    [0, 0, 13, 15, 10, 15, 5, 0],
+    [0, 3, 15, 2, 0, 11, 8, 0],
+    [0, 4, 12, 0, 0, 8, 8, 0],
+    [0, 5, 8, 0, 0, 9, 8, 0],
+    [0, 4, 11, 0, 1, 12, 7, 0],
+    [0, 2, 14, 5, 10, 12, 0, 0],
+    [0, 0, 6, 13, 10, 0, 0, 0],
+]
+
+
 class ClassifyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"model": "digits", "image": EXAMPLE_DIGIT, "top_k": 3}]}
+    )
 
     model: ModelName
     image: list[Annotated[list[Pixel], Field(min_length=1)]] = Field(

@@ -42,7 +42,13 @@ SeriesName = Annotated[str, Path(min_length=1, max_length=NAME_MAX, description=
 
 
 class ObservationBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # `make run` stores sine hourly from 2024-01-01 to 2024-02-11T15:00: these two come next
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"timestamps": ["2024-02-11T16:00:00", "2024-02-11T17:00:00"], "values": [1.42, 1.87]}]
+        },
+    )
 
     timestamps: list[str] = Field(description="ISO-8601 time of each value, all with or all without a time zone")
     # strict, as /v1/forecast's history: "1.5" or true is not a number (lax floats would store 1.5 and 1.0);
