@@ -1,7 +1,7 @@
 """Forecast latency: the service against its floor (a parse-only FastAPI endpoint) and the seed's loop, in one run.
 
     .venv/bin/python benchmarks/forecast_latency.py [--model sine] [--auto-model sine_auto]
-        [--lstm-model sine_lstm64] [--horizon 48] [--seconds 10] [--workers 2]
+        [--lstm-model sine_lstm64] [--horizon 48] [--seconds 10] [--workers 2] [--repeat 1000] [--no-mlflow-serve]
 
 Needs ``sine@champion`` (``make train-defaults``) and, for the auto-vs-LSTM(64) rows, two models on the same
 lookback (left out when missing):
@@ -16,7 +16,12 @@ Times, in one run:
      both started here with the same request body: sequential p50 (httpx, concurrency 1) and throughput at
      concurrency 16 (``wrk -t2 -c16``; ``apt-get install -y wrk``), then the ratios; the auto model's and the
      LSTM(64)'s sequential p50; 1000 series in one batch request;
-  3. ``seqcast serve --workers 2`` at concurrency 16 beside one worker.
+  3. ``seqcast serve --workers 2`` at concurrency 16 beside one worker;
+  4. MLflow's scoring protocol: ``POST /invocations`` on ``seqcast serve`` (``dataframe_split``, same model and
+     history) and ``mlflow models serve -m models:/MODEL@champion --env-manager local`` (MLflow's own server, a
+     subprocess on a free port), sequential and at concurrency 16;
+  5. the floor that includes the model: the parse-only endpoint's time per request plus the in-process batched
+     cost per series (the 1000-series batch call / 1000), at concurrency 1 and 16.
 Prints the table, the mean coalesced batch at concurrency 16 (``seqcast_forecast_batch_size``), and each
 target as [met] or [MISSED] with the load average. Not part of the test run.
 """
@@ -79,11 +84,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(proc: subprocess.Popen, port: int, what: str) -> subprocess.Popen:
+def wait_ready(proc: subprocess.Popen, port: int, what: str, path: str = "/ready") -> subprocess.Popen:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass
@@ -122,16 +127,29 @@ def start_parse_only(port: int) -> subprocess.Popen:
     raise SystemExit("the parse-only endpoint did not start in 60 s")
 
 
+def start_mlflow_serve(name: str, port: int) -> subprocess.Popen:
+    """MLflow's own scoring server for ``name@champion`` in this environment (``--env-manager local``: the logged
+    requirement ``seqcast`` is on no index), one worker; ready when ``/ping`` answers."""
+    command = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", f"models:/{name}@{CHAMPION}"]
+    command += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    tracking.configure()  # MLflow's URIs in os.environ, for the server to find the registry
+    # it runs `uvicorn ...` through bash: this environment's bin first on PATH
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    return wait_ready(proc, port, "mlflow models serve", "/ping")
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     proc.wait(timeout=60)
 
 
-def sequential(url: str, body: dict, repeat: int = 1000) -> list[float]:
+def sequential(url: str, body: dict, repeat: int = 1000, path: str = "/v1/forecast") -> list[float]:
     with httpx.Client(base_url=url, timeout=30) as http:
-        for _ in range(50):
-            assert http.post("/v1/forecast", json=body).status_code == 200
-        return timed(lambda: http.post("/v1/forecast", json=body).raise_for_status(), repeat)
+        for _ in range(min(50, repeat)):
+            r = http.post(path, json=body)
+            assert r.status_code == 200, r.text
+        return timed(lambda: http.post(path, json=body).raise_for_status(), repeat)
 
 
 def coalesced_batch(url: str) -> tuple[float, float]:
@@ -142,12 +160,15 @@ def coalesced_batch(url: str) -> tuple[float, float]:
     return (float(count.group(1)), float(total.group(1))) if count and total else (0.0, 0.0)
 
 
-def wrk_pair(url: str, body: dict, seconds: int) -> tuple[dict, float]:
-    """wrk at concurrency 16 (after 2 s of warm-up) and the mean series per compiled call meanwhile."""
-    run_wrk(f"{url}/v1/forecast", body, 16, 2)
-    before = coalesced_batch(url)
-    result = run_wrk(f"{url}/v1/forecast", body, 16, seconds)
-    after = coalesced_batch(url)
+def wrk_pair(
+    url: str, body: dict, seconds: int, path: str = "/v1/forecast", metrics: bool = True
+) -> tuple[dict, float]:
+    """wrk at concurrency 16 (after 2 s of warm-up) and the mean series per compiled call meanwhile (``metrics``:
+    a server with ``/metrics``)."""
+    run_wrk(f"{url}{path}", body, 16, min(2, seconds))
+    before = coalesced_batch(url) if metrics else (0.0, 0.0)
+    result = run_wrk(f"{url}{path}", body, 16, seconds)
+    after = coalesced_batch(url) if metrics else (0.0, 0.0)
     calls = after[0] - before[0]
     return result, (after[1] - before[1]) / calls if calls else float("nan")
 
@@ -156,7 +177,7 @@ def run_wrk(url: str, body: dict, connections: int, seconds: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = [[{json.dumps(body)}]]\n"
+            f"wrk.body = [==[{json.dumps(body)}]==]\n"  # level-2 brackets: a body may hold ]]
             "done = function(summary, latency, requests)\n"
             '  io.write(string.format("P50 %d\\nP99 %d\\n", latency:percentile(50), latency:percentile(99)))\n'
             "end\n"
@@ -204,6 +225,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration")
     parser.add_argument("--workers", type=int, default=2, help="the several-workers row (0: left out)")
     parser.add_argument("--seed-steps-repeat", type=int, default=3, help="seed-loop repetitions (each is slow)")
+    parser.add_argument("--repeat", type=int, default=1000, help="sequential requests (and in-process calls) timed")
+    parser.add_argument("--no-mlflow-serve", action="store_true", help="leave out the mlflow models serve row")
     args = parser.parse_args()
     horizon = args.horizon
     if not shutil.which("wrk"):
@@ -233,7 +256,7 @@ def main() -> int:
     seed = timed(lambda: seed_loop(forecaster.model, window, horizon), args.seed_steps_repeat)
     rows.append(("seed loop: predict per step", *percentiles(seed), 1 / np.median(seed)))
     forecaster.forecast(history, horizon)
-    single = timed(lambda: forecaster.forecast(history, horizon), 2000)
+    single = timed(lambda: forecaster.forecast(history, horizon), 2 * args.repeat)
     rows.append(("in-process forecast", *percentiles(single), 1 / np.median(single)))
     span = len(series) - len(history)
     histories = [series[i % span : i % span + len(history)].round(6).tolist() for i in range(1000)]
@@ -245,16 +268,22 @@ def main() -> int:
     in_pair = {}
     for name in pair:
         models[name].forecast(history, horizon)
-        in_pair[name] = timed(lambda f=models[name]: f.forecast(history, horizon), 1000)
+        in_pair[name] = timed(lambda f=models[name]: f.forecast(history, horizon), args.repeat)
         rows.append((f"in-process forecast, {name}", *percentiles(in_pair[name]), 1 / np.median(in_pair[name])))
 
     # 2. HTTP: the parse-only floor, then the service, same body and settings
     body = {"model": args.model, "history": history, "horizon": horizon}
+    # MLflow's scoring protocol, the same history as a one-column frame (what mlflow's own client helper writes)
+    invocations_body = {
+        "dataframe_split": {"columns": ["value"], "data": [[v] for v in history]},
+        "params": {"model": args.model, "horizon": horizon},
+    }
+    mlflow_body = {"dataframe_split": invocations_body["dataframe_split"], "params": {"horizon": horizon}}
     port = free_port()
     floor_url = f"http://127.0.0.1:{port}"
     floor = start_parse_only(port)
     try:
-        floor_seq = sequential(floor_url, body)
+        floor_seq = sequential(floor_url, body, args.repeat)
         floor_wrk, _ = wrk_pair(floor_url, body, args.seconds)
     finally:
         stop(floor)
@@ -266,15 +295,19 @@ def main() -> int:
     server = start_server([args.model, *pair], port)
     http_pair = {}
     try:
-        seq = sequential(url, body)
+        seq = sequential(url, body, args.repeat)
         rows.append(("seqcast: HTTP sequential (httpx)", *percentiles(seq), 1 / np.median(seq)))
         service_wrk, mean_batch = wrk_pair(url, body, args.seconds)
         rows.append(("seqcast: HTTP c=16 (wrk -t2)", service_wrk["p50"], service_wrk["p99"], service_wrk["rps"]))
         for name in pair:
-            http_pair[name] = sequential(url, {**body, "model": name})
+            http_pair[name] = sequential(url, {**body, "model": name}, args.repeat)
             rows.append(
                 (f"seqcast: HTTP sequential, {name}", *percentiles(http_pair[name]), 1 / np.median(http_pair[name]))
             )
+        inv_seq = sequential(url, invocations_body, args.repeat, "/invocations")
+        rows.append(("seqcast: /invocations sequential (httpx)", *percentiles(inv_seq), 1 / np.median(inv_seq)))
+        inv_wrk, _ = wrk_pair(url, invocations_body, args.seconds, "/invocations")
+        rows.append(("seqcast: /invocations c=16 (wrk -t2)", inv_wrk["p50"], inv_wrk["p99"], inv_wrk["rps"]))
         with httpx.Client(base_url=url, timeout=60) as http:
             batch_body = {"requests": [{"model": args.model, "history": h, "horizon": horizon} for h in histories]}
             http.post("/v1/forecast/batch", json=batch_body).raise_for_status()
@@ -297,12 +330,37 @@ def main() -> int:
             stop(server)
         rows.append((f"seqcast --workers {args.workers}: HTTP c=16", several["p50"], several["p99"], several["rps"]))
 
+    # 4. MLflow's own server of the same model
+    mlflow_wrk = None
+    if not args.no_mlflow_serve:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = start_mlflow_serve(args.model, port)
+        try:
+            ml_seq = sequential(url, mlflow_body, args.repeat, "/invocations")
+            mlflow_wrk, _ = wrk_pair(url, mlflow_body, args.seconds, "/invocations", metrics=False)
+        finally:
+            stop(server)
+        rows.append(("mlflow models serve: sequential (httpx)", *percentiles(ml_seq), 1 / np.median(ml_seq)))
+        rows.append(("mlflow models serve: c=16 (wrk -t2)", mlflow_wrk["p50"], mlflow_wrk["p99"], mlflow_wrk["rps"]))
+
+    # 5. the floor that includes the model: parse-only per request + in-process batched cost per series
+    per_series = float(np.median(batch)) / 1000
+    floor_model_seq = float(np.median(floor_seq)) + per_series
+    floor_model_rps = 1 / (1 / floor_wrk["rps"] + per_series)
+    rows.append(("floor incl. model: sequential", floor_model_seq * 1e3, float("nan"), 1 / floor_model_seq))
+    rows.append(("floor incl. model: c=16", float("nan"), float("nan"), floor_model_rps))
+
     print()
     print(f"| {'path (' + str(horizon) + '-step forecast)':<44} | {'p50 ms':>9} | {'p99 ms':>9} | {'per s':>9} |")
     print(f"|{'-' * 46}|{'-' * 11}|{'-' * 11}|{'-' * 11}|")
     for name, p50, p99, rate in rows:
         print(f"| {name:<44} | {p50:>9.3f} | {p99:>9.3f} | {rate:>9.1f} |")
     print("(batch and 1000-call rows: one sample = the whole 1000; 'per s' = requests, or series for those rows)")
+    print(
+        f"(floor incl. model = parse-only per request + {per_series * 1e3:.4f} ms per series, the 1000-series batch "
+        "call's share; at c=16: 1 / (1 / parse-only req/s + that); nan: not measured)"
+    )
     print(f"mean series per compiled call at c=16: {mean_batch:.1f} (one worker)", end="")
     print(f", {several_batch:.1f} (--workers {args.workers})" if several else "")
 
@@ -321,7 +379,28 @@ def main() -> int:
             latency <= 1.3,
         ),
         (f"1000 series x {horizon} steps in one batch call, in process: {batch_ms:.1f} ms (<= 40 ms)", batch_ms <= 40),
+        (
+            f"throughput at c=16: {service_wrk['rps']:.0f} req/s = {service_wrk['rps'] / floor_model_rps:.2f}x the "
+            f"floor that includes the model, {floor_model_rps:.0f} (>= 0.8x)",
+            service_wrk["rps"] >= 0.8 * floor_model_rps,
+        ),
+        (
+            f"/invocations at c=16: {inv_wrk['rps']:.0f} req/s = {inv_wrk['rps'] / service_wrk['rps']:.2f}x "
+            f"/v1/forecast's (>= 0.9x), {inv_wrk['errors']} errors; sequential p50 {np.median(inv_seq) * 1e3:.3f} ms "
+            f"= {np.median(inv_seq) / np.median(seq):.2f}x (<= 1.1x)",
+            inv_wrk["rps"] >= 0.9 * service_wrk["rps"]
+            and np.median(inv_seq) <= 1.1 * np.median(seq)
+            and not inv_wrk["errors"],
+        ),
     ]
+    if mlflow_wrk is not None:
+        checks.append(
+            (
+                f"throughput at c=16: {service_wrk['rps']:.0f} req/s = {service_wrk['rps'] / mlflow_wrk['rps']:.2f}x "
+                f"mlflow models serve's {mlflow_wrk['rps']:.0f} (>= 4x; {mlflow_wrk['errors']} errors there)",
+                service_wrk["rps"] >= 4 * mlflow_wrk["rps"],
+            )
+        )
     if pair:
         auto, lstm = pair
         for where, samples in (("in process", in_pair), ("HTTP", http_pair)):
