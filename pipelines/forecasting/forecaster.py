@@ -30,6 +30,20 @@ class HistoryError(ValueError):
     """A history the model cannot forecast from; the message names the numbers."""
 
 
+def finite_history(history, lookback: int) -> np.ndarray:
+    """A flat history of at least ``lookback`` finite numbers as float64, or a :class:`HistoryError` naming why not
+    (every forecaster's first check)."""
+    values = np.asarray(history, dtype=np.float64)
+    if values.ndim != 1:
+        raise HistoryError(f"history must be a flat list of numbers; got shape {values.shape}")
+    if len(values) < lookback:
+        raise HistoryError(f"history has {len(values)} values; this model needs at least {lookback}")
+    if not np.isfinite(values).all():
+        i = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise HistoryError(f"history[{i}] is {values[i]}; only finite numbers are allowed")
+    return values
+
+
 @dataclass
 class Forecaster:
     model: keras.Model
@@ -56,14 +70,7 @@ class Forecaster:
         """The history as float64, or a :class:`HistoryError` naming the first value the model cannot take.
 
         Only the window the model reads (the last ``lookback`` values) has to be in its range."""
-        values = np.asarray(history, dtype=np.float64)
-        if values.ndim != 1:
-            raise HistoryError(f"history must be a flat list of numbers; got shape {values.shape}")
-        if len(values) < self.lookback:
-            raise HistoryError(f"history has {len(values)} values; this model needs at least {self.lookback}")
-        if not np.isfinite(values).all():
-            i = int(np.flatnonzero(~np.isfinite(values))[0])
-            raise HistoryError(f"history[{i}] is {values[i]}; only finite numbers are allowed")
+        values = finite_history(history, self.lookback)
         first = len(values) - self.lookback
         window = values[first:]
         refused = self.scaler.outside_domain(window)

@@ -26,7 +26,7 @@ from models.baselines import BASELINES
 from models.recursive import RecursiveForecaster
 from pipelines.forecasting import metrics
 from pipelines.forecasting.conformal import extended_widths, independent_forecasts
-from pipelines.forecasting.forecaster import MAX_DEVIATIONS, HistoryError
+from pipelines.forecasting.forecaster import MAX_DEVIATIONS, HistoryError, finite_history
 from pipelines.forecasting.pyfunc import PANEL_ARTIFACT  # noqa: F401  (the artifact folder of a panel model)
 
 log = logging.getLogger(__name__)
@@ -187,14 +187,7 @@ class PanelForecaster:
 
     def check_history(self, history, name: str | None = None) -> np.ndarray:
         """The history as float64, or a :class:`HistoryError` naming the first value the networks cannot take."""
-        values = np.asarray(history, dtype=np.float64)
-        if values.ndim != 1:
-            raise HistoryError(f"history must be a flat list of numbers; got shape {values.shape}")
-        if len(values) < self.lookback:
-            raise HistoryError(f"history has {len(values)} values; this model needs at least {self.lookback}")
-        if not np.isfinite(values).all():
-            i = int(np.flatnonzero(~np.isfinite(values))[0])
-            raise HistoryError(f"history[{i}] is {values[i]}; only finite numbers are allowed")
+        values = finite_history(history, self.lookback)
         first = len(values) - self.lookback
         window = values[first:]
         if self._log and (window <= 0).any():

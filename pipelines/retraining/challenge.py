@@ -26,7 +26,15 @@ from pipelines.forecasting.pyfunc import PANEL_ARTIFACT
 from pipelines.process import import_tensorflow_quietly
 from pipelines.settings import Settings
 from pipelines.store import SeriesNotFound, SeriesStore
-from pipelines.tracking.registry import CHAMPION, LAST_RETRAIN_TAG, RECIPE_TAG, download, model_uri, version_by_alias
+from pipelines.tracking.registry import (
+    CHAMPION,
+    LAST_RETRAIN_TAG,
+    RECIPE_TAG,
+    TrainOutcome,
+    download,
+    model_uri,
+    version_by_alias,
+)
 
 if TYPE_CHECKING:
     from pipelines.forecasting.training import TrainConfig
@@ -173,10 +181,7 @@ def _challenge(
         margin=settings.retrain_margin,
         run_tags={"seqcast.retrain_pass": pass_run_id},
     )
-    result.version, result.training_run_id = outcome.version, outcome.run_id
-    result.challenger_mase, result.champion_mase = outcome.metrics["test_mase"], outcome.champion_score
-    result.status = "promoted" if outcome.promoted else "kept"
-    result.decision = outcome.decision
+    _took(result, outcome)
     seen = seen_in_test(series, outcome.test_start, champion_last)
     result.champion_seen_test_points = seen
     if seen:
@@ -276,11 +281,16 @@ def _challenge_panel(
         margin=settings.retrain_margin,
         run_tags={"seqcast.retrain_pass": pass_run_id},
     )
+    _took(result, outcome)
+    return result
+
+
+def _took(result: SeriesResult, outcome: TrainOutcome) -> None:
+    """What the challenger's training and the gate decided, into the pass's result."""
     result.version, result.training_run_id = outcome.version, outcome.run_id
     result.challenger_mase, result.champion_mase = outcome.metrics["test_mase"], outcome.champion_score
     result.status = "promoted" if outcome.promoted else "kept"
     result.decision = outcome.decision
-    return result
 
 
 def _finite(value: float | None) -> float:
