@@ -31,6 +31,8 @@ def _print_registration(outcome) -> None:
             "not promoted: its backtest is worse than a free forecast's (naive, seasonal naive or drift) on the "
             "same folds; @champion stays (--promote-anyway to serve it all the same)"
         )
+    elif outcome.decision == "kept champion":
+        decision = "not promoted (@champion stays)"
     else:
         decision = f"not promoted ({outcome.decision}; @champion stays)"
     print(f"registered {outcome.name}: version {outcome.version}, {decision}")

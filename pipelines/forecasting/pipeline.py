@@ -139,7 +139,7 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
             **_data_window(series),
         }
     )
-    log_dataset(series.name, series.fingerprint, data_source(series))
+    tracking.log_dataset(series.name, series.fingerprint, data_source(series))
     tracking.log_history(candidate.history)
     metrics = {f"test_{k}": v for k, v in result.summary().items()}
     tracking.log_steps({f"test_{k}_by_step": per_step for k, per_step in result.per_step().items()}, first_step=1)
@@ -183,15 +183,6 @@ def data_source(series: Series) -> str:
     if series.source and Path(series.source).is_file():
         return series.source
     return f"builtin:{series.name}"
-
-
-def log_dataset(name: str, digest: str, source: str) -> None:
-    """The run's training data as an MLflow dataset input (the UI's Datasets column): name, digest, source."""
-    from mlflow.data.code_dataset_source import CodeDatasetSource
-    from mlflow.data.meta_dataset import MetaDataset
-
-    dataset = MetaDataset(CodeDatasetSource({"source": source}), name=name, digest=digest)  # type: ignore[abstract]
-    mlflow.log_input(dataset, context="training")
 
 
 def train_and_register(
@@ -346,7 +337,7 @@ def train_panel_and_register(
                 "chosen": candidate.forecaster.meta["chosen"][:500],
             }
         )
-        log_dataset(source, panel_digest(panel), source)
+        tracking.log_dataset(source, panel_digest(panel), source)
         tracking.log_history(candidate.curves)
         metrics = pooled_metrics(candidate)
         mlflow.log_metrics(metrics)

@@ -62,3 +62,12 @@ def log_steps(curves: Mapping[str, Iterable[float]], first_step: int = 0) -> Non
 def log_history(history: dict[str, list[float]]) -> None:
     """Keras' per-epoch curves (``loss``, ``val_loss``, ``accuracy``, ...) as MLflow metrics with step = epoch."""
     log_steps(history)
+
+
+def log_dataset(name: str, digest: str, source: str) -> None:
+    """The run's training data as an MLflow dataset input (the UI's Datasets column): name, digest, source."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    dataset = MetaDataset(CodeDatasetSource({"source": source}), name=name, digest=digest)  # type: ignore[abstract]
+    mlflow.log_input(dataset, context="training")

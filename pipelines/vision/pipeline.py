@@ -271,6 +271,7 @@ def _log_candidate(candidate: ImageCandidate, data: ImageSet, name: str) -> dict
             "classes": len(data.labels),
         }
     )
+    tracking.log_dataset(data.name, data.fingerprint, data.source[:500])
     tracking.log_history(candidate.history)
     mlflow.log_metrics(candidate.metrics)
     mlflow.log_dict(classifier.config(), "classifier_config.json")

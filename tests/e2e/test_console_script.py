@@ -14,7 +14,8 @@ def test_train_promotes_then_keeps_champion(trained):
     assert f"registered {MODEL}: version 1, promoted" in first.stdout
     assert "Epoch 1/8" in first.stdout  # the per-epoch progress bar
 
-    assert f"registered {MODEL}: version 2, not promoted (@champion stays)" in second.stdout
+    # the deliberately worse version loses to a free forecast too: registered, not served
+    assert f"registered {MODEL}: version 2, not promoted: its backtest is worse than a free forecast's" in second.stdout
     assert "Epoch" not in second.stdout  # --quiet
 
     assert skipped.returncode == 0 and "already has @champion (version 1); skipping training" in skipped.stdout
@@ -53,7 +54,10 @@ def test_ui_lists_runs_and_a_tracking_server_overrides_the_store(env, trained):
         assert [run.data.params["units"] for run in runs] == ["32", "1"]
 
         remote = {**env, "MLFLOW_TRACKING_URI": uri}
-        result = seqcast(remote, "train", "--data", "manybody", "--name", "remote", "--epochs", "2", "--quiet")
+        # two epochs lose to drift on the 16 energies: served anyway, this test is about the tracking server
+        result = seqcast(
+            remote, "train", "--data", "manybody", "--name", "remote", "--epochs", "2", "--quiet", "--promote-anyway"
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         assert "registered remote: version 1, promoted" in result.stdout
         assert str(client.get_model_version_by_alias("remote", "champion").version) == "1"

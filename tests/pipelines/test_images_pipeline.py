@@ -74,6 +74,10 @@ def test_run_holds_params_curves_and_artifacts(two_versions, settings, data):
         "8x8x1",
     )
     assert (params["classes"], params["color_mode"], params["data_images"]) == ("4", "grayscale", "100")
+    [dataset] = run.inputs.dataset_inputs  # the data as an MLflow dataset input: the UI's Datasets column
+    assert (dataset.dataset.name, dataset.dataset.digest) == ("digits_small", data.fingerprint)
+    assert run.data.tags["seqcast.task"] == "classify"
+    assert all(np.isfinite(v) for v in run.data.metrics.values())
     assert set(first.metrics) >= {"train_accuracy", "best_val_accuracy", "test_accuracy", "test_loss"}
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert [m.step for m in client.get_metric_history(first.run_id, key)] == [0, 1]
