@@ -141,7 +141,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         keys = ["test_mase", "test_smape", "test_mae", "test_rmse", "baseline_seasonal_naive_mase"]
     for key in keys:
-        print(f"{key}: {outcome.metrics[key]:.4f}")
+        value = outcome.metrics[key]
+        print(
+            f"{key}: {int(value)}" if key == "series_count" or key.startswith("served_by_") else f"{key}: {value:.4f}"
+        )
     if outcome.champion_score is not None:
         print(f"champion_mase (same backtest): {outcome.champion_score:.4f}")
     _print_registration(outcome)
