@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -68,3 +73,27 @@ def png(array: np.ndarray, size: int | None = None) -> bytes:
 def digit_png(digit: np.ndarray, size: int | None = None) -> bytes:
     """A 0..16 digits image as an 8-bit PNG (0..255), optionally scaled up (nearest) to size x size."""
     return png(np.round(digit[..., 0] * 255 / 16), size)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+NO_BROWSER = f"no {CHROMIUM}: the browser tests drive Debian's chromium (apt-get install chromium)"
+NO_PLAYWRIGHT = "playwright comes with the dev extra: pip install -e '.[dev]'"
+
+
+@contextmanager
+def served_in_thread(app, name: str) -> Iterator[str]:
+    """``app`` under uvicorn on a free port in a daemon thread, for a real browser; yields its URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

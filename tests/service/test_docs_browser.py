@@ -3,41 +3,22 @@ every request to another host aborted; Swagger UI must render the operations fro
 
 from __future__ import annotations
 
-import threading
-import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from svc_helpers import make_settings
+from svc_helpers import CHROMIUM, NO_BROWSER, NO_PLAYWRIGHT, make_settings, served_in_thread
 
 from service.app import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
-    pytest.skip(
-        f"no {CHROMIUM}: the browser tests drive Debian's chromium (apt-get install chromium)", allow_module_level=True
-    )
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright comes with the dev extra: pip install -e '.[dev]'"
-)
+    pytest.skip(NO_BROWSER, allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason=NO_PLAYWRIGHT)
 
 
 @pytest.fixture(scope="module")
 def served(registered, data_dir):
-    import uvicorn
-
-    app = create_app(make_settings(data_dir, preload_models=""))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="docs-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(30)
+    with served_in_thread(create_app(make_settings(data_dir, preload_models="")), "docs-uvicorn") as url:
+        yield url
 
 
 def test_swagger_ui_renders_the_operations_with_every_other_host_blocked(served):

@@ -5,25 +5,28 @@ elements and compared with the API's own answer to the same request."""
 from __future__ import annotations
 
 import json
-import threading
-import time
-from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-from svc_helpers import API_KEY, DIGITS, HORIZON, MODEL, digit_png, make_settings
+from svc_helpers import (
+    API_KEY,
+    CHROMIUM,
+    DIGITS,
+    HORIZON,
+    MODEL,
+    NO_BROWSER,
+    NO_PLAYWRIGHT,
+    digit_png,
+    make_settings,
+    served_in_thread,
+)
 
 from service.app import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
-    pytest.skip(
-        f"no {CHROMIUM}: the browser tests drive Debian's chromium (apt-get install chromium)", allow_module_level=True
-    )
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright comes with the dev extra: pip install -e '.[dev]'"
-)
+    pytest.skip(NO_BROWSER, allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason=NO_PLAYWRIGHT)
 
 LEVELS = [0.8, 0.95]
 
@@ -31,18 +34,14 @@ LEVELS = [0.8, 0.95]
 @pytest.fixture(scope="module")
 def served(registered, digits, data_dir, tmp_path_factory):
     """The app under uvicorn in a thread, its own series store holding MODEL's training series (hourly) under MODEL."""
-    import uvicorn
-
     store = f"sqlite:///{tmp_path_factory.mktemp('page-store') / 'series.db'}"
     app = create_app(make_settings(data_dir, database_url=store, preload_models="", max_body_bytes=200_000))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="page-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    with served_in_thread(app, "page-uvicorn") as url:
+        yield _with_model_series(url, registered)
+
+
+def _with_model_series(url: str, registered) -> str:
+    """``url``, its store now holding MODEL's training series (hourly) under MODEL."""
     values = registered["series"].values.tolist()
     stamps = [t.isoformat() for t in pd.date_range("2024-01-01", periods=len(values), freq="h")]
     r = httpx.post(
@@ -51,9 +50,7 @@ def served(registered, digits, data_dir, tmp_path_factory):
         headers={"X-API-Key": API_KEY},
     )
     assert r.status_code == 201, r.text
-    yield url
-    server.should_exit = True
-    thread.join(30)
+    return url
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from svc_helpers import MODEL, call, make_settings
+from svc_helpers import CHROMIUM, MODEL, NO_BROWSER, NO_PLAYWRIGHT, call, make_settings, served_in_thread
 
 from pipelines.forecasting.panel import BORROWED, NETWORK, OWN, PanelForecaster
 from pipelines.forecasting.pipeline import PANEL_TAG, load_panel_forecaster, train_panel_and_register
@@ -393,30 +391,18 @@ def test_a_single_forecaster_lists_no_series(app, registered):
 
 # --- the page --------------------------------------------------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's, as tests/service/test_page_browser.py drives it
-
 
 @pytest.fixture(scope="module")
 def served(store_url, data_dir):
     """An app of its own on the panel's store, under uvicorn on a free port."""
     if not CHROMIUM.exists():
-        pytest.skip(f"no {CHROMIUM}: the browser tests drive Debian's chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="playwright comes with the dev extra: pip install -e '.[dev]'")
-    import uvicorn
-
+        pytest.skip(NO_BROWSER)
+    pytest.importorskip("playwright.sync_api", reason=NO_PLAYWRIGHT)
     from service.app import create_app
 
     app = create_app(make_settings(data_dir, database_url=store_url, preload_models="", max_body_bytes=200_000))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="panel-page-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(30)
+    with served_in_thread(app, "panel-page-uvicorn") as url:
+        yield url
 
 
 def test_the_page_lists_the_panels_series_and_draws_any_of_them(served, forecaster):
