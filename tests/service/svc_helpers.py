@@ -51,6 +51,14 @@ def client_for(app) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://seqcast.test")
 
 
+async def until_ready(client: httpx.AsyncClient, seconds: float = 60) -> None:
+    """Wait for ``/ready`` to answer 200: the app's startup models are served."""
+    deadline = time.monotonic() + seconds
+    while (await client.get("/ready")).status_code != 200:
+        assert time.monotonic() < deadline, "startup models never loaded"
+        await asyncio.sleep(0.05)
+
+
 def call(app, method: str, url: str, **kwargs) -> httpx.Response:
     """One request through the ASGI app (no server, no socket)."""
 

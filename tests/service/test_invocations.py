@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 
 import mlflow
 import numpy as np
@@ -16,7 +15,7 @@ import pandas as pd
 import pytest
 from mlflow.models import convert_input_example_to_serving_input
 from mlflow.pyfunc.scoring_server import infer_and_parse_data, predictions_to_json
-from svc_helpers import HORIZON, MODEL, call, client_for, make_settings
+from svc_helpers import HORIZON, MODEL, call, client_for, make_settings, until_ready
 
 from pipelines.tracking.registry import model_uri
 from service.app import create_app
@@ -124,10 +123,7 @@ def test_without_params_model_the_one_preloaded_forecaster(registered, data_dir,
 
     async def main():
         async with app.router.lifespan_context(app), client_for(app) as client:
-            deadline = time.monotonic() + 60
-            while (await client.get("/ready")).status_code != 200:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.05)
+            await until_ready(client)
             return await client.post("/invocations", json={"inputs": history, "params": {"horizon": 3}})
 
     r = asyncio.run(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from svc_helpers import MODEL, call, client_for, make_settings
+from svc_helpers import MODEL, call, client_for, make_settings, until_ready
 
 from service.app import create_app
 
@@ -128,10 +128,7 @@ def test_ready_is_degraded_not_down_while_the_registry_is_unreachable(registered
 
     async def main():
         async with app.router.lifespan_context(app), client_for(app) as client:
-            deadline = time.monotonic() + 60
-            while (await client.get("/ready")).status_code != 200:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.05)
+            await until_ready(client)
             cache.client = type(cache.client)("http://127.0.0.1:9", "http://127.0.0.1:9")  # nothing listens there
             await asyncio.to_thread(cache.refresh)
             down = await client.get("/ready")
