@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     prometheus_multiproc_dir: Path | None = Field(
         default=None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR")
     )
+    # series store (pipelines/store/): a store call waits at most this long (connect, locks, statements, and the
+    # service's wait for its store thread); past it the call fails, a request with a 503 naming the store
+    store_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+    store_write_chunk: int = Field(default=10_000, ge=1)  # rows per INSERT of a write (a file's ingest: many, one txn)
 
     def pass_workers(self, asked: int | None = None) -> int:
         """Series a retraining pass trains at once: ``asked`` (--workers), else ``retrain_workers``, else the cores."""

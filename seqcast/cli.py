@@ -155,18 +155,18 @@ def _open_store():
     from pipelines.settings import get_settings
     from pipelines.store import SeriesStore
 
-    settings = get_settings()
-    return SeriesStore(settings.series_store_url, max_points=settings.max_batch_points)
+    return SeriesStore.from_settings(get_settings())
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """A CSV/Parquet file into the store, in batches of SEQCAST_MAX_BATCH_POINTS (each one transaction).
-
-    A long table (a series column: series, unique_id or item_id) stores each series under its own name."""
+    """A CSV/Parquet file into the store: all of it in one transaction, or nothing (an error names the file's
+    column and row, a kill leaves the store as it was). A long table (a series column: series, unique_id or
+    item_id) stores each series under its own name."""
     from pipelines.forecasting.data import DataError, is_long_table, pick_columns, read_table, split_long_table
+    from pipelines.store import FileRows, IngestError, check_name
 
-    totals = {"inserted": 0, "updated": 0, "unchanged": 0}
     current = args.name
+    long = False
     try:
         frame = read_table(args.data)
         long = args.series_col is not None or is_long_table(frame)
@@ -176,31 +176,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             )
         if not long and args.name is None:
             raise DataError(f"give NAME: {args.data} holds one series (no series, unique_id or item_id column)")
-        if long:
-            from pipelines.store import check_name
-
-            parts = split_long_table(frame, args.series_col)
-            for name in parts:  # every name before anything is written
-                check_name(name)
-        else:
-            parts = {args.name: frame}
-        store = _open_store()
-        step = store.max_points
+        parts = split_long_table(frame, args.series_col) if long else {args.name: frame}
+        for name in parts:  # every name before anything is read further
+            check_name(name)
+        tables = {}
         for current, part in parts.items():
             time_col, value_col = pick_columns(part, args.time_col, args.value_col)
             if time_col is None:
                 raise DataError(f"no time column among {', '.join(map(str, part.columns))}; name it with --time-col")
-            counts = dict.fromkeys(totals, 0)
-            for start in range(0, len(part), step):
-                batch = part.iloc[start : start + step]
-                result = store.write(current, batch[time_col].tolist(), batch[value_col].tolist(), freq=args.freq)
-                for key in counts:
-                    counts[key] += getattr(result, key)
-            print(
-                f"{current}: {counts['inserted']} inserted, {counts['updated']} updated, {counts['unchanged']} unchanged"
-            )
-            for key in totals:
-                totals[key] += counts[key]
+            # a part's index is its rows' positions in the file's table: the row numbers the messages give
+            tables[current] = FileRows(part[time_col], part[value_col], part.index.to_numpy(), (time_col, value_col))
+        current = None
+        results = _open_store().ingest(tables, freq=args.freq)
+    except IngestError as exc:
+        print(f"error: {f'series {exc.series!r}: ' if args.name is None else ''}{exc}", file=sys.stderr)
+        return 2
     except DataError as exc:
         where = f"series {current!r}: " if args.name is None and current is not None else ""
         print(f"error: {where}{exc}", file=sys.stderr)
@@ -208,10 +198,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if args.name is None:
+    for r in results:
+        print(f"{r.series}: {r.inserted} inserted, {r.updated} updated, {r.unchanged} unchanged")
+    if long:
         print(
-            f"total: {len(parts)} series, {totals['inserted']} inserted, {totals['updated']} updated, "
-            f"{totals['unchanged']} unchanged"
+            f"total: {len(results)} series, {sum(r.inserted for r in results)} inserted, "
+            f"{sum(r.updated for r in results)} updated, {sum(r.unchanged for r in results)} unchanged"
         )
     return 0
 

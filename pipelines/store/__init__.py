@@ -4,6 +4,8 @@ May import ``pipelines.forecasting`` (its data checks); nothing in forecasting, 
 """
 
 from pipelines.store.store import (
+    FileRows,
+    IngestError,
     SeriesInfo,
     SeriesNotFound,
     SeriesStore,
@@ -13,4 +15,14 @@ from pipelines.store.store import (
     check_name,
 )
 
-__all__ = ["SeriesInfo", "SeriesNotFound", "SeriesStore", "StoreUnavailable", "Summary", "WriteResult", "check_name"]
+__all__ = [
+    "FileRows",
+    "IngestError",
+    "SeriesInfo",
+    "SeriesNotFound",
+    "SeriesStore",
+    "StoreUnavailable",
+    "Summary",
+    "WriteResult",
+    "check_name",
+]

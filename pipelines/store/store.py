@@ -5,12 +5,19 @@ A write is one transaction: the batch is checked by the training data's own chec
 frequency given or inferred, its grid through its first timestamp), and every observation is upserted:
 new timestamps are inserted, a new value for a stored timestamp replaces it (a revision), the same value
 changes nothing. The result counts inserted / updated / unchanged; a batch that fails a check writes nothing.
+A file (:meth:`SeriesStore.ingest`, one series or many) is one write of any size: all of it or nothing, a
+kill included; its errors name the file's column and row.
+
+Every call is bounded (``timeout_seconds``, see :mod:`pipelines.store.db`): a lock, statement or connection
+that waits past it raises :class:`StoreUnavailable`.
 
 Counting under concurrency: SQLite writes hold the database's write lock from ``BEGIN IMMEDIATE``, so the
-rows in the batch's time range counted before and after the upsert are exact. PostgreSQL writers run side by
+rows in the batch's time range counted before and after the upsert are exact, and so is ``created``. PostgreSQL writers run side by
 side; ``INSERT ... ON CONFLICT DO UPDATE ... WHERE value IS DISTINCT FROM excluded.value RETURNING (xmax = 0)``
 reports per row whether it was inserted or updated (unchanged rows are not returned), decided under the row
-lock, so concurrent writers of overlapping timestamps count each row once and the last commit wins.
+lock, so concurrent writers of overlapping timestamps count each row once and the last commit wins;
+concurrent first batches each ``INSERT ... ON CONFLICT DO NOTHING`` the series row, and only the one whose
+insert took (its row count) answers ``created``.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from pipelines.forecasting.data import (
     RANGE,
@@ -55,7 +63,7 @@ from pipelines.store.schema import NAME_MAX, observations, series
 NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{NAME_MAX - 1}}}")
 NAME_RULE = f"names are 1 to {NAME_MAX} letters, digits, '_', '.' or '-', starting with a letter or digit"
 DEFAULT_MAX_POINTS = 100_000
-SQLITE_CHUNK = 10_000  # rows per executemany
+WRITE_CHUNK = 10_000  # rows per INSERT statement (Settings.store_write_chunk's default)
 IN_CHUNK = 900  # names or ids per IN (...) list: under SQLite's bound-parameter limit before 3.32 (999)
 
 
@@ -64,7 +72,56 @@ class SeriesNotFound(LookupError):
 
 
 class StoreUnavailable(RuntimeError):
-    """The database cannot be reached or is locked past the busy timeout."""
+    """The database cannot be reached, or a lock or statement waited past the store's timeout."""
+
+
+class IngestError(DataError):
+    """A file's rows that fail the checks: the message names the file's column and row, ``series`` the series."""
+
+    def __init__(self, series: str, message: str):
+        super().__init__(message)
+        self.series = series
+
+
+@dataclass(frozen=True)
+class FileRows:
+    """One series' rows of a file: times and values, the file's row of each entry, and the two columns' names."""
+
+    timestamps: Sequence[Any] | pd.Series
+    values: Sequence[Any] | pd.Series
+    rows: np.ndarray
+    columns: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    name: str
+    timestamps: Sequence[Any] | pd.Series
+    values: Sequence[Any] | pd.Series
+    file: FileRows | None = None
+
+
+# how the checks name an entry of a batch (``values[3]``, ``timestamps[2, 7]``): rewritten for a file's rows
+_ENTRY = re.compile(r"\b(timestamps|values)\[(\d+(?:, \d+)*)\]")
+
+
+def _at_file_rows(message: str, file: FileRows) -> str:
+    """A check's message about a batch, with its first entry named as the file's column and row."""
+
+    def rows(match: re.Match) -> str:
+        column = file.columns[0] if match[1] == "timestamps" else file.columns[1]
+        at = [str(int(file.rows[int(i)])) for i in match[2].split(", ")]
+        return f"column {column!r} row{'s' if len(at) > 1 else ''} {', '.join(at)}"
+
+    return _ENTRY.sub(rows, message, count=1)
+
+
+def _timed_out(exc: OperationalError) -> bool:
+    """A wait the store's timeout ended: PostgreSQL's lock or statement timeout, SQLite's busy handler."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in ("55P03", "57014")  # lock_not_available, query_canceled
+    return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
 
 
 def check_name(name: str) -> str:
@@ -130,12 +187,33 @@ def _ns(t: pd.Timestamp, tz: str | None, field: str) -> int:
 
 
 class SeriesStore:
-    def __init__(self, url: str, *, max_points: int = DEFAULT_MAX_POINTS, upgrade: bool = True):
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_points: int = DEFAULT_MAX_POINTS,
+        timeout_seconds: float = db.DEFAULT_TIMEOUT_SECONDS,
+        write_chunk: int = WRITE_CHUNK,
+        upgrade: bool = True,
+    ):
         self.url = url
-        self.engine: Engine = db.make_engine(url)
+        self.timeout_seconds = timeout_seconds
+        self.engine: Engine = db.make_engine(url, timeout_seconds)
         self.max_points = max_points
+        self.write_chunk = max(1, write_chunk)
         if upgrade:
             self.upgrade()
+
+    @classmethod
+    def from_settings(cls, settings, *, upgrade: bool = True) -> SeriesStore:
+        """The store ``Settings`` name (URL, batch limit, timeout, write chunk)."""
+        return cls(
+            settings.series_store_url,
+            max_points=settings.max_batch_points,
+            timeout_seconds=settings.store_timeout_seconds,
+            write_chunk=settings.store_write_chunk,
+            upgrade=upgrade,
+        )
 
     def upgrade(self) -> None:
         self._guard(db.upgrade, self.engine)
@@ -150,66 +228,117 @@ class SeriesStore:
     def _guard(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except PoolTimeout as exc:
+            raise StoreUnavailable(
+                f"the series store ({self.dialect}) is busy: no connection was free within "
+                f"{self.timeout_seconds:g} s; try again later"
+            ) from exc
         except OperationalError as exc:
-            raise StoreUnavailable(f"the series store ({self.dialect}) cannot be used now: {exc.orig or exc}") from exc
+            if _timed_out(exc):
+                raise StoreUnavailable(
+                    f"the series store ({self.dialect}) is busy: a lock or statement waited over "
+                    f"{db.database_wait(self.timeout_seconds):g} s; try again later"
+                ) from exc
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise StoreUnavailable(f"the series store ({self.dialect}) cannot be used now: {reason}") from exc
 
     # --- writes -----------------------------------------------------------------------------------
     def write(self, name: str, timestamps, values, *, freq: str | None = None) -> WriteResult:
-        """Store a batch (one transaction); raises :class:`DataError` naming the first bad entry."""
-        check_name(name)
+        """Store a batch of at most ``max_points`` (one transaction); raises :class:`DataError` naming the first
+        bad entry (``values[3]``)."""
+        [result] = self._write_all([_Batch(name, timestamps, values)], freq, self.max_points)
+        return result
+
+    def ingest(self, tables: Mapping[str, FileRows], *, freq: str | None = None) -> list[WriteResult]:
+        """A file's series (one or many, in the order given), all in one transaction or none, of any size
+        (``write_chunk`` rows per statement); a check that fails raises :class:`IngestError` naming the series,
+        the file's column and row, before anything is written."""
+        return self._write_all([_Batch(name, f.timestamps, f.values, f) for name, f in tables.items()], freq, None)
+
+    def _write_all(self, batches: list[_Batch], freq: str | None, max_points: int | None) -> list[WriteResult]:
+        for batch in batches:
+            check_name(batch.name)
         if freq is not None:
             freq = check_freq(freq)
-        known = self.info(name, missing_ok=True)
-        checked = self._check(known, timestamps, values, freq)
-        return self._guard(self._write, name, timestamps, values, freq, known, checked)
 
-    def _check(self, info: SeriesInfo | None, timestamps, values, freq: str | None) -> Observations:
-        if info is not None and freq is not None and freq != info.freq:
-            raise DataError(f"freq is {freq!r}, but series {info.name!r} is at {info.freq!r} (set by its first batch)")
-        return check_observations(
-            timestamps,
-            values,
-            freq=info.freq if info else freq,
-            anchor=info.anchor if info else None,
-            max_points=self.max_points,
-        )
+        def lookup() -> dict[str, SeriesInfo]:
+            with db.transaction(self.engine) as conn:
+                return self._infos(conn, [b.name for b in batches])
 
-    def _write(self, name, timestamps, values, freq, known, checked: Observations) -> WriteResult:
+        # checked before the transaction (parsing a big file holds no lock), again inside it only for a series
+        # created or dropped in between
+        known = self._guard(lookup)
+        checked = [self._check(known.get(b.name), b, freq, max_points) for b in batches]
+        return self._guard(self._write_checked, batches, checked, known, freq, max_points)
+
+    def _check(self, info: SeriesInfo | None, batch: _Batch, freq: str | None, max_points: int | None) -> Observations:
+        try:
+            if info is not None and freq is not None and freq != info.freq:
+                raise DataError(
+                    f"freq is {freq!r}, but series {info.name!r} is at {info.freq!r} (set by its first batch)"
+                )
+            return check_observations(
+                batch.timestamps,
+                batch.values,
+                freq=info.freq if info else freq,
+                anchor=info.anchor if info else None,
+                max_points=max_points,
+            )
+        except DataError as exc:
+            if batch.file is None:
+                raise
+            raise IngestError(batch.name, _at_file_rows(str(exc), batch.file)) from None
+
+    def _write_checked(
+        self,
+        batches: list[_Batch],
+        checked: list[Observations],
+        known: dict[str, SeriesInfo],
+        freq: str | None,
+        max_points: int | None,
+    ) -> list[WriteResult]:
+        results = []
         with db.transaction(self.engine, write=True) as conn:
-            info = self._info(conn, name)
-            if info != known:  # created or dropped since the check: check against what is there now
-                checked = self._check(info, timestamps, values, freq)
-            created = info is None
-            if info is None:
-                info = self._create(conn, name, checked)
-            ts = checked.timestamps.asi8
-            if db.is_sqlite(self.engine):
-                inserted, updated = self._upsert_sqlite(conn, info.id, ts, checked.values)
-            else:
-                inserted, updated = self._upsert_postgres(conn, info.id, ts, checked.values)
-            if inserted or updated:
-                conn.execute(series.update().where(series.c.id == info.id).values(updated_at=datetime.now(UTC)))
-        return WriteResult(name, created, info.freq, inserted, updated, len(ts) - inserted - updated)
+            now = self._infos(conn, [b.name for b in batches])
+            for batch, observed in zip(batches, checked, strict=True):
+                info = now.get(batch.name)
+                if info != known.get(batch.name):  # created or dropped since the check: check against what is there
+                    observed = self._check(info, batch, freq, max_points)
+                created = False
+                if info is None:
+                    info, created = self._create(conn, batch.name, observed)
+                    if not created:  # a concurrent first batch made it: theirs stands, and this one is re-checked
+                        observed = self._check(info, batch, freq, max_points)
+                ts = observed.timestamps.asi8
+                if db.is_sqlite(self.engine):
+                    inserted, updated = self._upsert_sqlite(conn, info.id, ts, observed.values)
+                else:
+                    inserted, updated = self._upsert_postgres(conn, info.id, ts, observed.values)
+                if inserted or updated:
+                    conn.execute(series.update().where(series.c.id == info.id).values(updated_at=datetime.now(UTC)))
+                results.append(
+                    WriteResult(batch.name, created, info.freq, inserted, updated, len(ts) - inserted - updated)
+                )
+        return results
 
-    def _create(self, conn, name: str, checked: Observations) -> SeriesInfo:
-        tz = "UTC" if checked.timestamps.tz is not None else None
+    def _create(self, conn, name: str, checked: Observations) -> tuple[SeriesInfo, bool]:
+        """The series row for a first batch, and whether this insert made it (a concurrent one may have)."""
         row = {
             "name": name,
             "freq": checked.freq,
-            "tz": tz,
+            "tz": "UTC" if checked.timestamps.tz is not None else None,
             "origin": int(checked.timestamps.asi8[0]),
             "created_at": datetime.now(UTC),
             "updated_at": datetime.now(UTC),
         }
-        if db.is_sqlite(self.engine):
-            conn.execute(series.insert().values(**row))
-        else:  # a concurrent first write may have created it since: theirs stands, and this batch is re-checked
-            conn.execute(postgresql.insert(series).values(**row).on_conflict_do_nothing(index_elements=["name"]))
+        # SQLite holds the write lock (no one else can insert it); PostgreSQL's second insert waits for the first
+        # to commit and then inserts nothing: whether a row comes back decides
+        insert = sqlite.insert(series) if db.is_sqlite(self.engine) else postgresql.insert(series)
+        made = insert.values(**row).on_conflict_do_nothing(index_elements=["name"]).returning(series.c.id)
+        created = conn.execute(made).first() is not None
         info = self._info(conn, name)
         assert info is not None
-        if (info.freq, info.tz, info.origin) != (checked.freq, tz, row["origin"]):
-            self._check(info, checked.timestamps, checked.values, None)
-        return info
+        return info, created
 
     def _upsert_sqlite(self, conn, series_id: int, ts: np.ndarray, values: np.ndarray) -> tuple[int, int]:
         lo, hi = int(ts[0]), int(ts[-1])
@@ -226,13 +355,11 @@ class SeriesStore:
             where=observations.c.value != stmt.excluded.value,
         )
         changed = 0
-        ts_list, value_list = ts.tolist(), values.tolist()
-        for start in range(0, len(ts_list), SQLITE_CHUNK):
+        step = self.write_chunk
+        for start in range(0, len(ts), step):
             rows = [
                 {"series_id": series_id, "ts": t, "value": v}
-                for t, v in zip(
-                    ts_list[start : start + SQLITE_CHUNK], value_list[start : start + SQLITE_CHUNK], strict=True
-                )
+                for t, v in zip(ts[start : start + step].tolist(), values[start : start + step].tolist(), strict=True)
             ]
             changed += conn.execute(stmt, rows).rowcount
         inserted = conn.execute(in_range).scalar_one() - before
@@ -250,9 +377,14 @@ class SeriesStore:
             set_={"value": insert.excluded.value},
             where=observations.c.value.is_distinct_from(insert.excluded.value),
         ).returning(literal_column("xmax = 0"))
-        flags = conn.execute(upsert, {"ts": ts.tolist(), "values": values.tolist()}).scalars().all()
-        inserted = sum(1 for f in flags if f)
-        return inserted, len(flags) - inserted
+        inserted = changed = 0
+        step = self.write_chunk  # each statement is bounded by the statement timeout: a big file is many
+        for start in range(0, len(ts), step):
+            chunk = {"ts": ts[start : start + step].tolist(), "values": values[start : start + step].tolist()}
+            flags = conn.execute(upsert, chunk).scalars().all()
+            inserted += sum(1 for f in flags if f)
+            changed += len(flags)
+        return inserted, changed - inserted
 
     def delete(self, name: str) -> int:
         """Drop a series and its observations; the number of observations dropped."""

@@ -114,7 +114,7 @@ async def _stored_history(
         raise HistoryError(f"{where}timestamps go with history; a stored series brings its own")
     name = request.series or request.model
     try:
-        stored = await store.run("latest", name, loaded.model.lookback)
+        stored = await store.latest(name, loaded.model.lookback)
     except SeriesNotFound:
         if request.series is None:
             return None  # nothing stored under the model's name: history is required (said by _checked_history)
@@ -373,7 +373,7 @@ async def _panel_batch(
     if horizon > settings.max_horizon:
         raise HistoryError(f"horizon is {horizon}; allowed: 1 to {settings.max_horizon}")
     names = batch.series if batch.series is not None else list(panel.series)
-    stored = await store.run("latest_many", names, panel.lookback)
+    stored = await store.latest_many(names, panel.lookback)
     missing = [name for name in dict.fromkeys(names) if name not in stored]
     if missing:
         others = f" (nor {len(missing) - 1} more of the {len(names)} asked for)" if len(missing) > 1 else ""

@@ -217,21 +217,21 @@ async def write_observations(
 ) -> Response:
     _name(name)
     timestamps, values, freq = await _batch(request, freq)
-    result = await store.run("write", name, timestamps, values, freq=freq)
+    result = await store.write(name, timestamps, values, freq)
     body = WriteCounts.model_validate(result, from_attributes=True)
     return Response(body.model_dump_json(), status_code=201 if result.created else 200, media_type="application/json")
 
 
 @router.get("", response_model=SeriesList, responses=SERIES_RESPONSES, summary="Every stored series")
 async def list_series(store: StoreDep, cache: CacheDep) -> dict:
-    summaries: list[Summary] = await store.run("summaries")
+    summaries = await store.summaries()
     serving = await _serving(cache, [s.name for s in summaries]) if summaries else {}
     return {"series": [_summary(s, serving) for s in summaries]}
 
 
 @router.get("/{name}", response_model=SeriesSummary, responses=SERIES_RESPONSES, summary="One stored series")
 async def get_series(name: SeriesName, store: StoreDep, cache: CacheDep) -> dict:
-    [summary] = await store.run("summaries", _name(name))
+    [summary] = await store.summaries(_name(name))
     return _summary(summary, await _serving(cache, [name]))
 
 
@@ -249,8 +249,7 @@ async def read_observations(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
     cursor: Annotated[str | None, Query(max_length=32, description="next_cursor of the previous page")] = None,
 ) -> dict:
-    page = await store.run(
-        "page",
+    page = await store.page(
         _name(name),
         start=None if start is None else pd.Timestamp(start),
         end=None if end is None else pd.Timestamp(end),
@@ -272,4 +271,4 @@ async def read_observations(
     summary="Delete a series and its observations (API key)",
 )
 async def delete_series(name: SeriesName, store: StoreDep, _: ApiKeyDep) -> dict:
-    return {"series": name, "deleted": await store.run("delete", _name(name))}
+    return {"series": name, "deleted": await store.delete(_name(name))}

@@ -76,12 +76,14 @@ def test_ingest_a_long_table_stores_each_series_under_its_name(data_dir, capsys)
     ]
 
 
-def test_ingest_a_long_table_names_the_series_a_batch_fails_in(data_dir, capsys):
+def test_ingest_a_long_table_names_the_series_and_the_file_row_a_check_fails_at_and_stores_nothing(data_dir, capsys):
     frame = pd.DataFrame(
         {"unique_id": ["a", "a", "b", "b"], "ds": ["2024-01-01", "2024-01-02"] * 2, "y": [1, 2, 3, "x"]}
     )
     frame.to_csv(data_dir / "panel.csv", index=False)
     assert run("ingest", "--data", str(data_dir / "panel.csv")) == 2
     out, err = capsys.readouterr()
-    assert out == "a: 2 inserted, 0 updated, 0 unchanged\n"  # each series is its own write: 'a' stays
-    assert err.startswith("error: series 'b': values[1] holds 'x'; ")
+    assert out == ""  # the file is one write: 'a' is not stored either
+    assert err == "error: series 'b': column 'y' row 3 holds 'x'; values must be finite numbers\n"
+    assert run("series") == 0
+    assert capsys.readouterr().out == "no series stored; add one with: seqcast ingest NAME --data PATH\n"
