@@ -228,3 +228,18 @@ def test_migration_upgrades_a_store_made_by_the_first_revision(store_url):
         assert len(store.page("old").values) == 5
     finally:
         store.close()
+
+
+def test_concurrent_first_batches_create_the_series_once(store):
+    """Eight first batches of one new series at once: one row, and ``created`` in exactly one answer (on
+    PostgreSQL four of eight said so when it was decided before the insert)."""
+    barrier = threading.Barrier(WRITERS)
+
+    def first(w: int) -> WriteResult:
+        barrier.wait()
+        return store.write("new", hours(w, 2), [float(w), float(w) + 0.5])
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        results = list(pool.map(first, range(WRITERS)))
+    assert sorted(r.created for r in results) == [False] * (WRITERS - 1) + [True]
+    assert [(s.name, s.length) for s in store.summaries()] == [("new", WRITERS + 1)]
