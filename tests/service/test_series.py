@@ -1,12 +1,24 @@
-"""The series store over REST through the ASGI app: ingest, read, delete, and /v1/forecast from the store."""
+"""The series store over REST through the ASGI app: ingest, read, delete, /v1/forecast from the store, and a
+locked, silent or contended store (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import httpx
 import pandas as pd
 import pytest
-from svc_helpers import API_KEY, LOOKBACK, MODEL, call, make_settings
+from pg_helpers import pg_database
+from sqlalchemy.engine import make_url
+from svc_helpers import API_KEY, LOOKBACK, MODEL, call, client_for, make_settings
 
 KEY = {"X-API-Key": API_KEY}
 JSON = {"content-type": "application/json"}
@@ -251,3 +263,147 @@ def test_the_documented_statuses_of_ingest_are_the_ones_it_answers(app):
     """No 400: the body is read by the route, and an unreadable one is a 422."""
     responses = app.openapi()["paths"]["/v1/series/{name}/observations"]["post"]["responses"]
     assert sorted(responses) == ["200", "201", "401", "403", "413", "415", "422", "503"]
+
+
+# --- the store under faults: every store request ends within SEQCAST_STORE_TIMEOUT_SECONDS with a 503 -------------
+BOUND = 2.0  # the store's timeout in these tests; the database's own waits end at 0.8 of it
+
+
+def store_app(data_dir, url: str, timeout: float = BOUND):
+    from service.app import create_app
+
+    settings = make_settings(
+        data_dir, database_url=url, store_timeout_seconds=timeout, preload_models="", store_workers=8
+    )
+    return create_app(settings)
+
+
+def timed(app, method: str, url: str, **kwargs) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    r = call(app, method, url, **kwargs)
+    return r, time.monotonic() - started
+
+
+def busy(dialect: str) -> dict:
+    return {"detail": f"the series store ({dialect}) is busy: a lock or statement waited over 1.6 s; try again later"}
+
+
+@pytest.fixture
+def pg_url(pg_available):
+    if pg_available:
+        pytest.skip(pg_available)
+    with pg_database() as url:
+        yield url
+
+
+def test_a_locked_postgresql_store_answers_503_within_the_bound(registered, data_dir, pg_url):
+    """A second connection holds ACCESS EXCLUSIVE on the observations table (every store request waited
+    22-24 s for such a lock, then answered 200): reads, writes and a forecast from the store answer 503 with
+    Retry-After within the bound; the write wrote nothing."""
+    import psycopg
+
+    app = store_app(data_dir, pg_url)
+    values = registered["series"].values[:40].round(6).tolist()
+    assert post(app, MODEL, {"timestamps": hours(40), "values": values}).status_code == 201
+    forecast = {"model": MODEL, "horizon": 3}
+    assert call(app, "POST", "/v1/forecast", json=forecast).status_code == 200  # the model is loaded
+    with psycopg.connect(make_url(pg_url).set(drivername="postgresql").render_as_string(False)) as holder:
+        holder.execute("LOCK TABLE observations IN ACCESS EXCLUSIVE MODE")
+        for method, url, body in [
+            ("GET", f"/v1/series/{MODEL}/observations", None),
+            ("POST", f"/v1/series/{MODEL}/observations", {"timestamps": hours(1, 40), "values": [1.0]}),
+            ("POST", "/v1/forecast", forecast),
+        ]:
+            r, took = timed(app, method, url, json=body, headers=KEY)
+            assert (r.status_code, r.json(), r.headers["retry-after"]) == (503, busy("postgresql"), "5"), url
+            assert took < BOUND + 0.5, (url, took)
+        holder.rollback()
+    r = call(app, "GET", f"/v1/series/{MODEL}")
+    assert (r.status_code, r.json()["length"]) == (200, 40)
+
+
+def test_a_write_locked_sqlite_store_answers_503_within_the_bound_and_reads_go_on(data_dir, tmp_path):
+    """Another connection holds SQLite's write lock (a write waited 30 s for it): a write is a 503 within the
+    bound, reads are served meanwhile (WAL), and the write goes through once the lock is let go."""
+    path = tmp_path / "series.db"
+    app = store_app(data_dir, f"sqlite:///{path}")
+    assert post(app, "w", {"timestamps": hours(2), "values": [1.0, 2.0]}).status_code == 201
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        r, took = timed(
+            app, "POST", "/v1/series/w/observations", json={"timestamps": hours(1, 2), "values": [3.0]}, headers=KEY
+        )
+        assert (r.status_code, r.json(), r.headers["retry-after"]) == (503, busy("sqlite"), "5")
+        assert took < BOUND + 0.5
+        r = call(app, "GET", "/v1/series/w/observations")
+        assert (r.status_code, r.json()["values"]) == (200, [1.0, 2.0])
+    finally:
+        holder.rollback()
+        holder.close()
+    r = post(app, "w", {"timestamps": hours(1, 2), "values": [3.0]})
+    assert (r.status_code, r.json()["inserted"]) == (200, 1)
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A TCP server on a free port that accepts every connection and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed
+                return
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+def test_a_database_that_accepts_and_never_answers_is_a_503_within_the_bound(data_dir):
+    """The request was still waiting at 60 s: the service's own wait on the store thread ends it."""
+    with silent_server() as port:
+        app = store_app(data_dir, f"postgresql+psycopg://seqcast@127.0.0.1:{port}/store", timeout=1.0)
+        for method, url in [("GET", "/v1/series"), ("GET", "/v1/series/x/observations")]:
+            r, took = timed(app, method, url)
+            assert (r.status_code, r.json(), r.headers["retry-after"]) == (
+                503,
+                {"detail": "the series store (postgresql) did not answer within 1 s; try again later"},
+                "5",
+            )
+            assert took < 1.5, (url, took)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_concurrent_first_batches_answer_201_created_once(data_dir, tmp_path, pg_available, dialect):
+    """Eight first batches of a new series at once (on PostgreSQL four answered 201 created: true)."""
+    if dialect == "postgresql" and pg_available:
+        pytest.skip(pg_available)
+
+    async def go(app) -> list[httpx.Response]:
+        async with client_for(app) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        "/v1/series/race/observations",
+                        json={"timestamps": hours(2, i), "values": [1.0, 2.0]},
+                        headers=KEY,
+                    )
+                    for i in range(8)
+                )
+            )
+
+    with contextlib.ExitStack() as stack:
+        url = f"sqlite:///{tmp_path / 'race.db'}" if dialect == "sqlite" else stack.enter_context(pg_database())
+        app = store_app(data_dir, url)
+        answers = asyncio.run(go(app))
+        assert sorted((r.status_code, r.json()["created"]) for r in answers) == [(200, False)] * 7 + [(201, True)]
+        app.state.store.close()
