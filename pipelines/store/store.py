@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,9 @@ from pipelines.forecasting.data import (
 )
 from pipelines.store import db
 from pipelines.store.schema import NAME_MAX, observations, series
+
+if TYPE_CHECKING:
+    from pipelines.settings import Settings
 
 NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{NAME_MAX - 1}}}")
 NAME_RULE = f"names are 1 to {NAME_MAX} letters, digits, '_', '.' or '-', starting with a letter or digit"
@@ -205,7 +208,7 @@ class SeriesStore:
             self.upgrade()
 
     @classmethod
-    def from_settings(cls, settings, *, upgrade: bool = True) -> SeriesStore:
+    def from_settings(cls, settings: Settings, *, upgrade: bool = True) -> SeriesStore:
         """The store ``Settings`` name (URL, batch limit, timeout, write chunk)."""
         return cls(
             settings.series_store_url,
