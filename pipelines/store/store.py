@@ -12,12 +12,12 @@ Every call is bounded (``timeout_seconds``, see :mod:`pipelines.store.db`): a lo
 that waits past it raises :class:`StoreUnavailable`.
 
 Counting under concurrency: SQLite writes hold the database's write lock from ``BEGIN IMMEDIATE``, so the
-rows in the batch's time range counted before and after the upsert are exact, and so is ``created``. PostgreSQL writers run side by
-side; ``INSERT ... ON CONFLICT DO UPDATE ... WHERE value IS DISTINCT FROM excluded.value RETURNING (xmax = 0)``
-reports per row whether it was inserted or updated (unchanged rows are not returned), decided under the row
-lock, so concurrent writers of overlapping timestamps count each row once and the last commit wins;
+rows in the batch's time range counted before and after the upsert are exact, and so is ``created``.
+PostgreSQL writers run side by side; ``INSERT ... ON CONFLICT DO UPDATE ... WHERE value IS DISTINCT FROM
+excluded.value RETURNING (xmax = 0)`` reports per row whether it was inserted or updated (unchanged rows are
+not returned), decided under the row lock, so concurrent writers of overlapping timestamps count each row once and the last commit wins;
 concurrent first batches each ``INSERT ... ON CONFLICT DO NOTHING`` the series row, and only the one whose
-insert took (its row count) answers ``created``.
+insert returned the row answers ``created``.
 """
 
 from __future__ import annotations
