@@ -187,12 +187,19 @@ SHORT = "history has {n} values; this model needs at least 6"
         (
             {"model": MODEL, "history": [1.0] * 8, "horizon": 3, "alias": "champion", "version": 1},
             422,
-            "give either alias or version, not both",
+            # a rule between the body's fields: the schema's, in the list form of schema errors
+            [{"type": "alias_or_version", "loc": ["body"], "msg": "give either alias or version, not both"}],
         ),
         (
             {"model": MODEL, "history": [1.0] * 8, "timestamps": ["2024-01-01"], "horizon": 3},
             422,
-            "timestamps has 1 entries and history 8; give one timestamp per history value",
+            [
+                {
+                    "type": "timestamps_length",
+                    "loc": ["body"],
+                    "msg": "timestamps has 1 entries and history 8; give one timestamp per history value",
+                }
+            ],
         ),
         (
             {
