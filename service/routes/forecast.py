@@ -1,8 +1,10 @@
 """``POST /v1/forecast`` and ``POST /v1/forecast/batch``: recursive multi-step forecasts from the registry.
 
-Without ``history`` a request forecasts the stored series named like the model (or ``series``): its latest
-``lookback`` values are read from the series store (on the store's threads), and the forecast's timestamps
-continue the stored ones at the series' frequency.
+Each route reads: look up the model (``served_model``), build the input (``service/inputs.py``: the request's
+history checked by the model, or the latest ``lookback`` values of a stored series, and the forecast's
+timestamps), batch, respond. The request's own rules are its schema's (``service/schemas.py``); bad input is a
+:class:`pipelines.forecasting.errors.ForecastInputError` of its kind (a 422), placed (``requests[3]: ``) in a
+batch.
 
 ``POST /v1/forecast`` goes through the app's :class:`service.batching.Batcher`: concurrent requests for one
 model version and horizon become one compiled call, a lone one runs at once, and each answer is the same to
