@@ -1,4 +1,5 @@
-"""Series loading and validation: CSV, Parquet or a built-in, checked before anything trains on it."""
+"""Series loading and validation: CSV, Parquet or a built-in, checked before anything trains on it (timestamps,
+frequencies and grids are read by ``timeaxis.py``)."""
 
 from __future__ import annotations
 

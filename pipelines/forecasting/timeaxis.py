@@ -213,7 +213,9 @@ def continue_timestamps(timestamps: Sequence[datetime], horizon: int, freq: str 
     return future_timestamps(index[-1], step, horizon)
 
 
-@lru_cache(maxsize=4096)  # a stored series' forecasts ask for the same ones until it grows (a panel's end together)
+# a stored series' forecasts ask for the same ones until it grows (a panel's series end together); 128 entries
+# bound the memory (at most 128 x the largest horizon strings)
+@lru_cache(maxsize=128)
 def future_timestamps(last: pd.Timestamp, freq: str, horizon: int) -> tuple[str, ...]:
     """The ``horizon`` timestamps after ``last`` at ``freq``, as ISO-8601 strings."""
     try:
