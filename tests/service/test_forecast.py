@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from svc_helpers import MODEL, call
+from svc_helpers import API_KEY, MODEL, call
 
 JSON = {"content-type": "application/json"}
 
@@ -607,3 +607,25 @@ def test_an_input_error_in_a_batch_names_the_request(app, registered):
     body = {"requests": [{"model": MODEL, "history": [1.0] * 8, "horizon": 3}, {"model": MODEL, "horizon": 101}]}
     r = call(app, "POST", "/v1/forecast/batch", json=body)
     assert (r.status_code, r.json()) == (422, {"detail": "requests[1]: horizon is 101; allowed: 1 to 100"})
+
+
+def test_stored_values_the_model_cannot_take_name_the_series(app, registered):
+    """A stored window is checked by the model like a sent history; the message names the series it came from."""
+    lo, hi = registered["forecasters"]["1"].value_range()
+    stamps = [t.isoformat() for t in pd.date_range("2024-01-01", periods=6, freq="h")]
+    stored = call(
+        app,
+        "POST",
+        "/v1/series/too_large/observations",
+        json={"timestamps": stamps, "values": [1.0] * 5 + [1e9]},
+        headers={"X-API-Key": API_KEY},
+    )
+    assert stored.status_code == 201, stored.text
+    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "series": "too_large", "horizon": 3})
+    assert (r.status_code, r.json()) == (
+        422,
+        {
+            "detail": f"series 'too_large': history[5] is 1e+09, outside the range this model can represent: "
+            f"{lo:.6g} to {hi:.6g} (its training data's mean +- 20 standard deviations)"
+        },
+    )
