@@ -1,6 +1,6 @@
 """One error shape for every router: ``{"detail": ...}`` saying what was wrong and what is allowed.
 
-Routers raise :class:`fastapi.HTTPException`, :class:`pipelines.forecasting.forecaster.HistoryError` or
+Routers raise :class:`fastapi.HTTPException`, :class:`pipelines.forecasting.errors.ForecastInputError` or
 :class:`pipelines.forecasting.data.DataError` (-> 422), :class:`pipelines.store.SeriesNotFound` (-> 404),
 :class:`pipelines.store.StoreUnavailable` (-> 503),
 :class:`service.cache.ModelNotFound` (-> 404), :class:`service.cache.ModelLoadError` or
@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipelines.forecasting.data import DataError
-from pipelines.forecasting.forecaster import HistoryError
+from pipelines.forecasting.errors import ForecastInputError
 from pipelines.store import SeriesNotFound, StoreUnavailable
 from service.cache import ModelLoadError, ModelNotFound, RegistryUnavailable
 from service.logs import REQUEST_ID, request_id_from
@@ -144,8 +144,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_errors(exc)}, status_code=422)
 
-    @app.exception_handler(HistoryError)
-    async def history_error(request: Request, exc: HistoryError) -> JSONResponse:
+    @app.exception_handler(ForecastInputError)
+    async def forecast_input_error(request: Request, exc: ForecastInputError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(DataError)

@@ -35,6 +35,15 @@ Levels = Annotated[
 ]
 
 
+ALIAS_OR_VERSION = "give either alias or version, not both"
+
+
+def one_ref(alias: str | None, version: int | None) -> None:
+    """A body names the model's version by alias or by number, not both (an ``alias_or_version`` error)."""
+    if alias is not None and version is not None:
+        raise PydanticCustomError("alias_or_version", ALIAS_OR_VERSION)
+
+
 def level_key(level: float) -> str:
     """The key of a level's interval in a forecast response: 6 significant digits (0.8 -> "0.8")."""
     return f"{level:g}"
@@ -91,6 +100,25 @@ class ForecastRequest(BaseModel):
     levels: Levels | None = None
 
     _one_key_per_level = field_validator("levels")(one_key_per_level)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ForecastRequest:
+        """The rules between fields: the history comes sent or stored, timestamps with a sent history, one each."""
+        one_ref(self.alias, self.version)
+        if self.history is not None:
+            if self.series is not None:
+                raise PydanticCustomError("history_or_series", "give either history or series, not both")
+            if self.timestamps is not None and len(self.timestamps) != len(self.history):
+                raise PydanticCustomError(
+                    "timestamps_length",
+                    f"timestamps has {len(self.timestamps)} entries and history {len(self.history)}; give one "
+                    "timestamp per history value",
+                )
+        elif self.timestamps is not None:
+            raise PydanticCustomError(
+                "timestamps_without_history", "timestamps go with history; a stored series brings its own"
+            )
+        return self
 
 
 class Interval(BaseModel):
@@ -183,6 +211,7 @@ class BatchForecastRequest(BaseModel):
             )
         if self.horizon is None:
             raise PydanticCustomError("batch_shape", "horizon is required with model: the steps to forecast")
+        one_ref(self.alias, self.version)
         return self
 
 
@@ -210,6 +239,11 @@ class InvocationParams(BaseModel):
     version: Version | None = None
 
     _one_key_per_level = field_validator("levels")(one_key_per_level)
+
+    @model_validator(mode="after")
+    def _one_ref(self) -> InvocationParams:
+        one_ref(self.alias, self.version)
+        return self
 
 
 class DataframeSplit(BaseModel):

@@ -1,12 +1,11 @@
-"""Series loading and validation: CSV, Parquet or a built-in, checked before anything trains on it."""
+"""Series loading and validation: CSV, Parquet or a built-in, checked before anything trains on it (timestamps,
+frequencies and grids are read by ``timeaxis.py``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,13 +14,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.forecasting.errors import DataError
+from pipelines.forecasting.timeaxis import (
+    RANGE,  # noqa: F401  (the series store imports it, check_freq and DataError from here)
+    check_freq,
+    first_off_grid,
+    infer_freq,
+    mean_step_ns,
+    parse_times,
+)
+
 log = logging.getLogger(__name__)
 
 MAX_GAP = 3  # longest run of missing points that is interpolated rather than rejected
 MAX_MISSING_FRACTION = 0.5
-MAX_GRID_STEPS = 100_000  # calendar-grid points built to check a batch (the store's default batch limit)
-LAST_TIME = "2262-04-11"
-RANGE = f"1677-09-22 to {LAST_TIME}"  # what nanosecond timestamps can hold
 TIME_COLUMNS = ("timestamp", "time", "date", "ds", "datetime")  # the usual names, first found wins
 VALUE_COLUMNS = ("value", "y", "values")
 SERIES_COLUMNS = ("series", "unique_id", "item_id")  # a long table's series column
@@ -34,10 +40,6 @@ MANYBODY_Y_TOT = (
     -0.6019067271, -0.6887363571, -0.7782028952, -0.8702784034,
     -0.9649652536, -1.062292565, -1.16231451, -1.265109911,
 )  # fmt: skip
-
-
-class DataError(ValueError):
-    """A series that cannot be used; the message names the row or column and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -320,116 +322,6 @@ def parse_numbers(raw: pd.Series, where: Callable[[int], str], allowed: str) -> 
     return values.astype(float).replace([np.inf, -np.inf], np.nan)
 
 
-_ZONED = r"\d:\d\d(?::\d\d(?:[.,]\d*)?)?\s*(?:Z|UTC|[+-]\d\d(?::?\d\d)?)$"  # a time followed by a zone
-
-
-def parse_times(raw: pd.Series, where: Callable[[int], str]) -> pd.Series:
-    """Timestamps (time-zone-aware ones in UTC); the first that cannot be read is named by ``where``."""
-    allowed = f"timestamps must be dates or ISO-8601 times from {RANGE}"
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        times = raw
-    else:
-        present = raw.notna()
-        zoned = raw.astype(str).str.strip().str.contains(_ZONED, regex=True) & present
-        if zoned.any() and not zoned[present].all():
-            row = int(np.flatnonzero((zoned != zoned[present].iloc[0]) & present)[0])
-            raise DataError(f"{where(row)} holds {raw.iloc[row]!r}; {allowed}, all with or all without a time zone")
-        utc = bool(zoned.any())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pandas warns while it guesses a format
-            try:
-                times = pd.to_datetime(raw, errors="coerce", utc=utc)
-            except (ValueError, TypeError, OverflowError):
-                times = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
-            if times.isna().any():  # e.g. dates and date-times mixed: read each as ISO-8601
-                iso = pd.to_datetime(raw, errors="coerce", utc=utc, format="ISO8601")
-                if iso.isna().sum() < times.isna().sum():
-                    times = iso
-    if times.isna().any():
-        row = int(np.flatnonzero(times.isna().to_numpy())[0])
-        raise DataError(f"{where(row)} holds {raw.iloc[row]!r}; {allowed}")
-    if getattr(times.dt, "tz", None) is not None:
-        times = times.dt.tz_convert("UTC")
-    return times
-
-
-def first_off_grid(index: pd.DatetimeIndex, freq: str, anchor: pd.Timestamp) -> int | None:
-    """Position of the first timestamp of ``index`` (sorted) not on the ``freq`` grid through ``anchor``."""
-    off = pd.tseries.frequencies.to_offset(freq)
-    if isinstance(off, pd.offsets.Tick):
-        # congruent modulo the step, compared as residues: index - anchor overflows int64 past 292 years
-        bad = index.asi8 % off.nanos != anchor.value % off.nanos
-    else:
-        bad = ~index.isin(calendar_grid(off, anchor, index[0], index[-1]))
-    return int(np.flatnonzero(bad)[0]) if bad.any() else None
-
-
-def calendar_grid(
-    off: pd.DateOffset, anchor: pd.Timestamp, first: pd.Timestamp, last: pd.Timestamp
-) -> pd.DatetimeIndex:
-    """The points of the ``off`` grid through ``anchor`` from the last one at or before ``first`` to ``last``.
-
-    The start is found by offset arithmetic (``anchor + k * off``, bisected on ``k``), so a batch far from the
-    anchor does not build the grid in between; a business-hour grid costs about 25 us a point to build."""
-    mean = mean_step_ns(off)
-    try:  # in microseconds, k * off may span the whole range (in ns a Week or BDay multiple stops at 292 years)
-        base = anchor.as_unit("us")
-    except ValueError:  # an anchor with nanoseconds
-        base = anchor
-
-    def at(k: int) -> float:  # ns of the k-th grid point; past pandas' range: beyond every timestamp
-        if k == 0:
-            return anchor.value
-        try:
-            return (base + k * off).value
-        except (OverflowError, ValueError):
-            return math.inf if k > 0 else -math.inf
-
-    target = first.value
-    k = (target - anchor.value) // mean
-    lo, hi = (k, None) if at(k) <= target else (None, k)
-    stride = max(1, abs(target - anchor.value) // mean // 64)
-    while lo is None or hi is None:  # gallop outwards to a bracket
-        k = (hi - stride) if lo is None else (lo + stride)
-        if at(k) <= target:
-            lo = k
-        else:
-            hi = k
-        stride *= 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if at(mid) <= target:
-            lo = mid
-        else:
-            hi = mid
-    if not math.isfinite(at(lo)):
-        raise DataError(f"timestamp {first} cannot be placed on the {off.freqstr} grid within {RANGE}")
-    try:  # one step back and on writes the point as date_range does (business hours: Friday 17:00 -> Monday 09:00)
-        start = ((base + lo * off - off) + off).value if lo else anchor.value
-    except (OverflowError, ValueError):
-        start = at(lo)
-    steps = (last.value - start) // mean + 1
-    if steps > MAX_GRID_STEPS:
-        raise DataError(
-            f"timestamps from {first} to {last} span about {steps:,} steps of {off.freqstr}; "
-            f"a batch may span at most {MAX_GRID_STEPS:,} steps (gaps included)"
-        )
-    return pd.date_range(pd.Timestamp(int(start), tz=anchor.tz), last, freq=off)
-
-
-def mean_step_ns(off: pd.DateOffset) -> int:
-    """A frequency's step in ns; a calendar frequency's average over 64 steps (business hours skip nights)."""
-    if isinstance(off, pd.offsets.Tick):
-        return off.nanos
-    reference = pd.Timestamp("2000-01-03")  # a Monday, mid-range
-    for steps in (64, 1):
-        try:
-            return max(1, ((reference + steps * off).value - reference.value) // steps)
-        except (OverflowError, ValueError):
-            continue
-    raise DataError(f"frequency {off.freqstr} steps out of {RANGE}")
-
-
 @dataclass(frozen=True)
 class Observations:
     """A checked batch of observations, sorted by time (time-zone-aware timestamps in UTC)."""
@@ -437,22 +329,6 @@ class Observations:
     timestamps: pd.DatetimeIndex
     values: np.ndarray
     freq: str
-
-
-def check_freq(freq: str, field: str = "freq") -> str:
-    try:
-        off = pd.tseries.frequencies.to_offset(freq)
-        reference = pd.Timestamp("2000-01-01")
-        # "0h", "-1h" and "0MS" parse; .value overflows where one step leaves nanosecond timestamps' range
-        forward = off.n > 0 and (reference + off).value > reference.value
-    except (ValueError, TypeError, OverflowError):  # OutOfBoundsDatetime is a ValueError
-        forward = False
-    if not forward:
-        raise DataError(
-            f"{field} is {freq!r}; allowed are pandas frequencies with a positive step shorter than 292 years, "
-            "e.g. D, h, 15min, W, MS, QS"
-        )
-    return off.freqstr
 
 
 def check_observations(
@@ -534,28 +410,6 @@ def _fill_short_gaps(values: np.ndarray, value_col: str, timestamps) -> tuple[np
     return filled, int(missing.sum())
 
 
-def infer_freq(index: pd.DatetimeIndex) -> str:
-    """pandas' inferred frequency, or the most common step where gaps hide it."""
-    freq = pd.infer_freq(index) if len(index) >= 3 else None
-    if freq is not None:
-        return freq
-    steps = pd.Series(np.diff(index.asi8.astype(object)))  # Python ints: 1677 to 2262 overflows int64
-    # calendar frequencies cannot be read off a fixed step; try the common ones on the first points
-    for candidate in ("MS", "ME", "QS", "QE", "YS", "YE", "W"):
-        try:
-            probe = pd.date_range(index[0], periods=min(len(index), 6), freq=candidate)
-        except (OverflowError, ValueError):  # past 2262
-            continue
-        if index[: len(probe)].isin(probe).all() and len(probe) > 1:
-            return candidate
-    try:
-        return pd.tseries.frequencies.to_offset(pd.Timedelta(int(steps.mode().iloc[0]))).freqstr
-    except (OverflowError, ValueError):
-        raise DataError(
-            f"timestamps {index[0]} to {index[-1]} are too far apart to give a frequency (292 years at most)"
-        ) from None
-
-
 def season_for_freq(freq: str | None) -> int | None:
     """The usual season length for a frequency: 12 monthly, 4 quarterly, 7 daily, 24 hourly, 48 half-hourly."""
     if freq is None:
@@ -582,8 +436,3 @@ def season_for_freq(freq: str | None) -> int | None:
                 return int(per)
         return 1
     return None
-
-
-def next_timestamps(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:
-    """The ``horizon`` timestamps that continue a series after ``last``."""
-    return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]

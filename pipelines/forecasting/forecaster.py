@@ -15,6 +15,7 @@ import numpy as np
 from models import preprocessing  # noqa: F401  (registers the custom layers saved models may hold)
 from models.recursive import RecursiveForecaster
 from pipelines.forecasting.conformal import extended_widths, independent_forecasts
+from pipelines.forecasting.errors import HistoryError
 from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from pipelines.forecasting.scaling import Scaler
 from pipelines.tracking.bundle import load_bundle, save_bundle
@@ -24,10 +25,6 @@ CONFIG_FILE = "forecaster.json"
 # Histories further than this many training standard deviations from the training mean (after the global
 # transform) are refused: the networks saturate there and would answer as if the values were ordinary.
 MAX_DEVIATIONS = 20.0
-
-
-class HistoryError(ValueError):
-    """A history the model cannot forecast from; the message names the numbers."""
 
 
 def finite_history(history, lookback: int) -> np.ndarray:

@@ -27,7 +27,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import ValidationError
+from starlette.datastructures import State
 
+from pipelines.forecasting.errors import ForecastInputError
 from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from service.cache import LoadedModel
 from service.errors import JSON_ONLY_RESPONSES, MODEL_RESPONSES
@@ -120,6 +122,14 @@ def _request(model: str, values: list, locate: Callable[[int], str], horizon: in
         raise HTTPException(422, f"{place}: {error['msg']}; a history is finite numbers, oldest first") from None
 
 
+async def _answer(state: State, request: ForecastRequest, loaded: LoadedModel, where: str) -> dict:
+    """``POST /v1/forecast``'s answer to one history; its input errors say where in the body it was."""
+    try:
+        return await forecast_one(state, request, loaded)
+    except ForecastInputError as exc:
+        raise exc.at(where) from None
+
+
 async def _invoke(http: Request, body: InvocationsRequest, name: str, alias: str | None, version: int | None):
     state = http.app.state
     loaded: LoadedModel = await served_model(state.cache, FORECASTER_ARTIFACT, NOUN, name, alias, version)
@@ -132,9 +142,7 @@ async def _invoke(http: Request, body: InvocationsRequest, name: str, alias: str
     ]
     wheres = [f"{input_name}[{r}]: " if batch else f"{input_name}: " for r in range(len(requests))]
     # the rows of a batch as concurrent requests: the batcher coalesces them (bounded by its size)
-    answers = await asyncio.gather(
-        *(forecast_one(state, req, loaded, w) for req, w in zip(requests, wheres, strict=True))
-    )
+    answers = await asyncio.gather(*(_answer(state, req, loaded, w) for req, w in zip(requests, wheres, strict=True)))
     levels = params.levels if params else None
     if levels:
         predictions: list = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 import numpy as np
 import pytest
@@ -29,23 +28,21 @@ def batch_calls(metrics_text: str) -> tuple[float, float]:
     return float(count.group(1)) if count else 0.0, float(total.group(1)) if total else 0.0
 
 
-def run(app, bodies: list[dict], concurrent: bool) -> tuple[list, tuple[float, float], float]:
+def run(app, bodies: list[dict], concurrent: bool) -> tuple[list, tuple[float, float]]:
     """Each body POSTed to /v1/forecast (all at once, or one after another), after one request that loads the
-    model: [(status, json)], the (calls, series) the batcher added meanwhile, and the seconds they took."""
+    model: [(status, json)] and the (calls, series) the batcher added meanwhile."""
 
     async def go():
         async with client_for(app) as client:
             assert (await client.post("/v1/forecast", json=bodies[0])).status_code == 200  # loaded and cached
             before = batch_calls((await client.get("/metrics")).text)
-            started = time.monotonic()
             if concurrent:
                 answers = await asyncio.gather(*(client.post("/v1/forecast", json=b) for b in bodies))
             else:
                 answers = [await client.post("/v1/forecast", json=b) for b in bodies]
-            took = time.monotonic() - started
             after = batch_calls((await client.get("/metrics")).text)
             calls = (after[0] - before[0], after[1] - before[1])
-            return [(r.status_code, r.json()) for r in answers], calls, took
+            return [(r.status_code, r.json()) for r in answers], calls
 
     return asyncio.run(go())
 
@@ -57,8 +54,8 @@ def app(registered, data_dir):
 
 def test_concurrent_requests_are_one_call_and_each_answer_is_the_one_it_gets_alone(app, registered):
     bodies = [{"model": MODEL, "history": h, "horizon": HORIZON} for h in histories(registered, 16)]
-    alone, alone_calls, _ = run(app, bodies, concurrent=False)
-    together, together_calls, _ = run(app, bodies, concurrent=True)
+    alone, alone_calls = run(app, bodies, concurrent=False)
+    together, together_calls = run(app, bodies, concurrent=True)
     assert alone_calls == (16, 16)  # one call per request
     assert together_calls == (1, 16)  # all sixteen in one compiled call
     assert together == alone  # the same bits: JSON floats round-trip exactly
@@ -75,7 +72,7 @@ def test_a_bad_request_among_coalesced_ones_fails_alone_with_a_clear_422(app, re
     lo, hi = registered["forecasters"]["1"].value_range()
     bodies[2] = {**bodies[2], "history": [*bodies[2]["history"][:-1], 1e9]}
     bodies[4] = {**bodies[4], "horizon": 1000}
-    answers, calls, _ = run(app, bodies, concurrent=True)
+    answers, calls = run(app, bodies, concurrent=True)
     assert answers[2] == (
         422,
         {
@@ -87,26 +84,55 @@ def test_a_bad_request_among_coalesced_ones_fails_alone_with_a_clear_422(app, re
     good = [i for i in range(6) if i not in (2, 4)]
     assert [answers[i][0] for i in good] == [200] * 4
     assert calls == (1, 4)
-    alone, _, _ = run(app, [bodies[i] for i in good], concurrent=False)
+    alone, _ = run(app, [bodies[i] for i in good], concurrent=False)
     assert [answers[i] for i in good] == alone
 
 
-def test_batches_are_bounded_a_lone_request_waits_for_company_and_a_full_batch_does_not(registered, data_dir):
+def test_the_settings_bound_the_batches_of_the_app(registered, data_dir):
     app = create_app(make_settings(data_dir, forecast_batch_max_size=4, forecast_batch_wait_ms=3_000))
     bodies = [{"model": MODEL, "history": h, "horizon": HORIZON} for h in histories(registered, 6)]
-    lone, lone_calls, lone_took = run(app, bodies[:1], concurrent=False)
-    assert (lone[0][0], lone_calls) == (200, (1, 1))
-    assert lone_took >= 3  # alone, it waited out SEQCAST_FORECAST_BATCH_WAIT_MS for others
-    forecaster = app.state.cache.peek(MODEL).model
-    deadline = time.monotonic() + 60
-    while not forecaster.each_is_compiled(HORIZON, 4):  # compiled in the background at load
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    answers, calls, took = run(app, bodies[:4] * 2 + bodies[4:6], concurrent=True)  # 4 + 4 + 2
-    assert took < 2  # a full batch starts at once, and what queued behind it runs right after
+    answers, calls = run(app, bodies[:4] * 2 + bodies[4:6], concurrent=True)  # 4 + 4 + 2
     assert [status for status, _ in answers] == [200] * 10
     assert calls == (3, 10)
     assert answers[:4] == answers[4:8]
+    assert (app.state.batcher.max_size, app.state.batcher.max_wait) == (4, 3.0)
+
+
+def test_a_lone_request_waits_for_company_and_a_full_batch_does_not(registered):
+    """With a wait set, a lone request's call waits (it has not run while the loop turns) until the batch fills or
+    the wait runs out; a full batch starts at once, and what queued behind it runs right after it, not after a
+    wait of its own. Checked by the calls the batcher makes, not by a clock: the wait is an hour."""
+    forecaster = registered["forecasters"]["1"]
+    windows = np.array([h[-LOOKBACK:] for h in histories(registered, 10)])
+    for size in (1, 2, 4):  # compiled: every call runs inline on the loop, so a call that ran shows at once
+        forecaster.forecast_each(windows[:size], HORIZON)
+        assert forecaster.each_is_compiled(HORIZON, size)
+    batcher = Batcher(max_size=4, max_wait=3600.0)
+    calls: list[int] = []
+    batcher.on_call = calls.append
+
+    async def go():
+        lone = asyncio.ensure_future(batcher.forecast(forecaster, windows[0], HORIZON))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        waited = (lone.done(), list(calls))
+        rest = [batcher.forecast(forecaster, w, HORIZON) for w in windows[1:]]  # 3 fill the lone one's batch
+        # a bound, not a measurement: a batch that waited out the hour would fail here instead of hanging
+        return waited, await asyncio.wait_for(asyncio.gather(lone, *rest), timeout=300)
+
+    waited, outcomes = asyncio.run(go())
+    assert waited == (False, [])  # 20 turns of the loop and the lone request's call has not run
+    assert calls == [4, 4, 2]  # the full batch ran without waiting, the rest right behind it
+    for window, outcome in zip(windows, outcomes, strict=True):
+        np.testing.assert_array_equal(outcome, forecaster.forecast(window, HORIZON))
+
+    short = Batcher(max_size=4, max_wait=0.01)
+    short.on_call = calls.append
+    alone = asyncio.run(short.forecast(forecaster, windows[0], HORIZON))  # nobody comes: it runs when the wait ends
+    batcher.close()
+    short.close()
+    assert calls[3:] == [1]
+    np.testing.assert_array_equal(alone, outcomes[0])
 
 
 def test_a_series_that_fails_inside_a_coalesced_call_fails_only_its_own_request(registered):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from svc_helpers import MODEL, call
+from svc_helpers import API_KEY, MODEL, call
 
 JSON = {"content-type": "application/json"}
 
@@ -187,12 +188,19 @@ SHORT = "history has {n} values; this model needs at least 6"
         (
             {"model": MODEL, "history": [1.0] * 8, "horizon": 3, "alias": "champion", "version": 1},
             422,
-            "give either alias or version, not both",
+            # a rule between the body's fields: the schema's, in the list form of schema errors
+            [{"type": "alias_or_version", "loc": ["body"], "msg": "give either alias or version, not both"}],
         ),
         (
             {"model": MODEL, "history": [1.0] * 8, "timestamps": ["2024-01-01"], "horizon": 3},
             422,
-            "timestamps has 1 entries and history 8; give one timestamp per history value",
+            [
+                {
+                    "type": "timestamps_length",
+                    "loc": ["body"],
+                    "msg": "timestamps has 1 entries and history 8; give one timestamp per history value",
+                }
+            ],
         ),
         (
             {
@@ -494,4 +502,130 @@ def test_chunked_body_under_the_limit_is_served(app, registered, history):
     assert (r.status_code, r.json()) == (
         200,
         {"model": MODEL, "version": "1", "forecast": expected(registered, "1", history, 2)},
+    )
+
+
+def _traced(app, body: dict, history: list[float], lookback: int) -> list[tuple[str, str, str, str]]:
+    """POST ``body`` to /v1/forecast with a profiler on: every call of a project function with the history (the
+    list, or an array of its values or of its last ``lookback`` values) as an argument, in order, as (module,
+    function, argument name, the calling module)."""
+    window = np.asarray(history[-lookback:])
+
+    def holds_history(value) -> bool:
+        if isinstance(value, list) and len(value) == len(history):
+            return value == history
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size in (len(history), lookback):
+            flat = value.reshape(-1)
+            return np.array_equal(flat, history) or np.array_equal(flat, window)
+        return False
+
+    seen: list[tuple[str, str, str, str]] = []
+
+    def profile(frame, event, arg):
+        if event != "call":
+            return
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith(("service.", "pipelines.", "models.")):
+            return
+        code = frame.f_code
+        for name in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]:
+            if holds_history(frame.f_locals.get(name)):
+                caller = frame.f_back.f_globals.get("__name__", "") if frame.f_back else ""
+                seen.append((module, code.co_name, name, caller))
+
+    sys.setprofile(profile)
+    try:
+        r = call(app, "POST", "/v1/forecast", json=body)
+    finally:
+        sys.setprofile(None)
+    assert r.status_code == 200, r.text
+    return seen
+
+
+def test_a_history_reaches_the_model_without_returning_to_the_route(app, registered, history):
+    """The route looks the model up, builds the input (service/inputs.py), hands it to the batcher and answers:
+    traced, no function of the route's module is given the history or its window; the model's own check is the
+    first to hold the history, called by the input building, and the batcher gets the checked window."""
+    lookback = registered["forecasters"]["1"].lookback
+    body = {"model": MODEL, "history": history, "horizon": 6, "timestamps": [t.isoformat() for t in days(40)]}
+    seen = _traced(app, body, history, lookback)
+    assert [s for s in seen if s[0] == "service.routes.forecast"] == []
+    assert seen[0] == ("pipelines.forecasting.forecaster", "check_history", "history", "service.inputs")
+    assert ("service.batching", "forecast", "window", "service.routes.forecast") in seen
+
+
+def days(n: int) -> pd.DatetimeIndex:
+    return pd.date_range("2024-01-01", periods=n, freq="D")
+
+
+@pytest.mark.parametrize(
+    "url, body, loc, type_, msg",
+    [
+        (
+            "/v1/forecast",
+            {"model": MODEL, "horizon": 3, "timestamps": ["2024-01-01", "2024-01-02"]},
+            ["body"],
+            "timestamps_without_history",
+            "timestamps go with history; a stored series brings its own",
+        ),
+        (
+            "/v1/forecast/batch",
+            {
+                "requests": [
+                    {"model": MODEL, "history": [1.0] * 8, "horizon": 3},
+                    {"model": MODEL, "horizon": 3, "history": [1.0] * 8, "series": MODEL},
+                ]
+            },
+            ["body", "requests", 1],
+            "history_or_series",
+            "give either history or series, not both",
+        ),
+        (
+            "/v1/forecast/batch",
+            {"requests": [{"model": MODEL, "history": [1.0] * 8, "horizon": 3, "alias": "champion", "version": 1}]},
+            ["body", "requests", 0],
+            "alias_or_version",
+            "give either alias or version, not both",
+        ),
+        (
+            "/v1/forecast/batch",
+            {"model": "panel", "horizon": 3, "alias": "champion", "version": 1},
+            ["body"],
+            "alias_or_version",
+            "give either alias or version, not both",
+        ),
+    ],
+    ids=["timestamps-without-history", "batch-history-and-series", "batch-alias-and-version", "panel-batch-ref"],
+)
+def test_the_rules_between_a_body_s_fields_are_the_schema_s(app, url, body, loc, type_, msg):
+    """Refused before any model is looked up (no registry call: "panel" need not exist), naming the place."""
+    r = call(app, "POST", url, json=body)
+    assert (r.status_code, r.json()) == (422, {"detail": [{"type": type_, "loc": loc, "msg": msg}]})
+
+
+def test_an_input_error_in_a_batch_names_the_request(app, registered):
+    body = {"requests": [{"model": MODEL, "history": [1.0] * 8, "horizon": 3}, {"model": MODEL, "horizon": 101}]}
+    r = call(app, "POST", "/v1/forecast/batch", json=body)
+    assert (r.status_code, r.json()) == (422, {"detail": "requests[1]: horizon is 101; allowed: 1 to 100"})
+
+
+def test_stored_values_the_model_cannot_take_name_the_series(app, registered):
+    """A stored window is checked by the model like a sent history; the message names the series it came from."""
+    lo, hi = registered["forecasters"]["1"].value_range()
+    stamps = [t.isoformat() for t in pd.date_range("2024-01-01", periods=6, freq="h")]
+    stored = call(
+        app,
+        "POST",
+        "/v1/series/too_large/observations",
+        json={"timestamps": stamps, "values": [1.0] * 5 + [1e9]},
+        headers={"X-API-Key": API_KEY},
+    )
+    assert stored.status_code == 201, stored.text
+    r = call(app, "POST", "/v1/forecast", json={"model": MODEL, "series": "too_large", "horizon": 3})
+    assert (r.status_code, r.json()) == (
+        422,
+        {
+            "detail": f"series 'too_large': history[5] is 1e+09, outside the range this model can represent: "
+            f"{lo:.6g} to {hi:.6g} (its training data's mean +- 20 standard deviations)"
+        },
     )

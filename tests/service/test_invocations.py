@@ -196,6 +196,12 @@ def test_without_params_model_the_one_preloaded_forecaster(registered, data_dir,
             422,
             "not both",
         ),
+        (  # the rule between params' fields is the schema's: a list of issues, at params
+            "/invocations",
+            {"inputs": [1.0] * 20, "params": {"model": MODEL, "alias": "champion", "version": 1}},
+            422,
+            '[{"type": "alias_or_version", "loc": ["body", "params"], "msg": "give either alias or version, not both"}]',
+        ),
     ],
 )
 def test_bad_inputs_are_4xx_naming_what_is_wrong(app, url, body, status, words):

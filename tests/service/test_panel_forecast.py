@@ -291,7 +291,8 @@ NOT_STORED = "no series named 'nope'; GET /v1/series or seqcast series lists the
         (
             {"model": PANEL, "series": "walk-0", "history": [1.0] * 30, "horizon": 3},
             422,
-            "give either history or series, not both",
+            # a rule between the body's fields: the schema's, in the list form of schema errors
+            [{"type": "history_or_series", "loc": ["body"], "msg": "give either history or series, not both"}],
         ),
         (
             {"model": PANEL, "history": [1.0, 2.0], "horizon": 3},

@@ -242,7 +242,7 @@ def test_forecast_from_the_store_matches_the_forecast_with_history(app, register
         (
             {"model": MODEL, "series": "short", "history": [1.0] * 8, "horizon": 3},
             422,
-            "give either history or series, not both",
+            [{"type": "history_or_series", "loc": ["body"], "msg": "give either history or series, not both"}],
         ),
         (
             {"model": MODEL, "series": "gappy", "horizon": 3},
