@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.forecasting.panel_training import TrialScore, map_in_process, train_panel
 from pipelines.forecasting.training import TrainConfig
-from pipelines.process import start_pool_server
+from pipelines.retraining.fanout import start_pool_server
 from pipelines.retraining.fanout import map_on
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
