@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipelines import tracking
@@ -75,8 +76,18 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
 
 
+def _registered(client: MlflowClient, name: str) -> bool:
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+    return True
+
+
 def _check_names(client: MlflowClient, names: list[str]) -> None:
-    unknown = [name for name in names if not client.search_registered_models(f"name = '{name}'", max_results=1)]
+    unknown = [name for name in names if not _registered(client, name)]
     if unknown:
         known = forecasting_models(client)
         raise UnknownModels(
