@@ -234,8 +234,7 @@ def main(argv=None) -> int:
 
         more: dict[str, Any] = {}
         if args.workers > 1:
-            from pipelines.process import start_pool_server
-            from pipelines.retraining.fanout import map_on
+            from pipelines.retraining.fanout import map_on, start_pool_server
 
             start_pool_server(args.workers, None)
             more["map_trials"] = map_on(args.workers)

@@ -1,13 +1,11 @@
 """Process-wide set-up, for the CLI's process and the retraining workers it starts: third-party noise that
-says nothing about the user's data silenced in one place, TensorFlow's threads, a worker's tie to its pass,
-and where a pass's process pool starts its workers.
+says nothing about the user's data silenced in one place, TensorFlow's threads and a worker's tie to its pass
+(where a pass's process pool starts its workers lives with the fan-out: :mod:`pipelines.retraining.fanout`).
 
 Light on purpose (no TensorFlow at import): a worker imports this module before anything else."""
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import select
 import signal
@@ -16,7 +14,6 @@ import tempfile
 import threading
 import warnings
 
-POOL_PRELOAD = "pipelines.retraining.worker"  # what every pool worker needs loaded (see that module)
 _worker_threads: int | None = None  # set once a process is a worker: TensorFlow's thread count, applied as it loads
 
 
@@ -91,35 +88,3 @@ def _die_with(pid: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="die-with-pass", daemon=True).start()
-
-
-def prepare_pool_worker(threads: int, pass_pid: int) -> None:
-    """A process pool's initializer: :func:`prepare_worker`, and Ctrl-C left to the pass, which stops the pool."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    prepare_worker(threads, pass_pid)
-
-
-def engine_name(workers: int, ray_address: str | None) -> str:
-    """What runs a pass's series: Ray tasks, a local process pool, or the pass's own process."""
-    return "ray" if ray_address else "pool" if workers > 1 else "sequential"
-
-
-def pool_context() -> multiprocessing.context.BaseContext:
-    """How a pass's process pool starts its workers: forked from a fork server that imported
-    :data:`POOL_PRELOAD` once, so each starts with TensorFlow, MLflow and the task's code loaded (a spawned worker
-    imports them itself, seconds of CPU each on the cores its tasks need). The fork is safe: the server only
-    imported TensorFlow, which starts its threads at a process's first operation. ``spawn`` where there is no
-    fork server (Windows)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([POOL_PRELOAD])
-    return context
-
-
-def start_pool_server(workers: int, ray_address: str | None) -> None:
-    """When a pass runs on a process pool, start its workers' fork server now, so that its imports run beside
-    the caller's own instead of after them (the CLI calls this before it loads anything heavy). The server lives
-    as long as this process: a scheduler's later passes fork their workers from it at once."""
-    if engine_name(workers, ray_address) == "pool" and pool_context().get_start_method() == "forkserver":
-        multiprocessing.forkserver.ensure_running()

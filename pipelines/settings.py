@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"  # seqcast serve: "json" writes one JSON object per line
     preload_models: str = "*"  # served at startup: comma-separated names, "*" = every @champion, "" = none
     # retraining (pipelines/retraining/): `seqcast retrain` and `seqcast scheduler`
-    retrain_cron: str = "0 3 * * *"  # when `seqcast scheduler` runs a pass (crontab: minute hour day month weekday)
+    # when `seqcast scheduler` runs a pass (crontab: minute hour day month weekday; six fields: seconds first)
+    retrain_cron: str = "0 3 * * *"
     retrain_margin: float = 0.02  # a challenger replaces @champion only with a backtest MASE this much lower (relative)
     retrain_min_new_points: int = 1  # a series with fewer new observations since its champion's data is skipped
     retrain_variant: str | None = None  # None: each champion's own recipe; "auto": search again
@@ -63,6 +64,8 @@ class Settings(BaseSettings):
     # service's wait for its store thread); past it the call fails, a request with a 503 naming the store
     store_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
     store_write_chunk: int = Field(default=10_000, ge=1)  # rows per INSERT of a write (a file's ingest: many, one txn)
+    # retraining (pipelines/retraining/): the scheduler's clock
+    retrain_timezone: str = "UTC"  # the zone SEQCAST_RETRAIN_CRON is read in (an IANA name, e.g. Europe/Paris)
 
     def pass_workers(self, asked: int | None = None) -> int:
         """Series a retraining pass trains at once: ``asked`` (--workers), else ``retrain_workers``, else the cores."""

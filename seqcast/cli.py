@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 
-from pipelines.process import import_tensorflow_quietly, quiet_libraries, start_pool_server
+from pipelines.process import import_tensorflow_quietly, quiet_libraries
 
 
 def _has_champion(name: str) -> bool:
@@ -75,7 +75,7 @@ def _trial_mapper(workers: int):
     ray_address = get_settings().ray_address
     if workers <= 1 and not ray_address:
         return None
-    from pipelines.retraining.fanout import map_on
+    from pipelines.retraining.fanout import map_on, start_pool_server
 
     start_pool_server(workers, ray_address)
     where = f"the Ray cluster at {ray_address}" if ray_address else f"{workers} worker processes"
@@ -332,6 +332,7 @@ def _print_pass(summary) -> int:
 def _settings_for_pass(args: argparse.Namespace):
     """The settings, with a pool's workers already starting (:func:`start_pool_server`) while this process loads
     MLflow and the pass's code."""
+    from pipelines.retraining.fanout import start_pool_server
     from pipelines.settings import get_settings
 
     settings = get_settings()
@@ -343,7 +344,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     settings = _settings_for_pass(args)
     from mlflow.exceptions import MlflowException
 
-    from pipelines.retraining import LeaseHeld, run_pass
+    from pipelines.retraining import LeaseHeld, UnknownModels, run_pass
 
     try:
         with _stop_on_signals() as stop:
@@ -355,10 +356,14 @@ def cmd_retrain(args: argparse.Namespace) -> int:
                 stop=stop,
                 progress=_print_result,
             )
+    except UnknownModels as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except LeaseHeld as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except (RuntimeError, MlflowException) as exc:  # the store or the tracking server cannot be reached
+    # the pass failed (PassFailed: its run ended FAILED with the reason), or the store or tracking server is down
+    except (RuntimeError, MlflowException) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return _print_pass(summary)
@@ -586,8 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="For each series with a registered forecaster: train a challenger with the champion's recipe on "
         "the stored series, score both on the same latest backtest folds, register it, and move @champion only if "
         "its MASE is lower by SEQCAST_RETRAIN_MARGIN (default 2%%). Fanned out over a process pool, or a Ray "
-        "cluster when SEQCAST_RAY_ADDRESS is set. Exit status: 0 done, 1 a series failed (named), 3 another pass "
-        "is running.",
+        "cluster when SEQCAST_RAY_ADDRESS is set. Exit status: 0 done, 1 a series or the pass failed (named), "
+        "2 an unknown --name, 3 another pass is running.",
     )
     which = retrain.add_mutually_exclusive_group(required=True)
     which.add_argument("--name", action="append", help="a registered model (repeat for several)")

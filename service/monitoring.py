@@ -5,18 +5,32 @@ Several workers (``seqcast serve --workers N``): ``serve`` gives every worker th
 removes it at exit. Each worker's counters and histograms then live in files there, and ``/metrics``,
 whichever worker answers, sums them over all workers (prometheus-client's multiprocess mode). The models
 gauge is per worker (a ``pid`` label), as each worker has its own cache.
+
+Retraining passes run in other processes (``seqcast retrain``, ``seqcast scheduler``), so what operators alert on
+(the last success, decisions, durations) is read at scrape time from the passes' own MLflow record
+(:func:`pipelines.retraining.facts.pass_facts`, a few runs per scrape) by :class:`RetrainingCollector`: whichever
+worker or replica answers, it says the same, and nothing is lost when the API restarts.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import platform
 import time
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from mlflow.tracking import MlflowClient
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pipelines.retraining.facts import PASS_STATUSES, SERIES_STATUSES, pass_facts
 from service.cache import LoadedModel
+
+log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -74,6 +88,15 @@ class Metrics:
             registry=own,
         )
 
+        self.registry.register(BuildInfo())
+
+    def exposition(self, client: MlflowClient) -> bytes:
+        """The text ``/metrics`` answers: this app's (all workers') metrics and the retraining passes' facts as
+        the tracking store holds them now (a blocking call: MLflow is asked)."""
+        passes = CollectorRegistry()
+        passes.register(RetrainingCollector(client))
+        return generate_latest(self.registry) + generate_latest(passes)
+
     def close(self) -> None:
         """A worker that stops takes its per-worker gauge with it (its counters keep counting in the sums)."""
         if self.multiprocess_dir is not None:
@@ -112,3 +135,92 @@ class MetricsMiddleware:
             label = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(scope["method"], label, str(status)).inc()
             self.metrics.latency.labels(label).observe(time.perf_counter() - started)
+
+
+def _build_version() -> str:
+    try:
+        return version("seqcast")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown"
+
+
+class BuildInfo:
+    """``seqcast_build_info{version, python} 1``: which build answers (join it onto other series by instance)."""
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "seqcast_build_info", "the seqcast build serving: version, Python", labels=["version", "python"]
+        )
+        info.add_metric([_build_version(), platform.python_version()], 1)
+        yield info
+
+
+class RetrainingCollector:
+    """The retraining passes' facts (:func:`pipelines.retraining.facts.pass_facts`) from ``client``'s tracking
+    store, at collect time. Before any pass: the counters at 0 and no timestamps; the store unreachable:
+    ``seqcast_retrain_facts_readable 0`` and nothing else (an alert on a stale last success then has no value to
+    read, and says so)."""
+
+    def __init__(self, client: MlflowClient):
+        self.client = client
+
+    def collect(self) -> Iterator[Metric]:
+        readable = GaugeMetricFamily(
+            "seqcast_retrain_facts_readable", "1 when this scrape could read the retraining passes from MLflow"
+        )
+        try:
+            facts = pass_facts(self.client)
+        except Exception as exc:  # noqa: BLE001 - an unreachable tracking store is a fact to report, not a failed scrape
+            log.warning(
+                "/metrics: could not read the retraining passes from MLflow: %s", str(exc).splitlines()[0][:300]
+            )
+            readable.add_metric([], 0)
+            yield readable
+            return
+        readable.add_metric([], 1)
+        yield readable
+        series = CounterMetricFamily(
+            "seqcast_retrain_series", "series challenged by retraining passes, by outcome", labels=["decision"]
+        )
+        passes = CounterMetricFamily("seqcast_retrain_passes", "retraining passes ended, by how", labels=["status"])
+        totals = facts.totals if facts is not None else None
+        for status in SERIES_STATUSES:
+            series.add_metric([status], totals.series.get(status, 0.0) if totals else 0.0)
+        for status in PASS_STATUSES:
+            passes.add_metric([status], totals.passes.get(status, 0.0) if totals else 0.0)
+        yield series
+        yield passes
+        yield SummaryMetricFamily(
+            "seqcast_retrain_pass_duration_seconds",
+            "retraining passes' wall time (count: passes that ended and logged it)",
+            count_value=int(sum(totals.passes.values())) if totals else 0,
+            sum_value=totals.seconds if totals else 0.0,
+        )
+        if facts is None:
+            return
+        for name, doc, value in (
+            (
+                "seqcast_retrain_last_pass_start_timestamp_seconds",
+                "when the latest pass started (it may still run)",
+                facts.last_start,
+            ),
+            ("seqcast_retrain_pass_running", "1 while the latest pass runs", float(facts.running)),
+            ("seqcast_retrain_last_pass_end_timestamp_seconds", "when the latest ended pass ended", facts.last_end),
+            ("seqcast_retrain_last_pass_duration_seconds", "how long the latest ended pass ran", facts.last_seconds),
+            (
+                "seqcast_retrain_last_success_timestamp_seconds",
+                "when the latest pass that finished (no failure) ended",
+                facts.last_success,
+            ),
+        ):
+            if value is not None:
+                yield GaugeMetricFamily(name, doc, value=value)
+        if facts.last_status is not None:
+            last = GaugeMetricFamily(
+                "seqcast_retrain_last_pass_status",
+                "how the latest ended pass ended (1 on its status)",
+                labels=["status"],
+            )
+            for status in PASS_STATUSES:
+                last.add_metric([status], float(facts.last_status == status))
+            yield last

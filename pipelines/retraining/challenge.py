@@ -1,10 +1,11 @@
 """One series' retraining: a challenger trained with the champion's recipe on the stored series, scored against
 the champion on the same latest backtest folds, promoted only by the pipeline's gate (see
-:func:`pipelines.forecasting.pipeline.train_and_register`). Runs in a worker (process pool or Ray task): it
-takes and returns plain data, never raises, and logs its own child run under the pass's parent run.
+:func:`pipelines.forecasting.pipeline.train_and_register`), which writes the version's decision (once). A pass's
+:class:`Challenger` is the task its workers run (process pool or Ray task): it takes and returns plain data, never
+raises, and logs each series' child run under the pass's parent run.
 
-TensorFlow is loaded only when a series is retrained (``retrain_series``): the process that runs a pass on a
-pool or on Ray imports this module to name the task and never loads it."""
+TensorFlow is loaded only when a series is retrained (:meth:`Challenger.challenge`): the process that runs a pass
+on a pool or on Ray builds the task and never loads it."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pipelines import tracking
 from pipelines.forecasting.data import DataError, Series
 from pipelines.forecasting.pyfunc import PANEL_ARTIFACT
 from pipelines.process import import_tensorflow_quietly
+from pipelines.retraining.facts import PASS_TAG
 from pipelines.settings import Settings
 from pipelines.store import SeriesNotFound, SeriesStore
 from pipelines.tracking.registry import (
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PASS_EXPERIMENT = "retraining passes"  # has a space, so no model (whose experiment is its name) can take it
 STORE_SOURCE = "series store: "  # the data_source param of a model trained on a stored series
 # pipelines.forecasting.pipeline.PANEL_TAG (that module loads TensorFlow; a pass's own process never does): on a
 # panel model's training run and its versions
@@ -140,7 +141,7 @@ def _challenge(
         )
     source = params.get("data_source", "")
     series_name = source.removeprefix(STORE_SOURCE) if source.startswith(STORE_SOURCE) else name
-    store = SeriesStore(settings.series_store_url, max_points=settings.max_batch_points, upgrade=False)
+    store = SeriesStore.from_settings(settings, upgrade=False)
     try:
         series = store.series(series_name)
     except SeriesNotFound:
@@ -179,16 +180,18 @@ def _challenge(
         name,
         settings=settings,
         margin=settings.retrain_margin,
-        run_tags={"seqcast.retrain_pass": pass_run_id},
+        run_tags={PASS_TAG: pass_run_id},
     )
     _took(result, outcome)
     seen = seen_in_test(series, outcome.test_start, champion_last)
     result.champion_seen_test_points = seen
     if seen:
-        # the champion has trained on part of the test folds: the comparison favours it (conservative)
-        note = f"; the champion's data covered {seen} of the test folds' points, so this comparison favours it"
-        result.decision += note
-        client.set_model_version_tag(name, outcome.version, "decision", outcome.decision + note)
+        # the champion has trained on part of the test folds: the comparison favours it (conservative). Said in the
+        # pass's record and in a tag of its own: the version's decision is the gate's, written once
+        result.decision += (
+            f"; the champion's data covered {seen} of the test folds' points, so this comparison favours it"
+        )
+        client.set_model_version_tag(name, outcome.version, "champion_seen_test_points", str(seen))
     return result
 
 
@@ -245,7 +248,7 @@ def _challenge_panel(
     length when the champion trained, all of a series new to the panel."""
     result = SeriesResult(name, "skipped", "", series=source, champion_version=current)
     trained = trained_lengths(name, current)
-    store = SeriesStore(settings.series_store_url, max_points=settings.max_batch_points, upgrade=False)
+    store = SeriesStore.from_settings(settings, upgrade=False)
     try:
         names, why = _panel_names(store, source, trained)
         if why is not None:
@@ -279,7 +282,7 @@ def _challenge_panel(
         source=source,
         settings=settings,
         margin=settings.retrain_margin,
-        run_tags={"seqcast.retrain_pass": pass_run_id},
+        run_tags={PASS_TAG: pass_run_id},
     )
     _took(result, outcome)
     return result
@@ -337,39 +340,51 @@ def _log_child(client: MlflowClient, experiment_id: str, pass_run_id: str, resul
     client.set_terminated(run.info.run_id, "FAILED" if result.status == "failed" else "FINISHED")
 
 
-def retrain_series(
-    name: str,
-    *,
-    settings: Settings,
-    pass_run_id: str,
-    pass_experiment_id: str,
-    min_new_points: int,
-    variant: str | None = None,
-) -> SeriesResult:
-    """Challenge NAME's champion; never raises (one series failing never stops the others)."""
-    import_tensorflow_quietly()  # in a worker: loaded before its first series (not its seconds), with its threads
-    start = time.monotonic()
-    client = tracking.configure(settings)
-    try:
-        result = _challenge(client, name, settings, min_new_points, variant, pass_run_id)
-    except Exception as exc:
-        log.exception("retraining %s failed", name)
-        result = SeriesResult(name, "failed", f"failed: {type(exc).__name__}: {exc}")
-    result.seconds = round(time.monotonic() - start, 3)
-    record(result, settings=settings, pass_run_id=pass_run_id, pass_experiment_id=pass_experiment_id)
-    return result
+@dataclass(frozen=True)
+class Challenger:
+    """A pass's challenge of each champion, the task its workers run (pickled to a pool worker or a Ray task, so
+    plain data only): :meth:`challenge` one model, :meth:`crashed` for one whose worker died, each recorded
+    (:meth:`record`) as a child run of the pass and as the model's last decision."""
 
+    settings: Settings
+    pass_run_id: str
+    pass_experiment_id: str
+    min_new_points: int
+    variant: str | None = None  # None: each champion's own recipe
 
-def record(result: SeriesResult, *, settings: Settings, pass_run_id: str, pass_experiment_id: str) -> None:
-    """The series' child run under the pass, and its registered model's last-decision tag (read by the service)."""
-    client = tracking.configure(settings)
-    try:
-        _log_child(client, pass_experiment_id, pass_run_id, result, settings.retrain_margin)
-        if result.status != "skipped" or result.champion_version is not None:  # the registered model exists
-            entry = {**asdict(result), "pass_run_id": pass_run_id, "at": datetime.now(UTC).isoformat()}
-            client.set_registered_model_tag(result.name, LAST_RETRAIN_TAG, json.dumps(_plain(entry)))
-    except Exception:
-        log.exception("could not record the retraining decision for %s", result.name)
+    def challenge(self, name: str) -> SeriesResult:
+        """Challenge NAME's champion; never raises (one series failing never stops the others)."""
+        import_tensorflow_quietly()  # in a worker: loaded before its first series (not its seconds), with its threads
+        start = time.monotonic()
+        client = tracking.configure(self.settings)
+        try:
+            result = _challenge(client, name, self.settings, self.min_new_points, self.variant, self.pass_run_id)
+        except Exception as exc:
+            log.exception("retraining %s failed", name)
+            result = SeriesResult(name, "failed", f"failed: {type(exc).__name__}: {exc}")
+        result.seconds = round(time.monotonic() - start, 3)
+        self.record(result)
+        return result
+
+    def crashed(self, name: str, exc: BaseException) -> SeriesResult:
+        """NAME's result when its worker died under it (the pass's process records it)."""
+        result = SeriesResult(
+            name, "failed", f"failed: its worker stopped (killed, out of memory, or a worker beside it was): {exc}"
+        )
+        self.record(result)
+        return result
+
+    def record(self, result: SeriesResult) -> None:
+        """The series' child run under the pass, and its registered model's last-decision tag (read by the
+        service)."""
+        client = tracking.configure(self.settings)
+        try:
+            _log_child(client, self.pass_experiment_id, self.pass_run_id, result, self.settings.retrain_margin)
+            if result.status != "skipped" or result.champion_version is not None:  # the registered model exists
+                entry = {**asdict(result), "pass_run_id": self.pass_run_id, "at": datetime.now(UTC).isoformat()}
+                client.set_registered_model_tag(result.name, LAST_RETRAIN_TAG, json.dumps(_plain(entry)))
+        except Exception:
+            log.exception("could not record the retraining decision for %s", result.name)
 
 
 def _plain(value):

@@ -6,16 +6,54 @@ others go on."""
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.forkserver
 import os
+import signal
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from pipelines.process import pool_context, prepare_pool_worker, prepare_worker
+from pipelines.process import prepare_worker
 
 log = logging.getLogger(__name__)
+
+POOL_PRELOAD = "pipelines.retraining.worker"  # what every pool worker needs loaded (see that module)
+
+
+def engine_name(workers: int, ray_address: str | None) -> str:
+    """What runs a pass's series: Ray tasks, a local process pool, or the pass's own process."""
+    return "ray" if ray_address else "pool" if workers > 1 else "sequential"
+
+
+def prepare_pool_worker(threads: int, pass_pid: int) -> None:
+    """A process pool's initializer: :func:`prepare_worker`, and Ctrl-C left to the pass, which stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    prepare_worker(threads, pass_pid)
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """How a pass's process pool starts its workers: forked from a fork server that imported
+    :data:`POOL_PRELOAD` once, so each starts with TensorFlow, MLflow and the task's code loaded (a spawned worker
+    imports them itself, seconds of CPU each on the cores its tasks need). The fork is safe: the server only
+    imported TensorFlow, which starts its threads at a process's first operation. ``spawn`` where there is no
+    fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([POOL_PRELOAD])
+    return context
+
+
+def start_pool_server(workers: int, ray_address: str | None) -> None:
+    """When a pass runs on a process pool, start its workers' fork server now, so that its imports run beside
+    the caller's own instead of after them (the CLI calls this before it loads anything heavy). The server lives
+    as long as this process: a scheduler's later passes fork their workers from it at once."""
+    if engine_name(workers, ray_address) == "pool" and pool_context().get_start_method() == "forkserver":
+        multiprocessing.forkserver.ensure_running()
 
 
 def fan_out(
@@ -76,10 +114,29 @@ def _on_pool(task, pending, workers, stop, on_crash, threads) -> Iterator[Any]:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+def check_ray_reachable(address: str, timeout: float = 5.0) -> None:
+    """Raise ConnectionError, in one line, when nothing answers at a Ray cluster's ``host:port`` (or
+    ``ray://host:port``): ``ray.init`` itself retries an unreachable cluster for minutes, printing as it goes.
+    ``local`` and ``auto`` are Ray's to resolve."""
+    if address in ("local", "auto"):
+        return
+    where = address.removeprefix("ray://")
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConnectionError(f"SEQCAST_RAY_ADDRESS is {address!r}; expected host:port, ray://host:port, auto or local")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"no Ray cluster answers at {address} (SEQCAST_RAY_ADDRESS): {exc.strerror or exc}"
+        ) from None
+
+
 def _on_ray(task, pending, workers, address, stop, on_crash) -> Iterator[Any]:
     import ray
 
     if not ray.is_initialized():
+        check_ray_reachable(address)
         # "local" starts a private instance with `workers` CPUs; any other address joins that cluster
         local = {"num_cpus": workers, "include_dashboard": False} if address == "local" else {}
         ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)

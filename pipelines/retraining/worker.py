@@ -1,5 +1,5 @@
 """What every pool worker needs loaded before its first series, imported once by the pool's fork server
-(:func:`pipelines.process.pool_context`): each worker forked from it starts with TensorFlow, Keras, MLflow and the
+(:func:`pipelines.retraining.fanout.pool_context`): each worker forked from it starts with TensorFlow, Keras, MLflow and the
 task's code in memory instead of importing them itself."""
 
 from pipelines.process import import_tensorflow_quietly, quiet_libraries

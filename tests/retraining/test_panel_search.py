@@ -11,8 +11,7 @@ import pytest
 
 from pipelines.forecasting.panel_training import TrialScore, map_in_process, train_panel
 from pipelines.forecasting.training import TrainConfig
-from pipelines.process import start_pool_server
-from pipelines.retraining.fanout import map_on
+from pipelines.retraining.fanout import map_on, start_pool_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
 from test_panel import make_panel

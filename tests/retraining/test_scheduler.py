@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from test_pass import RECIPE, TIMES, VALUES
 
 from pipelines.forecasting.pipeline import train_and_register
-from pipelines.retraining.challenge import PASS_EXPERIMENT
+from pipelines.retraining.facts import PASS_EXPERIMENT
 from pipelines.retraining.scheduler import check_cron
 from pipelines.settings import Settings
 from pipelines.store import SeriesStore
@@ -34,7 +34,7 @@ def test_two_schedulers_run_one_pass_per_tick_and_never_overlap(tmp_path):
     train_and_register(SeriesStore(settings.series_store_url).series("sched"), RECIPE, "sched", settings=settings)
 
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    env.update(SEQCAST_DATA_DIR=str(tmp_path), SEQCAST_RETRAIN_CRON=f"* * * * * */{EVERY}", TF_CPP_MIN_LOG_LEVEL="3")
+    env.update(SEQCAST_DATA_DIR=str(tmp_path), SEQCAST_RETRAIN_CRON=f"*/{EVERY} * * * * *", TF_CPP_MIN_LOG_LEVEL="3")
     command = [SEQCAST, "scheduler", "--workers", "1", "--min-new-points", "0"]  # every pass trains the series
     schedulers = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -97,3 +97,52 @@ def test_a_second_pass_while_one_runs_is_refused(tmp_path, monkeypatch, capsys):
         store.close()
         get_settings.cache_clear()
     assert capsys.readouterr().err.startswith("error: 'retraining' is held by ")
+
+
+def test_six_fields_put_seconds_first_and_ticks_follow_the_timezone():
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from pipelines.retraining.scheduler import check_timezone, next_tick
+
+    utc = ZoneInfo("UTC")
+    t = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC).timestamp()
+    # seconds first: every 20 seconds (croniter's own six-field reading, seconds last, was every second of minute 0)
+    assert next_tick(check_cron("*/20 * * * * *"), t, utc) == t + 15
+    assert next_tick(check_cron("30 15 * * * *"), t, utc) == datetime(2026, 1, 1, 0, 15, 30, tzinfo=UTC).timestamp()
+    # 03:00 in New York: 08:00 UTC in winter, 07:00 UTC in summer; in UTC (the default), 03:00 UTC
+    new_york = check_timezone("America/New_York")
+    for day, hour in ((datetime(2026, 1, 1, tzinfo=UTC), 8), (datetime(2026, 7, 1, tzinfo=UTC), 7)):
+        assert next_tick("0 3 * * *", day.timestamp(), new_york) == day.replace(hour=hour).timestamp()
+    jan = datetime(2026, 1, 1, tzinfo=UTC)
+    assert next_tick("0 3 * * *", jan.timestamp(), check_timezone("UTC")) == jan.replace(hour=3).timestamp()
+
+
+def test_a_bad_cron_line_or_timezone_stops_the_scheduler_with_exit_2(tmp_path, monkeypatch, capsys):
+    from pipelines.settings import get_settings
+    from seqcast.cli import main
+
+    monkeypatch.setenv("SEQCAST_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    help_ = (
+        "expected a crontab line: minute hour day month weekday, e.g. '0 3 * * *' (03:00 every day) or "
+        "'*/10 * * * *' (every 10 minutes); six fields put seconds first: second minute hour day month weekday, "
+        "e.g. '*/20 * * * * *' (every 20 seconds)"
+    )
+    # seven fields; and a six-field line written seconds last ('30' is no weekday)
+    for cron in ("0 0 3 * * * 2026", "0 3 * * * 30"):
+        monkeypatch.setenv("SEQCAST_RETRAIN_CRON", cron)
+        get_settings.cache_clear()
+        assert main(["scheduler", "--workers", "1"]) == 2
+        assert capsys.readouterr().err == f"error: SEQCAST_RETRAIN_CRON is {cron!r}; {help_}\n"
+    monkeypatch.setenv("SEQCAST_RETRAIN_CRON", "0 3 * * *")
+    monkeypatch.setenv("SEQCAST_RETRAIN_TIMEZONE", "Mars/Olympus")
+    get_settings.cache_clear()
+    try:
+        assert main(["scheduler", "--workers", "1"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert capsys.readouterr().err == (
+        "error: SEQCAST_RETRAIN_TIMEZONE is 'Mars/Olympus'; expected an IANA time zone name, e.g. UTC, "
+        "Europe/Paris, America/New_York\n"
+    )

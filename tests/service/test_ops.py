@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from svc_helpers import MODEL, call, client_for, make_settings, until_ready
 
 from service.app import create_app
@@ -140,3 +141,74 @@ def test_ready_is_degraded_not_down_while_the_registry_is_unreachable(registered
     assert (down.json()["status"], down.json()["registry"]) == ("degraded", "unreachable")
     assert down.json()["registry_error"].startswith("the model registry failed: ")
     assert forecast.status_code == 200  # the loaded model serves on
+
+
+def _samples(text: str) -> dict[tuple, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_show_the_retraining_passes_and_the_build_after_a_real_pass(app, registered, data_dir):
+    import platform
+    from importlib.metadata import version
+
+    from pipelines.retraining import run_pass
+
+    r = call(app, "GET", "/metrics")
+    assert r.status_code == 200
+    before = _samples(r.text)
+    # a real pass over the served model: it has no stored series to retrain on, so it is skipped
+    summary = run_pass([MODEL], settings=make_settings(data_dir), workers=1)
+    assert [(x.name, x.status) for x in summary.results] == [(MODEL, "skipped")]
+    r = call(app, "GET", "/metrics")
+    assert r.status_code == 200
+    after = _samples(r.text)
+    run = registered["client"].get_run(summary.run_id)
+    start, end = run.info.start_time / 1000, run.info.end_time / 1000
+    took = (run.info.end_time - run.info.start_time) / 1000
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after[key] - before.get(key, 0.0)
+
+    assert after[("seqcast_build_info", (("python", platform.python_version()), ("version", version("seqcast"))))] == 1
+    assert after[("seqcast_retrain_facts_readable", ())] == 1
+    assert {d: grew("seqcast_retrain_series_total", decision=d) for d in ("promoted", "kept", "skipped", "failed")} == {
+        "promoted": 0,
+        "kept": 0,
+        "skipped": 1,
+        "failed": 0,
+    }
+    assert {s: grew("seqcast_retrain_passes_total", status=s) for s in ("finished", "failed", "killed")} == {
+        "finished": 1,
+        "failed": 0,
+        "killed": 0,
+    }
+    assert grew("seqcast_retrain_pass_duration_seconds_count") == 1
+    assert grew("seqcast_retrain_pass_duration_seconds_sum") == pytest.approx(summary.seconds)
+    assert {k[0]: v for k, v in after.items() if k[0].startswith("seqcast_retrain_last") and not k[1]} == {
+        "seqcast_retrain_last_pass_start_timestamp_seconds": start,
+        "seqcast_retrain_last_pass_end_timestamp_seconds": end,
+        "seqcast_retrain_last_pass_duration_seconds": took,
+        "seqcast_retrain_last_success_timestamp_seconds": end,
+    }
+    assert after[("seqcast_retrain_pass_running", ())] == 0
+    assert after[("seqcast_retrain_last_pass_status", (("status", "finished"),))] == 1
+
+
+def test_metrics_say_so_when_the_passes_cannot_be_read(registered, data_dir):
+    from mlflow.tracking import MlflowClient
+
+    app = create_app(make_settings(data_dir, preload_models=""))
+    app.state.cache.client = MlflowClient("http://127.0.0.1:9", "http://127.0.0.1:9")  # nothing listens there
+    r = call(app, "GET", "/metrics")
+    assert r.status_code == 200
+    samples = _samples(r.text)
+    assert samples[("seqcast_retrain_facts_readable", ())] == 0
+    assert not [k for k in samples if k[0].startswith("seqcast_retrain_") and k[0] != "seqcast_retrain_facts_readable"]
+    assert any(k[0] == "seqcast_build_info" for k in samples)  # the app's own metrics are still there
