@@ -566,9 +566,10 @@ def build_parser() -> argparse.ArgumentParser:
         "or a folder with one sub-folder of PNG/JPEG files per class",
     )
     images.add_argument("--name", required=True, help="registered model name")
+    # the choices are listed, not enforced here: ImageTrainConfig.check names them, the one check for every caller
     images.add_argument(
         "--variant",
-        choices=IMAGE_VARIANTS,
+        metavar="{" + ",".join(IMAGE_VARIANTS) + "}",
         help="cnn: a CIFAR-style stack; small_cnn: the small grid-search network (default: cnn)",
     )
     images.add_argument(
