@@ -109,7 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipelines.forecasting.pipeline import train_and_register, train_panel_and_register
 
     config = train_config(args)
-    verbose = 0 if args.quiet else 1
+    verbose = args.verbose
     try:
         if panel is not None:
             more = {"map_trials": map_trials} if map_trials is not None else {}
@@ -462,7 +462,8 @@ class _HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         help = action.help or ""
-        if "default" in help or action.default in (None, False, argparse.SUPPRESS) or action.required:
+        flag = action.nargs == 0  # --quiet and the like: their default is not giving them
+        if flag or "default" in help or action.default in (None, argparse.SUPPRESS) or action.required:
             return help
         return f"{help} (default: %(default)s)"
 
@@ -542,7 +543,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="a panel's --variant auto: search trials run at once on a process pool; 1: in this process; "
         "with SEQCAST_RAY_ADDRESS set: on that Ray cluster",
     )
-    train.add_argument("--quiet", action="store_true", help="no per-epoch progress bar")
+    # how much training prints: 0 nothing per epoch, 1 a progress bar per fit, 2 a line per epoch of every
+    # network fitted (--variant auto's trials too)
+    progress = train.add_mutually_exclusive_group()
+    progress.add_argument("--quiet", dest="verbose", action="store_const", const=0, help="no per-epoch progress bar")
+    progress.add_argument(
+        "--verbose",
+        dest="verbose",
+        action="store_const",
+        const=2,
+        help="a line per epoch of every network fitted, --variant auto's trials included",
+    )
+    train.set_defaults(verbose=1)
     train.add_argument("--if-missing", action="store_true", help="skip when NAME already has a champion")
     train.add_argument(
         "--promote-anyway",

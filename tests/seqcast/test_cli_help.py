@@ -26,7 +26,7 @@ REQUIRED = {
     "ingest": {"--data"},
     "retrain": {"--name", "--all"},
 }
-FLAGS = {"--quiet", "--if-missing", "--promote-anyway", "--access-log", "--all", "--version"}
+FLAGS = {"--quiet", "--verbose", "--if-missing", "--promote-anyway", "--access-log", "--all", "--version"}
 
 
 def help_text(capsys, *argv: str) -> str:
@@ -154,6 +154,18 @@ def test_train_options_build_the_train_config():
         folds=4,
         budget=30.0,
         trials=5,
+    )
+
+
+def test_train_prints_a_bar_per_fit_unless_quiet_or_verbose(capsys):
+    parser = build_parser()
+    base = ["train", "--data", "sine_noise", "--name", "sine"]
+    assert [parser.parse_args([*base, *more]).verbose for more in ([], ["--quiet"], ["--verbose"])] == [1, 0, 2]
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args([*base, "--quiet", "--verbose"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "seqcast train: error: argument --verbose: not allowed with argument --quiet"
     )
 
 
