@@ -25,6 +25,9 @@ def option(
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """How one forecaster is trained. A field with ``option`` metadata is a ``seqcast train`` option of the same
+    name; the rest are set by the search (``--variant auto``) or by code. Values are checked on construction."""
+
     variant: str = field(
         default="lstm", metadata=option("the network, or auto: search by backtest", choices=(*FORECAST_VARIANTS, AUTO))
     )
