@@ -1,4 +1,5 @@
-"""The ``seqcast`` command line: one entry per pipeline, each a thin caller of ``pipelines/``."""
+"""The seqcast command line: train forecasters and image classifiers (tracked in MLflow, registered, promoted
+only when better), keep series in the store, retrain on a schedule, and serve forecasts over REST."""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ import argparse
 import contextlib
 import os
 import sys
+import typing
+from dataclasses import Field, fields
 
+import seqcast
+from pipelines.forecasting.train_config import AUTO, TrainConfig, check_value
 from pipelines.process import import_tensorflow_quietly, quiet_libraries
+
+# the registry's image classifiers (models/builders.py, task "classify"; a test keeps the two the same)
+IMAGE_VARIANTS = ("cnn", "small_cnn")
 
 
 def _has_champion(name: str) -> bool:
@@ -95,33 +103,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {exc.args[0] if isinstance(exc, LookupError) else exc}", file=sys.stderr)
         return 2
     map_trials = None
-    if panel is not None and args.variant == "auto":
+    if panel is not None and args.variant == AUTO:
         map_trials = _trial_mapper(args.workers)
     import_tensorflow_quietly()
     from pipelines.forecasting.pipeline import train_and_register, train_panel_and_register
-    from pipelines.forecasting.training import TrainConfig
 
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "lookback",
-            "horizon",
-            "season",
-            "epochs",
-            "seed",
-            "units",
-            "depth",
-            "activation",
-            "dropout",
-            "learning_rate",
-            "folds",
-            "budget",
-            "trials",
-        )
-        if getattr(args, k) is not None
-    }
-    config = TrainConfig(variant=args.variant, **overrides)
-    verbose = 0 if args.quiet else 1
+    config = train_config(args)
+    verbose = args.verbose
     try:
         if panel is not None:
             more = {"map_trials": map_trials} if map_trials is not None else {}
@@ -466,11 +454,70 @@ def _pass_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seqcast", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already says it (or there is none to say)."""
 
-    train = sub.add_parser("train", help="train a forecaster, track it in MLflow, register it, promote if better")
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help = action.help or ""
+        flag = action.nargs == 0  # --quiet and the like: their default is not giving them
+        if flag or "default" in help or action.default in (None, argparse.SUPPRESS) or action.required:
+            return help
+        return f"{help} (default: %(default)s)"
+
+
+def _field_type(f: Field, kind: type) -> typing.Callable[[str], object]:
+    """Read an option's text as the field's type, then check it against the field's own rule (train_config)."""
+
+    def parse(text: str) -> object:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        try:
+            check_value(f.name, value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+def _train_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field with ``help`` metadata (pipelines/forecasting/train_config.py): the
+    dataclass is the one list; its metadata gives the help, the default's words and the choices."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        if not f.metadata:
+            continue
+        kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+        default = f.metadata["default"] or f.default
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=_field_type(f, kind),
+            default=f.default,
+            choices=f.metadata["choices"],
+            metavar=None if f.metadata["choices"] else f.name.upper(),
+            help=f"{f.metadata['help']} (default: {default})",
+        )
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig that ``seqcast train``'s options ask for."""
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.metadata})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqcast", description=__doc__, formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {seqcast.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=description or help, formatter_class=_HelpFormatter)
+
+    train = command("train", "train a forecaster, track it in MLflow, register it, promote if better")
     source = train.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--data",
@@ -484,40 +531,27 @@ def build_parser() -> argparse.ArgumentParser:
         "the option repeated trains one panel model across every matching series",
     )
     train.add_argument("--name", required=True, help="registered model name")
-    train.add_argument(
-        "--variant",
-        default="lstm",
-        help="simple_rnn | lstm | gru | dense_gru | one_step | mlp | auto (search by backtest)",
-    )
-    train.add_argument("--lookback", type=int)
-    train.add_argument("--horizon", type=int)
-    train.add_argument("--season", type=int)
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--units", type=int)
-    train.add_argument("--depth", type=int)
-    train.add_argument("--activation")
-    train.add_argument("--dropout", type=float)
-    train.add_argument("--learning-rate", dest="learning_rate", type=float)
-    train.add_argument("--folds", type=int, help="backtest folds (rolling origin)")
-    train.add_argument(
-        "--budget",
-        type=float,
-        help="seconds for --variant auto's search instead of a trial count (the result then depends on the machine)",
-    )
-    train.add_argument(
-        "--trials", type=int, help="--variant auto: exactly this many configurations, default 10 (reproducible)"
-    )
-    train.add_argument("--time-col", dest="time_col")
-    train.add_argument("--value-col", dest="value_col")
+    _train_config_options(train)
+    _column_options(train)
     train.add_argument(
         "--workers",
         type=_positive_int,
         default=1,
-        help="a panel's --variant auto: search trials run at once on a process pool (default 1: in this process; "
-        "with SEQCAST_RAY_ADDRESS set: on that Ray cluster)",
+        help="a panel's --variant auto: search trials run at once on a process pool; 1: in this process; "
+        "with SEQCAST_RAY_ADDRESS set: on that Ray cluster",
     )
-    train.add_argument("--quiet", action="store_true", help="no per-epoch progress bar")
+    # how much training prints: 0 nothing per epoch, 1 a progress bar per fit, 2 a line per epoch of every
+    # network fitted (--variant auto's trials too)
+    progress = train.add_mutually_exclusive_group()
+    progress.add_argument("--quiet", dest="verbose", action="store_const", const=0, help="no per-epoch progress bar")
+    progress.add_argument(
+        "--verbose",
+        dest="verbose",
+        action="store_const",
+        const=2,
+        help="a line per epoch of every network fitted, --variant auto's trials included",
+    )
+    train.set_defaults(verbose=1)
     train.add_argument("--if-missing", action="store_true", help="skip when NAME already has a champion")
     train.add_argument(
         "--promote-anyway",
@@ -527,10 +561,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=cmd_train)
 
-    images = sub.add_parser(
+    images = command(
         "train-images",
-        help="train a CNN image classifier, track it in MLflow, register it, promote if more accurate",
-        description="Train a CNN classifier on a held-out 20%% stratified split; @champion moves only on a strictly "
+        "train a CNN image classifier, track it in MLflow, register it, promote if more accurate",
+        "Train a CNN classifier on a held-out 20% stratified split; @champion moves only on a strictly "
         "higher test accuracy. --grid runs one nested MLflow run per (eta, lambda) cell, logs train/test accuracy "
         "heatmaps on the parent run and registers the cell with the best validation accuracy.",
     )
@@ -541,27 +575,36 @@ def build_parser() -> argparse.ArgumentParser:
         "or a folder with one sub-folder of PNG/JPEG files per class",
     )
     images.add_argument("--name", required=True, help="registered model name")
-    images.add_argument("--variant", help="cnn (CIFAR-style stack, default) | small_cnn (the notes' grid network)")
-    images.add_argument("--epochs", type=int, help="default 100 (early stopping on the validation loss)")
-    images.add_argument("--seed", type=int)
-    images.add_argument("--learning-rate", dest="learning_rate", type=float, help="eta, default 0.002 (cosine decay)")
-    images.add_argument("--l2", type=float, help="lambda: L2 weight penalty, default 0")
-    images.add_argument("--dropout", type=float, help="default 0.2")
-    images.add_argument("--batch-size", dest="batch_size", type=int)
+    # the choices are listed, not enforced here: ImageTrainConfig.check names them, the one check for every caller
     images.add_argument(
-        "--augment", type=float, help="random shifts up to this fraction of the size; 0 = none (default 0.1)"
+        "--variant",
+        metavar="{" + ",".join(IMAGE_VARIANTS) + "}",
+        help="cnn: a CIFAR-style stack; small_cnn: the small grid-search network (default: cnn)",
     )
-    images.add_argument("--split-seed", dest="split_seed", type=int, help="seed of the test split (default 0)")
+    images.add_argument(
+        "--epochs", type=int, help="training epochs, early stopping on the validation loss (default: 100)"
+    )
+    images.add_argument("--seed", type=int, help="seed of the initial weights (default: 42)")
+    images.add_argument(
+        "--learning-rate", dest="learning_rate", type=float, help="eta, with cosine decay (default: 0.002)"
+    )
+    images.add_argument("--l2", type=float, help="lambda: L2 weight penalty (default: 0)")
+    images.add_argument("--dropout", type=float, help="dropout fraction (default: 0.2)")
+    images.add_argument("--batch-size", dest="batch_size", type=int, help="images per training batch (default: 32)")
+    images.add_argument(
+        "--augment", type=float, help="random shifts up to this fraction of the size; 0: none (default: 0.1)"
+    )
+    images.add_argument("--split-seed", dest="split_seed", type=int, help="seed of the test split (default: 0)")
     images.add_argument(
         "--grid",
-        help="eta=V,V,...,lambda=V,V,... e.g. eta=0.001,0.01,lambda=0.0001,0.001 "
-        "(a key left out keeps --learning-rate / --l2)",
+        help="eta=V,V,...,lambda=V,V,... e.g. eta=0.001,0.01,lambda=0.0001,0.001; a key left out keeps "
+        "--learning-rate / --l2 (default: no grid, one run)",
     )
     images.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     images.add_argument("--if-missing", action="store_true", help="skip when NAME already has a champion")
     images.set_defaults(func=cmd_train_images)
 
-    ingest = sub.add_parser("ingest", help="store a CSV/Parquet series (or a long table of many) in the series store")
+    ingest = command("ingest", "store a CSV/Parquet series (or a long table of many) in the series store")
     ingest.add_argument(
         "name",
         nargs="?",
@@ -569,28 +612,27 @@ def build_parser() -> argparse.ArgumentParser:
         "whose series are stored under their own names",
     )
     ingest.add_argument("--data", required=True, help="CSV or Parquet path, read as train reads it")
-    ingest.add_argument("--time-col", dest="time_col")
-    ingest.add_argument("--value-col", dest="value_col")
+    _column_options(ingest)
     ingest.add_argument(
         "--series-col", dest="series_col", help="a long table's series column (default: series, unique_id or item_id)"
     )
-    ingest.add_argument("--freq", help="pandas frequency (D, h, MS, ...); inferred from the first batch if left out")
+    ingest.add_argument("--freq", help="pandas frequency (D, h, MS, ...) (default: inferred from the first batch)")
     ingest.set_defaults(func=cmd_ingest)
 
-    series = sub.add_parser("series", help="list the stored series, or describe one")
-    series.add_argument("name", nargs="?")
+    series = command("series", "list the stored series, or describe one")
+    series.add_argument("name", nargs="?", help="a stored series (default: list them all)")
     series.set_defaults(func=cmd_series)
 
-    database = sub.add_parser("db", help="the series store's schema")
+    database = command("db", "the series store's schema")
     database.add_argument("action", choices=["upgrade"], help="upgrade: apply the migrations (an older store is kept)")
     database.set_defaults(func=cmd_db)
 
-    retrain = sub.add_parser(
+    retrain = command(
         "retrain",
-        help="one retraining pass: challengers vs champions on the latest backtest, promoted only if better",
-        description="For each series with a registered forecaster: train a challenger with the champion's recipe on "
+        "one retraining pass: challengers vs champions on the latest backtest, promoted only if better",
+        "For each series with a registered forecaster: train a challenger with the champion's recipe on "
         "the stored series, score both on the same latest backtest folds, register it, and move @champion only if "
-        "its MASE is lower by SEQCAST_RETRAIN_MARGIN (default 2%%). Fanned out over a process pool, or a Ray "
+        "its MASE is lower by SEQCAST_RETRAIN_MARGIN (default 2%). Fanned out over a process pool, or a Ray "
         "cluster when SEQCAST_RAY_ADDRESS is set. Exit status: 0 done, 1 a series or the pass failed (named), "
         "2 an unknown --name, 3 another pass is running.",
     )
@@ -600,27 +642,40 @@ def build_parser() -> argparse.ArgumentParser:
     _pass_options(retrain)
     retrain.set_defaults(func=cmd_retrain)
 
-    scheduler = sub.add_parser(
-        "scheduler",
-        help="run retraining passes on SEQCAST_RETRAIN_CRON until stopped (SIGTERM finishes in-flight work)",
+    scheduler = command(
+        "scheduler", "run retraining passes on SEQCAST_RETRAIN_CRON until stopped (SIGTERM finishes in-flight work)"
     )
     _pass_options(scheduler)
     scheduler.set_defaults(func=cmd_scheduler)
 
-    serve = sub.add_parser("serve", help="the REST service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve = command("serve", "the REST service")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--access-log", action="store_true", help="log one line per request")
     serve.add_argument(
-        "--workers", type=_positive_int, default=1, help="worker processes, each with its own model cache (default 1)"
+        "--workers", type=_positive_int, default=1, help="worker processes, each with its own model cache"
     )
     serve.set_defaults(func=cmd_serve)
 
-    ui = sub.add_parser("ui", help="the MLflow UI on the configured tracking store")
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
+    ui = command("ui", "the MLflow UI on the configured tracking store")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    ui.add_argument("--port", type=int, default=5000, help="port to listen on")
     ui.set_defaults(func=cmd_ui)
     return parser
+
+
+def _column_options(parser: argparse.ArgumentParser) -> None:
+    """Which columns of a CSV/Parquet file hold the times and the values, the same for `train` and `ingest`."""
+    parser.add_argument(
+        "--time-col",
+        dest="time_col",
+        help="the time column (default: timestamp, time, date, ds or datetime, whichever is there; none: a plain index)",
+    )
+    parser.add_argument(
+        "--value-col",
+        dest="value_col",
+        help="the value column (default: value, y or values, whichever is there, else the one column left)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

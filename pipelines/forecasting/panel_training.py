@@ -57,10 +57,10 @@ def resolve(panel: Sequence[Series], config: TrainConfig) -> TrainConfig:
     folds = config.folds if config.folds > 1 else PANEL_FOLDS
     config = replace(config, folds=1)
     config = replace(config.resolved(median, first.season, first.meta.get("horizon")), folds=folds)
-    step = config.fold_step or max(1, config.steps // 2)
+    step = config.fold_step or max(1, config.horizon // 2)
     config = replace(config, fold_step=step, epoch_steps=config.epoch_steps or PANEL_EPOCH_STEPS)
-    if given is None:
-        before_folds = median - config.steps - (folds - 1) * step
+    if not given:  # FROM_SERIES (or None, in a recipe logged before it)
+        before_folds = median - config.horizon - (folds - 1) * step
         season = config.season or 1
         config = replace(config, lookback=max(2, min(max(2 * season, 8) if season > 1 else 12, before_folds // 2)))
     return config
@@ -83,13 +83,13 @@ def series_origins(panel: Sequence[Series], config: TrainConfig, lookback: int) 
     need = lookback + 2
     out = []
     for s in panel:
-        step = config.fold_step or config.steps
-        origins = [len(s) - config.steps - k * step for k in reversed(range(config.folds))]
+        step = config.fold_step or config.horizon
+        origins = [len(s) - config.horizon - k * step for k in reversed(range(config.folds))]
         origins = [o for o in origins if o >= need]
         if not origins:
             raise DataError(
-                f"series {s.name!r} has {len(s)} values; the panel's lookback {lookback} and horizon {config.steps} "
-                f"need at least {need + config.steps}"
+                f"series {s.name!r} has {len(s)} values; the panel's lookback {lookback} and horizon {config.horizon} "
+                f"need at least {need + config.horizon}"
             )
         out.append(origins)
     return out
@@ -112,12 +112,12 @@ def fit_members(
                 fitted = Scaler.fit(values, config.transform)
                 scalers[i][config.transform] = (fitted.loc, fitted.scale)
             loc, scale = scalers[i][config.transform]
-            if len(values) >= config.window + 2:  # a short series still gets forecasts, from what the rest taught
+            if len(values) >= config.lookback + 2:  # a short series still gets forecasts, from what the rest taught
                 windows.append(series_windows(values, config, Scaler(loc, scale, config.transform))[1])
         if not windows:
-            raise DataError(f"no series of the panel is longer than lookback {config.window} + 2")
+            raise DataError(f"no series of the panel is longer than lookback {config.lookback} + 2")
         model, history = fit_network(config, windows, verbose=verbose)
-        members.append(Member(model, config.transform, config.window, config.describe()))
+        members.append(Member(model, config.transform, config.lookback, config.describe()))
         curves = curves or history
     return members, scalers, curves
 
@@ -175,21 +175,21 @@ def _trial(
     panel: Sequence[Series], configs: list[TrainConfig], origins: list[list[int]], verbose: int
 ) -> tuple[list[Member], list[BacktestResult], dict]:
     """``configs`` fitted before every series' first origin and backtested on its folds (the networks only)."""
-    context = max(c.window for c in configs)
+    context = max(c.lookback for c in configs)
     members, scalers, curves = fit_members(panel, configs, [o[0] for o in origins], verbose)
     trial = PanelForecaster(
         members,
         {
-            s.name: SeriesFacts(sc, NETWORK, {}, np.zeros((0, configs[0].steps)), [], 1.0)
+            s.name: SeriesFacts(sc, NETWORK, {}, np.zeros((0, configs[0].horizon)), [], 1.0)
             for s, sc in zip(panel, scalers, strict=True)
         },
         season=configs[0].season or 1,
         freq=panel[0].freq,
-        horizon=configs[0].steps,
-        pooled_residuals=np.zeros((0, configs[0].steps)),
+        horizon=configs[0].horizon,
+        pooled_residuals=np.zeros((0, configs[0].horizon)),
         compiled=False,  # forecast once
     )
-    results = backtest_panel(trial.network_forecast, panel, origins, configs[0].steps, trial.season, context)
+    results = backtest_panel(trial.network_forecast, panel, origins, configs[0].horizon, trial.season, context)
     return members, results, curves
 
 
@@ -257,7 +257,7 @@ def train_panel(
     trials: list[dict] = []
     if config.variant == "auto":
         space = search_configs(panel, config)[: config.trials or DEFAULT_TRIALS]
-        origins = series_origins(panel, config, max(c.window for c in space))
+        origins = series_origins(panel, config, max(c.lookback for c in space))
         tasks = [TrialTask(tuple(panel), c, tuple(tuple(o) for o in origins), k) for k, c in enumerate(space)]
         scores = sorted(map_trials(run_trial, tasks), key=lambda t: t.index)
         trials = [{"config": t.config.describe(), "mase": round(t.score, 6), "seconds": t.seconds} for t in scores]
@@ -269,20 +269,22 @@ def train_panel(
         chosen = chosen[:COMBINE_TOP]
         configs = [t.config for t in chosen]
         network = [
-            scored(s.values, np.mean([t.forecasts[i] for t in chosen], axis=0), config.steps, origins[i], config.season)
+            scored(
+                s.values, np.mean([t.forecasts[i] for t in chosen], axis=0), config.horizon, origins[i], config.season
+            )
             for i, s in enumerate(panel)
         ]
         curves = best.curves
     else:
         configs = [config]
-        origins = series_origins(panel, config, config.window)
+        origins = series_origins(panel, config, config.lookback)
         _, network, curves = _trial(panel, configs, origins, verbose)
     season = configs[0].season or 1
     panel_backtest = PanelBacktest(origins, {NETWORK: network})
     for name, fn in BASELINES.items():  # on each series' whole history before each origin, as for one series
         free = partial(fn, season=season)
         panel_backtest.results[name] = [
-            backtest(free, s.values, configs[0].steps, o, season) for s, o in zip(panel, origins, strict=True)
+            backtest(free, s.values, configs[0].horizon, o, season) for s, o in zip(panel, origins, strict=True)
         ]
     members, scalers, _ = fit_members(panel, configs, [len(s) for s in panel], 0)
     facts: dict[str, SeriesFacts] = {}
@@ -307,7 +309,7 @@ def train_panel(
         facts,
         season=season,
         freq=panel[0].freq,
-        horizon=configs[0].steps,
+        horizon=configs[0].horizon,
         pooled_residuals=np.concatenate(pooled),
         meta={
             "chosen": " + ".join(c.describe() for c in configs),

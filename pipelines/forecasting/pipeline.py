@@ -74,12 +74,12 @@ class Candidate:
 def train_candidate(series: Series, config: TrainConfig, verbose: int = 0, compiled: bool = True) -> Candidate:
     """Fit on everything before the first backtest origin, then backtest on the folds after it (``compiled``:
     see :class:`Forecaster`; the search's trials are only backtested)."""
-    origins = fold_origins(len(series), config.steps, config.folds, config.fold_step)
+    origins = fold_origins(len(series), config.horizon, config.folds, config.fold_step)
     forecaster, history = fit_forecaster(
         series.values[: origins[0]], config, freq=series.freq, verbose=verbose, compiled=compiled
     )
     forecaster.meta["horizon"] = config.horizon
-    result = backtest(forecaster.forecast_batch, series.values, config.steps, origins, config.season)
+    result = backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season)
     forecaster.meta["abs_residuals"] = np.abs(result.errors).round(10).tolist()  # conformal intervals
     forecaster.meta["calibration_origins"] = list(result.origins)
     return Candidate(config, forecaster, history, result)
@@ -89,8 +89,8 @@ def score_registered(uri: str, series: Series, config: TrainConfig) -> float:
     """The registered model's MASE on the challenger's exact backtest (inf when it cannot forecast this series)."""
     try:
         forecaster = load_forecaster(uri, compiled=False)  # one backtest
-        origins = fold_origins(len(series), config.steps, config.folds, config.fold_step)
-        return backtest(forecaster.forecast_batch, series.values, config.steps, origins, config.season).summary()[
+        origins = fold_origins(len(series), config.horizon, config.folds, config.fold_step)
+        return backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season).summary()[
             "mase"
         ]
     except ValueError as exc:  # e.g. the champion needs a longer history than this split gives
@@ -145,7 +145,9 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
     tracking.log_steps({f"test_{k}_by_step": per_step for k, per_step in result.per_step().items()}, first_step=1)
     # the same backtest for the free baselines, so the UI shows whether the network earned its place
     for baseline, fn in BASELINES.items():
-        scored = backtest(partial(fn, season=config.season), series.values, config.steps, result.origins, config.season)
+        scored = backtest(
+            partial(fn, season=config.season), series.values, config.horizon, result.origins, config.season
+        )
         metrics.update({f"baseline_{baseline}_{k}": v for k, v in scored.summary().items()})
     metrics.update(backtest_coverage(candidate.forecaster.meta.get("abs_residuals", [])))  # the intervals' own check
     mlflow.log_metrics(metrics)
@@ -168,7 +170,7 @@ def _log_model(candidate: Candidate, name: str) -> str:
     signature = ModelSignature(
         inputs=Schema([ColSpec("double")]),
         outputs=Schema([ColSpec("double")]),
-        params=ParamSchema([ParamSpec("horizon", "long", candidate.config.steps)]),
+        params=ParamSchema([ParamSpec("horizon", "long", candidate.config.horizon)]),
     )
     example = pd.DataFrame({0: candidate.forecaster.example_history()})
     return log_pyfunc_model(
@@ -214,7 +216,7 @@ def train_and_register(
             metrics=metrics,
             score_champion=lambda uri: score_registered(uri, series, best.config),
             log_model=lambda: _log_model(best, name),
-            verify=lambda version: verify_registered(name, version, series, best.config.steps),
+            verify=lambda version: verify_registered(name, version, series, best.config.horizon),
             test_start=best.result.origins[0],
             floor=best_free_score(metrics),
             version_tags={"window_config": json.dumps(best.forecaster.config())},
@@ -354,12 +356,12 @@ def train_panel_and_register(
                 PANEL_PYFUNC_ENTRY,
                 PANEL_ARTIFACT,
                 candidate.forecaster.save,
-                signature=panel_signature(resolved.steps),
+                signature=panel_signature(resolved.horizon),
                 input_example=pd.DataFrame(
                     {"series": panel[0].name, "value": panel[0].values[-candidate.forecaster.lookback :]}
                 ),
             ),
-            verify=lambda version: verify_registered_panel(name, version, panel, resolved.steps),
+            verify=lambda version: verify_registered_panel(name, version, panel, resolved.horizon),
             floor=best_free_score(metrics),
             version_tags={PANEL_TAG: str(len(panel)), "winners": json.dumps(winners)},
             run_tags={

@@ -82,14 +82,14 @@ def search_space(base: TrainConfig, n: int, positive: bool, freq: str | None = N
     season = base.season or 1
     base = replace(base, learning_rate=3e-3, epochs=200, patience=20, epoch_steps=EPOCH_STEPS, members=TRIAL_MEMBERS)
     shapes: list[tuple[str, int | None, int]] = []  # (normalise, normalise_season, lookback)
-    fit_n = n - base.steps * base.folds
+    fit_n = n - base.horizon * base.folds
     week = weekly_season(freq, season)
     if week and fit_n > 4 * (week + season):
         shapes.append(("seasonal", week, week + season))
     seasons = 3 if 6 * season <= fit_n else 2  # a profile over three seasons where there are windows to learn from
     if season > 1 and 2 * seasons * season <= fit_n:
         shapes.append(("profile", season, seasons * season))
-    lookback = base.window
+    lookback = base.lookback
     if season > 1 and lookback - season >= 2:
         shapes.append(("seasonal", season, lookback))
     if season > 1 and 3 * season > lookback and 3 * (3 * season) <= fit_n:
@@ -186,7 +186,7 @@ def auto_search(series: Series, base: TrainConfig, train: Callable[[TrainConfig]
     start = time.monotonic()
     trial_count = base.trials or (None if base.budget is not None else DEFAULT_TRIALS)
     if base.folds == 1 and base.fold_step is None:
-        folds, step = backtest_folds(len(series), base.steps, base.window)
+        folds, step = backtest_folds(len(series), base.horizon, base.lookback)
         base = replace(base, folds=folds, fold_step=step)
     positive = bool(np.min(series.values) > 0)
     candidates: dict[int, Candidate] = {}  # id(config) -> its trial's candidate
@@ -207,9 +207,9 @@ def auto_search(series: Series, base: TrainConfig, train: Callable[[TrainConfig]
         for t in sorted(trials + baselines, key=lambda t: t.score)
         if t.config.transform == best.config.transform and t.score <= best.score * COMBINE_WITHIN
     ][:COMBINE_TOP]
-    origins = fold_origins(len(series), base.steps, base.folds, base.fold_step)
+    origins = fold_origins(len(series), base.horizon, base.folds, base.fold_step)
     combined = combine_forecasters([candidates[id(t.config)].forecaster for t in chosen])
-    result = backtest(combined.forecast_batch, series.values, base.steps, origins, base.season)
+    result = backtest(combined.forecast_batch, series.values, base.horizon, origins, base.season)
     best_free = best_trial(baselines)
     # a network is served only where its backtest beats every free forecast's
     if result.summary()["mase"] >= best_free.score:
@@ -227,7 +227,7 @@ def auto_search(series: Series, base: TrainConfig, train: Callable[[TrainConfig]
         best_free.score,
     )
 
-    earlier = calibration_origins(len(series), base.steps, origins[0], max(t.config.window for t in chosen))
+    earlier = calibration_origins(len(series), base.horizon, origins[0], max(t.config.lookback for t in chosen))
     errors = np.concatenate([calibration_errors(series, [t.config for t in chosen], earlier), result.errors])
     refits = [fit_forecaster(series.values, _served_config(t.config), freq=series.freq)[0] for t in chosen]
     served = combine_forecasters(refits)
@@ -261,7 +261,7 @@ def calibration_errors(series: Series, configs: list[TrainConfig], origins: list
     The backtest folds alone make intervals too narrow: the configurations were chosen for erring little on
     exactly those folds, and a few overlapping folds see one stretch of the series. These forecasts come from
     earlier stretches that no trial was scored on."""
-    horizon = configs[0].steps
+    horizon = configs[0].horizon
     rows = []
     for origin in origins:
         fitted = [fit_forecaster(series.values[:origin], c, freq=series.freq, compiled=False)[0] for c in configs]

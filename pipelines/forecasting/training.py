@@ -6,7 +6,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -17,91 +17,14 @@ from models.preprocessing import build_forecast_model
 from models.recurrent import compile_forecaster
 from pipelines.forecasting.forecaster import Forecaster
 from pipelines.forecasting.scaling import Scaler
+
+# TrainConfig lives in train_config.py (free of TensorFlow, for the CLI); imported from here as before
+from pipelines.forecasting.train_config import BASELINE_NORMALISATIONS, TrainConfig
 from pipelines.forecasting.windows import to_windows
 from pipelines.seeding import seed_everything
 
-BASELINE_NORMALISATIONS = {"last": "naive", "seasonal": "seasonal_naive", "mean": "window_mean", "profile": "profile"}
 # traced networks kept per thread for the next fit of the same architecture (see _trainer)
 CACHED_TRAINERS = 4
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    variant: str = "lstm"
-    lookback: int | None = None  # None: from the season (max(2 m, 8)), capped by the series' length
-    horizon: int | None = None  # None: the built-in's horizon, else 2 seasons, else 12
-    season: int | None = None  # None: inferred from the frequency
-    epochs: int = 50
-    seed: int = 42
-    units: int = 32
-    depth: int = 1
-    activation: str = "tanh"
-    dropout: float = 0.0
-    learning_rate: float = 1e-3
-    batch_size: int = 32
-    epoch_steps: int | None = None  # at most this many batches make an epoch (None: one pass over the windows)
-    patience: int = 5
-    val_fraction: float = 0.2
-    folds: int = 1
-    fold_step: int | None = None  # None: folds are a horizon apart; smaller steps overlap them
-    transform: str = "standard"  # global: "standard" or "log" (positive series), see pipelines/forecasting/scaling.py
-    normalise: str = "none"  # per window, inside the model: none | last | mean | seasonal (models/preprocessing.py)
-    normalise_season: int | None = None  # the season ``seasonal`` differences over (None: ``season``), e.g. a week
-    members: int = 1  # an ensemble of this many independently initialised networks, averaged
-    budget: float | None = None  # seconds for --variant auto's search, instead of a trial count (machine-dependent)
-    trials: int | None = None  # --variant auto: exactly this many configurations (None: search.DEFAULT_TRIALS)
-
-    def resolved(self, n: int, season: int | None, default_horizon: int | None) -> TrainConfig:
-        """Fill the defaults that depend on the series (length ``n``, its season and usual horizon)."""
-        season = self.season if self.season is not None else season
-        horizon = self.horizon or default_horizon or (2 * season if season and season > 1 else 12)
-        if self.lookback is not None:
-            lookback = self.lookback
-        else:
-            lookback = max(2 * season, 8) if season and season > 1 else 12
-            train_n = n - horizon * self.folds
-            lookback = max(2, min(lookback, train_n // 3))
-        return replace(self, season=season or 1, horizon=horizon, lookback=lookback)
-
-    @property
-    def steps(self) -> int:
-        """The horizon of a resolved config (see :meth:`resolved`)."""
-        if self.horizon is None:
-            raise ValueError("this config has no horizon yet; resolve it for the series first (TrainConfig.resolved)")
-        return self.horizon
-
-    @property
-    def window(self) -> int:
-        """The lookback of a resolved config (see :meth:`resolved`)."""
-        if self.lookback is None:
-            raise ValueError("this config has no lookback yet; resolve it for the series first (TrainConfig.resolved)")
-        return self.lookback
-
-    def hyperparameters(self) -> dict:
-        return {
-            "units": self.units,
-            "depth": self.depth,
-            "activation": self.activation,
-            "dropout": self.dropout,
-            "learning_rate": self.learning_rate,
-        }
-
-    @property
-    def baseline(self) -> str | None:
-        """The free forecast an untrained (``epochs=0``) normalised model makes (its output layers start at zero:
-        ``models/preprocessing.py``): ``naive`` for ``last``, ``seasonal_naive`` for ``seasonal``; None otherwise."""
-        return BASELINE_NORMALISATIONS.get(self.normalise) if self.epochs == 0 else None
-
-    def describe(self) -> str:
-        if self.baseline:
-            return f"{self.baseline}[{self.transform},season={self.normalise_season or 1},lookback={self.lookback}]"
-        return (
-            f"{self.variant}[{self.transform},{self.normalise}{self.normalise_season or ''},lookback={self.lookback},units={self.units},"
-            f"members={self.members}]"
-        )
-
-    def params(self) -> dict:
-        return asdict(self)
 
 
 def fit_forecaster(
@@ -121,7 +44,7 @@ def fit_forecaster(
     forecaster = Forecaster(
         model=model,
         scaler=scaler,
-        lookback=config.window,
+        lookback=config.lookback,
         variant=config.variant,
         season=config.season,
         freq=freq,
@@ -144,7 +67,7 @@ def series_windows(values: np.ndarray, config: TrainConfig, scaler: Scaler | Non
     """``scaler`` (default: ``config.transform`` fitted on the part the network fits on) and the series' windows
     in its units (views of the scaled values: :func:`to_windows` copies nothing)."""
     values = np.asarray(values, dtype=np.float64)
-    lookback = config.window
+    lookback = config.lookback
     n_windows = len(values) - lookback
     if n_windows < 2:
         raise ValueError(f"training part has {len(values)} values; lookback {lookback} needs at least {lookback + 2}")
@@ -165,7 +88,7 @@ def fit_network(
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """The one training loop: the windows of one series, or pooled from a panel's, fit one network (seeded by the
     caller). Returns the served network and its loss curves."""
-    lookback = config.window
+    lookback = config.lookback
 
     def pooled(parts: list[np.ndarray]) -> np.ndarray:
         return np.ascontiguousarray(np.concatenate(parts) if len(parts) > 1 else parts[0], np.float32)
