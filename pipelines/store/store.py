@@ -51,6 +51,7 @@ from pipelines.forecasting.data import (
 )
 from pipelines.store import db
 from pipelines.store.schema import NAME_MAX, observations, series
+from pipelines.tracking.tags import store_source
 
 NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{NAME_MAX - 1}}}")
 NAME_RULE = f"names are 1 to {NAME_MAX} letters, digits, '_', '.' or '-', starting with a letter or digit"
@@ -461,7 +462,7 @@ class SeriesStore:
             raise DataError(f"series {name!r} has no observations")
         timestamps = to_index(ts, info.tz)
         frame = pd.DataFrame({"timestamp": timestamps, "value": values})
-        checked = from_frame(frame, name=name, source=f"series store: {name}")
+        checked = from_frame(frame, name=name, source=store_source(name))
         window = {"first": timestamps[0].isoformat(), "last": timestamps[-1].isoformat(), "count": len(values)}
         return Series(
             name,
