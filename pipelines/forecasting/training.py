@@ -15,7 +15,7 @@ import tensorflow as tf
 from models import builders
 from models.preprocessing import build_forecast_model
 from models.recurrent import compile_forecaster
-from pipelines.forecasting.forecaster import Forecaster
+from pipelines.forecasting.forecaster import DEFAULT_HORIZON, Forecaster
 from pipelines.forecasting.scaling import Scaler
 from pipelines.forecasting.windows import to_windows
 from pipelines.seeding import seed_everything
@@ -29,7 +29,7 @@ CACHED_TRAINERS = 4
 class TrainConfig:
     variant: str = "lstm"
     lookback: int | None = None  # None: from the season (max(2 m, 8)), capped by the series' length
-    horizon: int | None = None  # None: the built-in's horizon, else 2 seasons, else 12
+    horizon: int | None = None  # None: the built-in's horizon, else 2 seasons, else DEFAULT_HORIZON
     season: int | None = None  # None: inferred from the frequency
     epochs: int = 50
     seed: int = 42
@@ -54,7 +54,7 @@ class TrainConfig:
     def resolved(self, n: int, season: int | None, default_horizon: int | None) -> TrainConfig:
         """Fill the defaults that depend on the series (length ``n``, its season and usual horizon)."""
         season = self.season if self.season is not None else season
-        horizon = self.horizon or default_horizon or (2 * season if season and season > 1 else 12)
+        horizon = self.horizon or default_horizon or (2 * season if season and season > 1 else DEFAULT_HORIZON)
         if self.lookback is not None:
             lookback = self.lookback
         else:
