@@ -1,47 +1,26 @@
-"""One name -> builder registry. Every entry is picked up by the conformance test the moment it is registered."""
+"""One name -> builder registry. Every entry is picked up by the conformance test the moment it is registered.
+
+The builder modules register on import (``models.entries.register``), all imported here; names() and the
+unknown-model message list the forecasting networks first, each task in the order its modules registered."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import keras
 
+from models import cnn, mlp, recurrent  # noqa: F401  (their builders register on import)
+from models.entries import REGISTRY, ModelEntry, register
 
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    task: str  # "forecast": (lookback, features) -> next value(s); "classify": image -> class probabilities
-    builder: Callable[..., keras.Model]
-    description: str
+TASK_ORDER = ("forecast", "classify")
 
-
-REGISTRY: dict[str, ModelEntry] = {}
-
-
-def register(name: str, task: str, description: str):
-    def wrap(builder):
-        if name in REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
-        REGISTRY[name] = ModelEntry(name, task, builder, description)
-        return builder
-
-    return wrap
+__all__ = ["REGISTRY", "ModelEntry", "build", "names", "register"]
 
 
 def names(task: str | None = None) -> list[str]:
-    return [n for n, e in REGISTRY.items() if task is None or e.task == task]
+    entries = sorted(REGISTRY.values(), key=lambda e: TASK_ORDER.index(e.task))  # stable: registration order kept
+    return [e.name for e in entries if task is None or e.task == task]
 
 
 def build(name: str, **kwargs) -> keras.Model:
     if name not in REGISTRY:
-        raise ValueError(f"unknown model {name!r}; registered are {', '.join(REGISTRY)}")
+        raise ValueError(f"unknown model {name!r}; registered are {', '.join(names())}")
     return REGISTRY[name].builder(**kwargs)
-
-
-# The builder modules, loaded for their side effect: each imports ``register`` from here and registers its
-# builders on import, so they load last, once this module is complete. The order is the registry's (names()
-# and the unknown-model message list the forecasting networks first), so it is data, not import statements.
-for _module in ("recurrent", "mlp", "cnn"):
-    importlib.import_module(f"models.{_module}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 from keras import layers, regularizers
 
-from models.builders import register
+from models.entries import register
 
 MIN_SIDE = 4  # the smallest image either network accepts (two 2x2 poolings with "same" padding)
 

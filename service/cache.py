@@ -1,9 +1,9 @@
 """The in-process model cache shared by every model-serving router (forecast and classify).
 
 Models come from the MLflow registry by alias (``@champion`` unless asked otherwise) or by version. A
-downloaded model says what it is by its artifact folder: ``artifacts/forecaster/`` for a forecaster,
-``artifacts/panel_forecaster/`` for a panel model (one model, many series), ``artifacts/classifier/`` for the
-classifier; each kind has a :class:`Loader`, given by whoever builds the cache (``service.app.create_app``).
+version's kind is what :func:`pipelines.tracking.tags.model_kind` says (a forecaster, a panel model: one model,
+many series, or the classifier), and its bundle lies in the artifact folder of that name; each kind has a
+:class:`Loader`, given by whoever builds the cache (``service.app.create_app``).
 
 Cached traffic never waits on the registry: a hit is one dict lookup on the event loop. Misses run on the
 cache's own small pool of daemon threads (:class:`service.workers.DaemonPool`), never on the pool FastAPI and anyio share,
@@ -36,6 +36,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipelines.tracking.registry import CHAMPION, download, model_uri
+from pipelines.tracking.tags import model_kind
 from service.workers import DaemonPool
 
 log = logging.getLogger(__name__)
@@ -373,7 +374,7 @@ class ModelCache:
                 self._versions.move_to_end(key)
                 return cached
         try:
-            self.client.get_model_version(name, version)
+            registered = self.client.get_model_version(name, version)
         except MlflowException as exc:
             if not is_not_found(exc):
                 raise
@@ -382,12 +383,11 @@ class ModelCache:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="seqcast-model-") as tmp:
             root = download(model_uri(name, version=version), tmp) / "artifacts"
-            kinds = [kind for kind in self.loaders if (root / kind).is_dir()]
-            if not kinds:
+            kind = model_kind(registered.tags or {}, artifacts=root)
+            if kind not in self.loaders:
                 raise ModelLoadError(
                     f"model {name!r} version {version} holds none of the servable artifacts ({', '.join(self.loaders)})"
                 )
-            kind = kinds[0]
             loader = self.loaders[kind]
             try:
                 model = loader.load(root / kind)

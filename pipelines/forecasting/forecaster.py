@@ -16,10 +16,11 @@ from models import preprocessing  # noqa: F401  (registers the custom layers sav
 from models.recursive import RecursiveForecaster
 from pipelines.forecasting.conformal import extended_widths, independent_forecasts
 from pipelines.forecasting.errors import HistoryError
-from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
 from pipelines.forecasting.scaling import Scaler
+from pipelines.forecasting.train_config import DEFAULT_HORIZON
 from pipelines.tracking.bundle import load_bundle, save_bundle
 from pipelines.tracking.registry import download
+from pipelines.tracking.tags import FORECASTER
 
 CONFIG_FILE = "forecaster.json"
 # Histories further than this many training standard deviations from the training mean (after the global
@@ -41,6 +42,44 @@ def finite_history(history, lookback: int) -> np.ndarray:
     return values
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What a forecaster's conformal intervals come from: the absolute errors of its backtest's forecasts
+    ``[forecasts, steps]`` and where each of those forecasts started (None: not saved, a bundle from before)."""
+
+    abs_residuals: list[list[float]]
+    origins: list[int] | None = None
+
+    @classmethod
+    def of(cls, errors: np.ndarray, origins) -> Calibration:
+        return cls(np.abs(errors).round(10).tolist(), [int(o) for o in origins])
+
+    @property
+    def steps(self) -> int:
+        """How many horizon steps it covers (0: none)."""
+        return len(self.abs_residuals[0]) if self.abs_residuals and len(self.abs_residuals[0]) else 0
+
+    def to_dict(self) -> dict:
+        return {"abs_residuals": self.abs_residuals, "origins": self.origins}
+
+
+def _saved_facts(config: dict) -> tuple[int, Calibration | None, dict]:
+    """(horizon, calibration, meta) of a saved config. Bundles saved before the typed record kept the horizon
+    and the residuals in ``meta`` (``horizon``, ``abs_residuals``, ``calibration_origins``): read them from there."""
+    meta = dict(config.get("meta") or {})
+    old_horizon = meta.pop("horizon", None)
+    old_calibration = {
+        "abs_residuals": meta.pop("abs_residuals", None),
+        "origins": meta.pop("calibration_origins", None),
+    }
+    horizon = config.get("horizon") or old_horizon or DEFAULT_HORIZON
+    saved = config.get("calibration", old_calibration)
+    calibration = (
+        Calibration(saved["abs_residuals"], saved.get("origins")) if saved and saved["abs_residuals"] else None
+    )
+    return int(horizon), calibration, meta
+
+
 @dataclass
 class Forecaster:
     model: keras.Model
@@ -49,10 +88,12 @@ class Forecaster:
     variant: str
     season: int | None = None
     freq: str | None = None
-    meta: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # what a search chose (chosen, winner, search_trials, ...)
     # False: forecasts run as a plain TensorFlow graph, for a model forecast once (training's backtests), where
     # XLA's compile costs more than it saves (models/recursive.py); not saved: a loaded model is compiled
     compiled: bool = True
+    horizon: int = DEFAULT_HORIZON  # what it was trained and backtested for: the usual request's horizon
+    calibration: Calibration | None = None  # None: no intervals
 
     def __post_init__(self):
         self._recursive = RecursiveForecaster(self.model, compiled=self.compiled)
@@ -96,7 +137,7 @@ class Forecaster:
         return np.full(self.lookback, float(self.scaler.inverse(np.zeros(1))[0]))
 
     def usual_horizon(self) -> int:
-        return int(self.meta.get("horizon") or 12)
+        return self.horizon
 
     def is_compiled(self, horizon: int, batch: int = 1) -> bool:
         """Whether forecasting ``batch`` series ``horizon`` steps ahead runs without compiling first."""
@@ -132,18 +173,17 @@ class Forecaster:
     @property
     def calibrated_steps(self) -> int:
         """How many horizon steps the intervals are calibrated for (the backtest's horizon; 0: not calibrated)."""
-        residuals = np.asarray(self.meta.get("abs_residuals", []), dtype=np.float64)
-        return int(residuals.shape[1]) if residuals.ndim == 2 and len(residuals) else 0
+        return self.calibration.steps if self.calibration is not None else 0
 
     def intervals(self, forecasts: np.ndarray, levels) -> dict[float, tuple[np.ndarray, np.ndarray]]:
         """Conformal intervals from the backtest's absolute errors at each horizon step; past the calibrated
         steps (:attr:`calibrated_steps`) the last calibrated width grows like ``sqrt(h / H)`` (see conformal.py)."""
-        residuals = np.asarray(self.meta.get("abs_residuals", []), dtype=np.float64)  # [folds, steps]
         forecasts = np.asarray(forecasts, dtype=np.float64)
         horizon = forecasts.shape[-1]
-        if not self.calibrated_steps:
+        if self.calibration is None or not self.calibrated_steps:
             raise HistoryError("this model was not calibrated for intervals; retrain it with a backtest")
-        origins = self.meta.get("calibration_origins")  # where the residuals' forecasts started
+        residuals = np.asarray(self.calibration.abs_residuals, dtype=np.float64)  # [folds, steps]
+        origins = self.calibration.origins  # where the residuals' forecasts started
         folds = independent_forecasts(origins, residuals.shape[1]) if origins else None
         out = {}
         for level in levels:
@@ -167,6 +207,8 @@ class Forecaster:
             "freq": self.freq,
             "scaler": self.scaler.to_dict(),
             "meta": self.meta,
+            "horizon": self.horizon,
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
         }
 
     def save(self, directory: str | Path) -> Path:
@@ -175,6 +217,7 @@ class Forecaster:
     @classmethod
     def load(cls, directory: str | Path, compiled: bool = True) -> Forecaster:
         model, config = load_bundle(directory, CONFIG_FILE)
+        horizon, calibration, meta = _saved_facts(config)
         return cls(
             model=model,
             scaler=Scaler.from_dict(config["scaler"]),
@@ -182,11 +225,13 @@ class Forecaster:
             variant=config["variant"],
             season=config.get("season"),
             freq=config.get("freq"),
-            meta=config.get("meta", {}),
+            meta=meta,
             compiled=compiled,
+            horizon=horizon,
+            calibration=calibration,
         )
 
 
 def load_forecaster(uri: str, dst: str | Path | None = None, compiled: bool = True) -> Forecaster:
     """A registered forecaster, read from its saved Keras file and JSON config (safe_mode, no pickles)."""
-    return Forecaster.load(download(uri, dst) / "artifacts" / FORECASTER_ARTIFACT, compiled)
+    return Forecaster.load(download(uri, dst) / "artifacts" / FORECASTER, compiled)

@@ -27,7 +27,6 @@ from models.recursive import RecursiveForecaster
 from pipelines.forecasting import metrics
 from pipelines.forecasting.conformal import extended_widths, independent_forecasts
 from pipelines.forecasting.forecaster import MAX_DEVIATIONS, HistoryError, finite_history
-from pipelines.forecasting.pyfunc import PANEL_ARTIFACT  # noqa: F401  (the artifact folder of a panel model)
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -20,10 +20,10 @@ from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 from models.baselines import BASELINES
 from pipelines import tracking
 from pipelines.forecasting import plots
-from pipelines.forecasting.backtest import BacktestResult, backtest, fold_origins
+from pipelines.forecasting.backtest import backtest, fold_origins
 from pipelines.forecasting.conformal import backtest_coverage
 from pipelines.forecasting.data import Series
-from pipelines.forecasting.forecaster import Forecaster, HistoryError, load_forecaster
+from pipelines.forecasting.forecaster import HistoryError, load_forecaster
 from pipelines.forecasting.metrics import geometric_mean
 from pipelines.forecasting.panel import PanelForecaster
 from pipelines.forecasting.panel_training import (
@@ -35,54 +35,21 @@ from pipelines.forecasting.panel_training import (
     train_panel,
 )
 from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT, PANEL_ARTIFACT
-from pipelines.forecasting.search import auto_search
-from pipelines.forecasting.training import TrainConfig, fit_forecaster
+from pipelines.forecasting.search import Candidate, auto_search, train_candidate
+from pipelines.forecasting.training import TrainConfig
 from pipelines.settings import Settings
-from pipelines.tracking.registry import (
-    RECIPE_TAG,
-    Challenger,
-    TrainOutcome,
-    download,
-    log_pyfunc_model,
-    model_uri,
-    register_run,
-)
+from pipelines.tracking import registry
+from pipelines.tracking.registry import RECIPE_TAG, TrainOutcome, download, log_pyfunc_model, model_uri
+from pipelines.tracking.tags import FORECAST, PANEL, SERIES, TASK, ModelFacts, stored_name
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 PANEL_PYFUNC_ENTRY = Path(__file__).with_name("panel_pyfunc_entry.py")
-PANEL_TAG = "seqcast.panel"  # on a training run and its version: the panel's series count
-SERIES_TAG = "seqcast.series"  # on a training run: the series it trained on (a panel: its source)
-TASK_TAG = "seqcast.task"
-FORECAST_TASK = "forecast"  # vision's runs say "classify"
-
-
-@dataclass
-class Candidate:
-    config: TrainConfig
-    forecaster: Forecaster
-    history: dict[str, list[float]]
-    result: BacktestResult
-
-    @property
-    def score(self) -> float:
-        return self.result.summary()["mase"]
-
-
-def train_candidate(series: Series, config: TrainConfig, verbose: int = 0, compiled: bool = True) -> Candidate:
-    """Fit on everything before the first backtest origin, then backtest on the folds after it (``compiled``:
-    see :class:`Forecaster`; the search's trials are only backtested)."""
-    origins = fold_origins(len(series), config.horizon, config.folds, config.fold_step)
-    forecaster, history = fit_forecaster(
-        series.values[: origins[0]], config, freq=series.freq, verbose=verbose, compiled=compiled
-    )
-    forecaster.meta["horizon"] = config.horizon
-    result = backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season)
-    forecaster.meta["abs_residuals"] = np.abs(result.errors).round(10).tolist()  # conformal intervals
-    forecaster.meta["calibration_origins"] = list(result.origins)
-    return Candidate(config, forecaster, history, result)
+# the facts' tag names, under the names readers imported from here (pipelines.tracking.tags is their home)
+PANEL_TAG, SERIES_TAG, TASK_TAG, FORECAST_TASK = PANEL, SERIES, TASK, FORECAST
+__all__ = ["RECIPE_TAG", "Candidate", "train_and_register", "train_candidate", "train_panel_and_register"]
 
 
 def score_registered(uri: str, series: Series, config: TrainConfig) -> float:
@@ -149,7 +116,8 @@ def _log_candidate(candidate: Candidate, series: Series, name: str) -> dict[str,
             partial(fn, season=config.season), series.values, config.horizon, result.origins, config.season
         )
         metrics.update({f"baseline_{baseline}_{k}": v for k, v in scored.summary().items()})
-    metrics.update(backtest_coverage(candidate.forecaster.meta.get("abs_residuals", [])))  # the intervals' own check
+    calibration = candidate.forecaster.calibration
+    metrics.update(backtest_coverage(calibration.abs_residuals if calibration else []))  # the intervals' own check
     mlflow.log_metrics(metrics)
     mlflow.log_dict(candidate.forecaster.config(), "window_config.json")
     title = f"{name}: {config.variant} on {series.name}"
@@ -180,8 +148,9 @@ def _log_model(candidate: Candidate, name: str) -> str:
 
 def data_source(series: Series) -> str:
     """Where a series came from, as a run's dataset source: ``store:NAME``, the file, or ``builtin:NAME``."""
-    if "window" in series.meta:  # read from the series store (SeriesStore.series)
-        return f"store:{series.name}"
+    stored = stored_name(series.source)
+    if stored is not None:  # read from the series store
+        return f"store:{stored}"
     if series.source and Path(series.source).is_file():
         return series.source
     return f"builtin:{series.name}"
@@ -204,40 +173,38 @@ def train_and_register(
     and the registered artifact forecasts the latest data in finite numbers (``promote_anyway``: whatever the
     scores)."""
     config = config.resolved(len(series), series.season, series.meta.get("horizon"))
-
-    def train(experiment_id: str) -> Challenger:
-        if config.variant == AUTO:  # networks x preprocessing searched by backtest
-            best = auto_search(series, config, lambda c: train_candidate(series, c, verbose, compiled=False))
+    client, experiment_id = tracking.open_experiment(name, settings)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-{config.variant}") as run:
+        mlflow.set_tags(run_tags or {})
+        # train: the one configuration, or the search's best (networks x preprocessing, chosen by backtest)
+        if config.variant == AUTO:
+            best = auto_search(series, config, verbose)
         else:
             best = train_candidate(series, config, verbose)
+        # its backtest, beside the free forecasts' on the same folds, logged on the run
         metrics = _log_candidate(best, series, name)
-        return Challenger(
-            variant=best.config.variant,
-            metrics=metrics,
-            score_champion=lambda uri: score_registered(uri, series, best.config),
-            log_model=lambda: _log_model(best, name),
-            verify=lambda version: verify_registered(name, version, series, best.config.horizon),
-            test_start=best.result.origins[0],
+        champion = registry.champion_uri(client, name)
+        scores = registry.Scores(
+            metrics["test_mase"],
+            champion=score_registered(champion, series, best.config) if champion else None,
             floor=best_free_score(metrics),
-            version_tags={"window_config": json.dumps(best.forecaster.config())},
-            run_tags={
-                RECIPE_TAG: json.dumps(config.params()),
-                SERIES_TAG: series.name,
-                TASK_TAG: FORECAST_TASK,
-                **(run_tags or {}),
-            },
+            margin=margin,
         )
-
-    return register_run(
-        name,
-        f"{name}-{config.variant}",
-        train,
-        metric="mase",
-        higher_is_better=False,
-        settings=settings,
-        margin=margin,
-        promote_anyway=promote_anyway,
-    )
+        version = _log_model(best, name)  # registered
+        decision = registry.decide(scores, promote_anyway=promote_anyway)
+        if decision == registry.PROMOTED:  # only if the registered artifact forecasts the latest data
+            problem = verify_registered(name, version, series, best.config.horizon)
+            decision = registry.refused(problem) if problem else decision
+        facts = ModelFacts(
+            FORECAST,
+            best.config.variant,
+            series=series.name,
+            stored=stored_name(series.source) is not None,
+            recipe=config.params(),
+        )
+        window_config = {"window_config": json.dumps(best.forecaster.config())}
+        registration = registry.record(client, name, version, facts, scores, decision, window_config)
+    return TrainOutcome.of(run.info.run_id, name, facts, registration, metrics, test_start=best.result.origins[0])
 
 
 def best_free_score(metrics: dict[str, float]) -> float:
@@ -325,61 +292,66 @@ def train_panel_and_register(
     runs an ``auto`` search's trials (in this process by default; ``pipelines.retraining.fanout.map_on``: a
     process pool or Ray)."""
 
-    def train(experiment_id: str) -> Challenger:
-        candidate = train_panel(panel, config, verbose, map_trials=map_trials)
+    client, experiment_id = tracking.open_experiment(name, settings)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-panel-{config.variant}") as run:
+        mlflow.set_tags(run_tags or {})
+        candidate = train_panel(panel, config, verbose, map_trials=map_trials)  # trained and backtested
         resolved = candidate.config
-        mlflow.log_params(
-            {
-                **resolved.params(),
-                "variant": config.variant,
-                "data": source,
-                "data_source": source,
-                "series_count": len(panel),
-                "freq": panel[0].freq,
-                "chosen": candidate.forecaster.meta["chosen"][:500],
-            }
-        )
-        tracking.log_dataset(source, panel_digest(panel), source)
-        tracking.log_history(candidate.curves)
-        metrics = pooled_metrics(candidate)
-        mlflow.log_metrics(metrics)
-        mlflow.log_table(series_table(candidate), "series.json")
-        if candidate.trials:
-            mlflow.log_dict({"trials": candidate.trials}, "trials.json")
-        winners = {c: int(metrics[f"served_by_{c}"]) for c in candidate.backtest.results}
-        return Challenger(
-            variant=f"panel:{config.variant}",
-            metrics=metrics,
-            score_champion=lambda uri: score_registered_panel(uri, panel, candidate),
-            log_model=lambda: log_pyfunc_model(
-                name,
-                PANEL_PYFUNC_ENTRY,
-                PANEL_ARTIFACT,
-                candidate.forecaster.save,
-                signature=panel_signature(resolved.horizon),
-                input_example=pd.DataFrame(
-                    {"series": panel[0].name, "value": panel[0].values[-candidate.forecaster.lookback :]}
-                ),
-            ),
-            verify=lambda version: verify_registered_panel(name, version, panel, resolved.horizon),
+        metrics = _log_panel_candidate(candidate, panel, config, source)
+        champion = registry.champion_uri(client, name)
+        scores = registry.Scores(
+            metrics["test_mase"],
+            champion=score_registered_panel(champion, panel, candidate) if champion else None,
             floor=best_free_score(metrics),
-            version_tags={PANEL_TAG: str(len(panel)), "winners": json.dumps(winners)},
-            run_tags={
-                RECIPE_TAG: json.dumps(replace(config, folds=resolved.folds).params()),
-                PANEL_TAG: str(len(panel)),
-                SERIES_TAG: source,
-                TASK_TAG: FORECAST_TASK,
-                **(run_tags or {}),
-            },
+            margin=margin,
         )
+        version = log_pyfunc_model(
+            name,
+            PANEL_PYFUNC_ENTRY,
+            PANEL_ARTIFACT,
+            candidate.forecaster.save,
+            signature=panel_signature(resolved.horizon),
+            input_example=pd.DataFrame(
+                {"series": panel[0].name, "value": panel[0].values[-candidate.forecaster.lookback :]}
+            ),
+        )
+        decision = registry.decide(scores, promote_anyway=promote_anyway)
+        if decision == registry.PROMOTED:  # only if the registered artifact forecasts every series
+            problem = verify_registered_panel(name, version, panel, resolved.horizon)
+            decision = registry.refused(problem) if problem else decision
+        facts = ModelFacts(
+            FORECAST,
+            f"panel:{config.variant}",
+            series=source,
+            stored=all(stored_name(s.source) is not None for s in panel),
+            recipe=replace(config, folds=resolved.folds).params(),
+            panel=len(panel),
+        )
+        winners = {c: int(metrics[f"served_by_{c}"]) for c in candidate.backtest.results}
+        registration = registry.record(client, name, version, facts, scores, decision, {"winners": json.dumps(winners)})
+    return TrainOutcome.of(run.info.run_id, name, facts, registration, metrics)
 
-    return register_run(
-        name,
-        f"{name}-panel-{config.variant}",
-        train,
-        metric="mase",
-        higher_is_better=False,
-        settings=settings,
-        margin=margin,
-        promote_anyway=promote_anyway,
+
+def _log_panel_candidate(
+    candidate: PanelCandidate, panel: list[Series], config: TrainConfig, source: str
+) -> dict[str, float]:
+    """The panel's params, data, curves, pooled metrics, per-series table and trials on the run."""
+    mlflow.log_params(
+        {
+            **candidate.config.params(),
+            "variant": config.variant,
+            "data": source,
+            "data_source": source,
+            "series_count": len(panel),
+            "freq": panel[0].freq,
+            "chosen": candidate.forecaster.meta["chosen"][:500],
+        }
     )
+    tracking.log_dataset(source, panel_digest(panel), source)
+    tracking.log_history(candidate.curves)
+    metrics = pooled_metrics(candidate)
+    mlflow.log_metrics(metrics)
+    mlflow.log_table(series_table(candidate), "series.json")
+    if candidate.trials:
+        mlflow.log_dict({"trials": candidate.trials}, "trials.json")
+    return metrics

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-FORECASTER_ARTIFACT = "forecaster"
+from pipelines.tracking.tags import FORECASTER, PANEL_FORECASTER
+
+FORECASTER_ARTIFACT = FORECASTER  # the folder a forecaster's bundle is logged under (its kind's name)
 
 
 class SeqcastForecastModel(PythonModel):
@@ -19,12 +21,11 @@ class SeqcastForecastModel(PythonModel):
         from pipelines.forecasting.forecaster import Forecaster
 
         self.forecaster = Forecaster.load(context.artifacts[FORECASTER_ARTIFACT])
-        self.default_horizon = int(self.forecaster.meta.get("horizon", 1))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
         # MLflow serving hands a DataFrame; in process, arrays and lists work too (the hint only tells MLflow
         # not to infer a schema: the signature is given when the model is logged)
-        horizon = int((params or {}).get("horizon") or self.default_horizon)
+        horizon = int((params or {}).get("horizon") or self.forecaster.usual_horizon())
         if isinstance(model_input, pd.DataFrame):
             model_input = model_input.to_numpy()
             if model_input.shape[1] == 1:
@@ -35,7 +36,7 @@ class SeqcastForecastModel(PythonModel):
         return self.forecaster.forecast_batch(list(values), horizon)
 
 
-PANEL_ARTIFACT = "panel_forecaster"
+PANEL_ARTIFACT = PANEL_FORECASTER
 
 
 class SeqcastPanelModel(PythonModel):

@@ -1,31 +1,29 @@
 """``--variant auto``: search networks and their preprocessing per series by backtest: ``DEFAULT_TRIALS``
 configurations unless told a trial count or a time budget.
 
-Every trial is one ``train_candidate`` (the one training loop, then the one backtest loop) on the series the
-caller gave — never on data it holds out. The best few configurations are combined in one Keras model and
+Every trial is one :func:`train_candidate` (the one training loop, then the one backtest loop) on the series the
+caller gave — never on data it holds out; ``seqcast train --variant auto`` shows a ``trial k/N`` line for each. The best few configurations are combined in one Keras model and
 refitted on the whole series, so the served model has seen the most recent data (see ``auto_search``).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from models.preprocessing import combine_models
-from pipelines.forecasting.backtest import backtest, fold_origins
+from pipelines.forecasting.backtest import BacktestResult, backtest, fold_origins
 from pipelines.forecasting.data import Series
-from pipelines.forecasting.forecaster import Forecaster
+from pipelines.forecasting.forecaster import Calibration, Forecaster
 from pipelines.forecasting.training import TrainConfig, fit_forecaster
-
-if TYPE_CHECKING:  # the pipeline imports this module: its candidate type only for the checker
-    from pipelines.forecasting.pipeline import Candidate
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +38,34 @@ EPOCH_STEPS = 32
 # earlier origins where the chosen combination is refitted for the intervals (two covered no better, at 1.5x the refits)
 CALIBRATION_REFITS = 1
 SEARCH_SHARE = 0.6  # of a --budget; the rest refits the chosen configurations (calibration, then the served model)
+
+
+@dataclass
+class Candidate:
+    """A configuration trained before the first backtest origin and backtested on the folds after it."""
+
+    config: TrainConfig
+    forecaster: Forecaster
+    history: dict[str, list[float]]
+    result: BacktestResult
+
+    @property
+    def score(self) -> float:
+        return self.result.summary()["mase"]
+
+
+def train_candidate(series: Series, config: TrainConfig, verbose: int = 0, compiled: bool = True) -> Candidate:
+    """Fit on everything before the first backtest origin, then backtest on the folds after it; the backtest's
+    errors calibrate the intervals (``compiled``: see :class:`Forecaster`; the search's trials are only
+    backtested). ``verbose``: Keras' epoch lines."""
+    origins = fold_origins(len(series), config.horizon, config.folds, config.fold_step)
+    forecaster, history = fit_forecaster(
+        series.values[: origins[0]], config, freq=series.freq, verbose=verbose, compiled=compiled
+    )
+    forecaster.horizon = config.horizon
+    result = backtest(forecaster.forecast_batch, series.values, config.horizon, origins, config.season)
+    forecaster.calibration = Calibration.of(result.errors, result.origins)  # conformal intervals
+    return Candidate(config, forecaster, history, result)
 
 
 @dataclass
@@ -169,12 +195,13 @@ def best_trial(trials: list[Trial]) -> Trial:
     return min(usable, key=lambda t: t.score)
 
 
-def auto_search(series: Series, base: TrainConfig, train: Callable[[TrainConfig], Candidate]) -> Candidate:
-    """Search, combine the best few configurations, refit the combination on the whole series.
+def auto_search(series: Series, base: TrainConfig, verbose: int = 0) -> Candidate:
+    """Search, combine the best few configurations, refit the combination on the whole series; returns the
+    combination as a candidate (the pipeline logs, registers and promotes it).
 
-    ``train(config)`` is the pipeline's ``train_candidate`` (fit before the first backtest origin, backtest
-    after it); it returns a candidate with ``.score``, ``.config``, ``.forecaster``, ``.result``. The best
-    configurations (same global transform, backtest MASE within ``COMBINE_WITHIN`` of the best) are averaged
+    Each trial is :func:`train_candidate` (fit before the first backtest origin, backtest after it), without
+    Keras' epoch lines unless ``verbose`` is 2 or more; ``verbose`` 1 shows a ``trial k/N`` line per trial
+    (free forecasts included). The best configurations (same global transform, backtest MASE within ``COMBINE_WITHIN`` of the best) are averaged
     in one Keras model: a forecast combination, which is what won M4. Its backtest — the trial models
     combined, on the same folds — gives the logged metrics; the conformal residuals are those folds' errors
     plus the combination's at earlier origins (``calibration_errors``). The served combination is each
@@ -191,16 +218,37 @@ def auto_search(series: Series, base: TrainConfig, train: Callable[[TrainConfig]
     positive = bool(np.min(series.values) > 0)
     candidates: dict[int, Candidate] = {}  # id(config) -> its trial's candidate
 
+    space = search_space(base, len(series), positive, series.freq)
+    free = baseline_configs(base, positive)
+    searched = min(trial_count, len(space)) if trial_count else len(space)  # a budget may stop it sooner
+    # a bar on a terminal; the lines below it wherever the output goes (a log, a CI job)
+    total = searched + len(free)
+    progress = tqdm(total=total, file=sys.stderr, disable=None if verbose >= 1 else True, leave=False)
+
+    done = 0
+
+    def said(config: TrainConfig, outcome: str) -> None:
+        nonlocal done
+        done += 1
+        progress.update()
+        if verbose >= 1:
+            tqdm.write(f"trial {done}/{total}: {config.describe()}: {outcome}", file=sys.stderr)
+
     def evaluate(config: TrainConfig) -> float:
-        candidate = train(config)
+        try:
+            candidate = train_candidate(series, config, verbose if verbose >= 2 else 0, compiled=False)
+        except ValueError as exc:
+            said(config, f"cannot be trained here: {exc}")
+            raise
         candidates[id(config)] = candidate
         _log_trial(candidate.config, candidate.score)
+        said(config, f"backtest MASE {candidate.score:.4f}")
         return candidate.score
 
-    space = search_space(base, len(series), positive, series.freq)
-    trials = run_trials(space, evaluate, (base.budget or 0.0) * SEARCH_SHARE, max_trials=trial_count)
-    free = baseline_configs(base, positive)
-    baselines = run_trials(free, evaluate, 0.0, max_trials=len(free))  # free: no training, always all of them
+    with progress:
+        trials = run_trials(space, evaluate, (base.budget or 0.0) * SEARCH_SHARE, max_trials=trial_count)
+        total = progress.total = len(trials) + len(free)  # where the budget ended the search
+        baselines = run_trials(free, evaluate, 0.0, max_trials=len(free))  # free: no training, always all of them
     best = best_trial(trials + baselines)
     chosen = [
         t
@@ -231,10 +279,9 @@ def auto_search(series: Series, base: TrainConfig, train: Callable[[TrainConfig]
     errors = np.concatenate([calibration_errors(series, [t.config for t in chosen], earlier), result.errors])
     refits = [fit_forecaster(series.values, _served_config(t.config), freq=series.freq)[0] for t in chosen]
     served = combine_forecasters(refits)
+    served.horizon = base.horizon
+    served.calibration = Calibration.of(errors, [*earlier, *origins])  # conformal intervals
     served.meta.update(
-        horizon=base.horizon,
-        abs_residuals=np.abs(errors).round(10).tolist(),  # conformal intervals
-        calibration_origins=[*earlier, *origins],
         chosen=description,
         winner=winner,
         search_trials=len(trials),
@@ -288,7 +335,16 @@ def combine_forecasters(forecasters: list[Forecaster]) -> Forecaster:
     head = forecasters[0]
     compiled = all(f.compiled for f in forecasters)
     return Forecaster(
-        model, primary, int(model.input_shape[1]), head.variant, head.season, head.freq, dict(head.meta), compiled
+        model,
+        primary,
+        int(model.input_shape[1]),
+        head.variant,
+        head.season,
+        head.freq,
+        dict(head.meta),
+        compiled,
+        head.horizon,
+        head.calibration,
     )
 
 

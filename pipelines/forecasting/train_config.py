@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+# the horizon of a model that states none, and of a series nothing else gives one (the one default)
+DEFAULT_HORIZON = 12
+
 # the registry's forecasting networks (models/builders.py, task "forecast"; a test keeps the two the same)
 FORECAST_VARIANTS = ("simple_rnn", "lstm", "gru", "dense_gru", "one_step", "mlp")
 AUTO = "auto"  # search configurations of every variant by backtest (pipelines/forecasting/search.py)
@@ -42,7 +45,9 @@ class TrainConfig:
     horizon: int = field(
         default=FROM_SERIES,
         metadata=option(
-            "steps forecast ahead", default="the built-in's horizon, else 2 seasons, else 12", minimum=FROM_SERIES
+            "steps forecast ahead",
+            default=f"the built-in's horizon, else 2 seasons, else {DEFAULT_HORIZON}",
+            minimum=FROM_SERIES,
         ),
     )
     season: int | None = field(
@@ -92,7 +97,7 @@ class TrainConfig:
         """Fill the defaults that depend on the series (length ``n``, its season and usual horizon): after this,
         ``horizon`` and ``lookback`` are set (a recipe logged before FROM_SERIES holds None for them: the same)."""
         season = self.season if self.season is not None else season
-        horizon = self.horizon or default_horizon or (2 * season if season and season > 1 else 12)
+        horizon = self.horizon or default_horizon or (2 * season if season and season > 1 else DEFAULT_HORIZON)
         if self.lookback:
             lookback = self.lookback
         else:

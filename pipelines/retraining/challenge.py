@@ -37,16 +37,14 @@ from pipelines.tracking.registry import (
     model_uri,
     version_by_alias,
 )
+from pipelines.tracking.tags import FORECASTER, PANEL, PANEL_FORECASTER, model_kind, trained_series
 
 if TYPE_CHECKING:
     from pipelines.forecasting.training import TrainConfig
 
 log = logging.getLogger(__name__)
 
-STORE_SOURCE = "series store: "  # the data_source param of a model trained on a stored series
-# pipelines.forecasting.pipeline.PANEL_TAG (that module loads TensorFlow; a pass's own process never does): on a
-# panel model's training run and its versions
-PANEL_TAG = "seqcast.panel"
+PANEL_TAG = PANEL  # on a panel model's training run and its versions
 STORE_PATTERNS = "store:"  # the data_source of a panel trained on stored series: store:PATTERN,PATTERN
 
 
@@ -132,15 +130,15 @@ def _challenge(
     current = str(champion.version)
     run = client.get_run(str(champion.run_id))
     params, recipe = run.data.params, recipe_of(run.data.tags, run.data.params)
-    if recipe is None:
+    kind = model_kind(champion.tags, run.data.tags)
+    if kind not in (FORECASTER, PANEL_FORECASTER) or recipe is None:
         return SeriesResult(name, "skipped", "skipped: not a forecasting model", champion_version=current)
     config = recipe if variant is None else replace(recipe, variant=variant)
-    if PANEL_TAG in run.data.tags:
+    if kind == PANEL_FORECASTER:
         return _challenge_panel(
             name, current, params.get("data_source", ""), config, settings, min_new_points, pass_run_id
         )
-    source = params.get("data_source", "")
-    series_name = source.removeprefix(STORE_SOURCE) if source.startswith(STORE_SOURCE) else name
+    series_name = trained_series(run.data.tags, params) or name
     store = SeriesStore.from_settings(settings, upgrade=False)
     try:
         series = store.series(series_name)

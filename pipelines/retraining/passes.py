@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipelines import tracking
-from pipelines.retraining.challenge import PANEL_TAG, Challenger, SeriesResult
+from pipelines.retraining.challenge import Challenger, SeriesResult
 from pipelines.retraining.facts import FAILURE_TAG, HOLDER_TAG, PASS_EXPERIMENT, SERIES_STATUSES, totals_so_far
 from pipelines.retraining.fanout import engine_name, fan_out
 from pipelines.retraining.leftovers import close_dead_passes
@@ -24,6 +24,7 @@ from pipelines.settings import Settings
 from pipelines.store import SeriesStore
 from pipelines.store.lease import Lease
 from pipelines.tracking.registry import CHAMPION, version_by_alias
+from pipelines.tracking.tags import FORECASTER, PANEL_FORECASTER, model_kind
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,11 @@ class PassSummary:
 
 def forecasting_models(client: MlflowClient) -> list[str]:
     """Every registered forecasting model with a ``@champion`` (what ``--all`` retrains), by name: one series'
-    forecasters (they carry their window config) and panel models (their panel tag), each one unit."""
+    forecasters and panel models (:func:`pipelines.tracking.tags.model_kind`), each one unit."""
     names = []
     for model in client.search_registered_models(max_results=1000):
         champion = version_by_alias(client, model.name, CHAMPION)
-        if champion is not None and ("window_config" in champion.tags or PANEL_TAG in champion.tags):
+        if champion is not None and model_kind(champion.tags) in (FORECASTER, PANEL_FORECASTER):
             names.append(model.name)
     return sorted(names)
 

@@ -59,6 +59,7 @@ from pipelines.forecasting.data import (
 )
 from pipelines.store import db
 from pipelines.store.schema import NAME_MAX, observations, series
+from pipelines.tracking.tags import store_source
 
 if TYPE_CHECKING:
     from pipelines.settings import Settings
@@ -596,7 +597,7 @@ class SeriesStore:
             raise DataError(f"series {name!r} has no observations")
         timestamps = to_index(ts, info.tz)
         frame = pd.DataFrame({"timestamp": timestamps, "value": values})
-        checked = from_frame(frame, name=name, source=f"series store: {name}")
+        checked = from_frame(frame, name=name, source=store_source(name))
         window = {"first": timestamps[0].isoformat(), "last": timestamps[-1].isoformat(), "count": len(values)}
         return Series(
             name,

@@ -1,5 +1,6 @@
-"""The MLflow Model Registry side, for any task: the one train-and-register sequence (:func:`register_run`),
-registration, and the champion rule (``@champion`` moves only to a better model)."""
+"""The MLflow Model Registry side, for any task: the steps every train-and-register pipeline takes in order
+inside its run (find the champion, log and register the challenger, :func:`decide`, :func:`record`), and the
+champion rule (``@champion`` moves only to a better model)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,17 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipelines.settings import Settings
-from pipelines.tracking.experiments import open_experiment
+from pipelines.tracking import tags as facts_tags
+from pipelines.tracking.tags import LAST_RETRAIN, RECIPE, ModelFacts
 
 CHAMPION = "champion"
+PROMOTED = "promoted"
+KEPT = "kept champion"
 BELOW_BASELINE = "below baseline"  # the decision for a model that loses to a free forecast on its own backtest
 # a model that is a free forecast (auto serves one where no network beats it) scores it up to float32 rounding
 FLOOR_TOLERANCE = 1e-6
-LAST_RETRAIN_TAG = "seqcast.last_retrain"  # on a registered model: its latest retraining decision (JSON)
-# on a training run: the resolved config as asked (variant "auto" too), what retraining reruns
-RECIPE_TAG = "seqcast.recipe"
+LAST_RETRAIN_TAG = LAST_RETRAIN  # the names readers have imported from here
+RECIPE_TAG = RECIPE
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -35,6 +37,13 @@ def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersio
 
 def model_uri(name: str, *, alias: str | None = None, version: int | str | None = None) -> str:
     return f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias or CHAMPION}"
+
+
+def champion_uri(client: MlflowClient, name: str) -> str | None:
+    """The URI of NAME's current ``@champion`` version (by number: it stays put while the alias moves); None when
+    there is none."""
+    champion = version_by_alias(client, name, CHAMPION)
+    return model_uri(name, version=champion.version) if champion is not None else None
 
 
 def download(uri: str, dst: str | Path | None = None) -> Path:
@@ -61,6 +70,59 @@ def loses_to(score: float, floor: float, higher_is_better: bool = False) -> bool
     return score > floor * (1 + FLOOR_TOLERANCE)
 
 
+@dataclass(frozen=True)
+class Scores:
+    """What the champion rule compares: the challenger's test score, the champion's on the same test data (None:
+    no champion), the best free forecast's there (``floor``; None for a task without free forecasts) and the
+    relative margin the challenger must win by."""
+
+    challenger: float
+    champion: float | None = None
+    floor: float | None = None
+    margin: float = 0.0
+    metric: str = "mase"
+    higher_is_better: bool = False
+
+
+def decide(scores: Scores, *, promote_anyway: bool = False) -> str:
+    """The champion rule's decision: ``promoted`` (pending the registered artifact's check: :func:`refused`),
+    ``kept champion``, ``below baseline`` or ``refused: <why>``. ``promote_anyway`` skips the comparisons (not the
+    checks): for a user who insists."""
+    if not math.isfinite(scores.challenger):
+        return f"refused: its backtest {scores.metric} is {scores.challenger}"
+    if (
+        scores.floor is not None
+        and not promote_anyway
+        and loses_to(scores.challenger, scores.floor, scores.higher_is_better)
+    ):
+        return BELOW_BASELINE
+    if promote_anyway or beats(
+        scores.challenger, scores.champion, margin=scores.margin, higher_is_better=scores.higher_is_better
+    ):
+        return PROMOTED
+    return KEPT
+
+
+def refused(problem: str) -> str:
+    """The decision for a version whose registered artifact must not serve (``problem`` says why)."""
+    return f"refused: {problem}"
+
+
+def tag_decision(client: MlflowClient, name: str, version: str, scores: Scores, decision: str) -> None:
+    """The scores, the margin and the decision on the version; ``@champion`` moves to it when promoted."""
+    metric = scores.metric
+    client.set_model_version_tag(name, version, f"challenger_{metric}", f"{scores.challenger:.6g}")
+    champion = "none" if scores.champion is None else f"{scores.champion:.6g}"
+    client.set_model_version_tag(name, version, f"champion_{metric}", champion)
+    if scores.floor is not None:
+        client.set_model_version_tag(name, version, f"baseline_{metric}", f"{scores.floor:.6g}")
+    if scores.margin:
+        client.set_model_version_tag(name, version, "margin", f"{scores.margin:g}")
+    client.set_model_version_tag(name, version, facts_tags.VERSION_DECISION, decision)
+    if decision == PROMOTED:
+        client.set_registered_model_alias(name, CHAMPION, version)
+
+
 def promote_if_better(
     client: MlflowClient,
     name: str,
@@ -75,32 +137,13 @@ def promote_if_better(
     floor: float | None = None,
     promote_anyway: bool = False,
 ) -> str:
-    """Point ``@champion`` at ``version`` if its score :func:`beats` the champion's, is no worse than ``floor`` (the
-    best free forecast's score on the same backtest, for a task that has free forecasts) and ``verify(version)``
-    (the registered artifact loaded back as the service loads it) finds nothing wrong; returns the decision:
-    ``promoted``, ``kept champion``, ``below baseline`` or ``refused: <why>``. ``promote_anyway`` skips the
-    comparisons (not the checks): for a user who insists.
-
-    The scores, the margin and the decision are tagged on the new version.
-    """
-    if not math.isfinite(challenger):
-        decision = f"refused: its backtest {metric} is {challenger}"
-    elif floor is not None and not promote_anyway and loses_to(challenger, floor, higher_is_better):
-        decision = BELOW_BASELINE
-    elif promote_anyway or beats(challenger, champion, margin=margin, higher_is_better=higher_is_better):
-        problem = verify(version) if verify is not None else None
-        decision = "promoted" if problem is None else f"refused: {problem}"
-    else:
-        decision = "kept champion"
-    client.set_model_version_tag(name, version, f"challenger_{metric}", f"{challenger:.6g}")
-    client.set_model_version_tag(name, version, f"champion_{metric}", "none" if champion is None else f"{champion:.6g}")
-    if floor is not None:
-        client.set_model_version_tag(name, version, f"baseline_{metric}", f"{floor:.6g}")
-    if margin:
-        client.set_model_version_tag(name, version, "margin", f"{margin:g}")
-    client.set_model_version_tag(name, version, "decision", decision)
-    if decision == "promoted":
-        client.set_registered_model_alias(name, CHAMPION, version)
+    """:func:`decide`, check the version with ``verify`` (why it must not serve, or None) when it would be
+    promoted, and :func:`tag_decision`; returns the decision."""
+    scores = Scores(challenger, champion, floor, margin, metric, higher_is_better)
+    decision = decide(scores, promote_anyway=promote_anyway)
+    if decision == PROMOTED and verify is not None and (problem := verify(version)) is not None:
+        decision = refused(problem)
+    tag_decision(client, name, version, scores, decision)
     return decision
 
 
@@ -132,12 +175,32 @@ def log_pyfunc_model(
 @dataclass(frozen=True)
 class Registration:
     version: str
-    decision: str  # see promote_if_better
+    decision: str  # see decide
     champion_score: float | None
 
     @property
     def promoted(self) -> bool:
-        return self.decision == "promoted"
+        return self.decision == PROMOTED
+
+
+def record(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    facts: ModelFacts,
+    scores: Scores,
+    decision: str,
+    version_tags: dict[str, str] | None = None,
+) -> Registration:
+    """The one register step's record, in the active run: the decision (:func:`tag_decision`, ``@champion``
+    moved when promoted), the model's facts on the version and the run, ``champion_<metric>`` on the run."""
+    tag_decision(client, name, version, scores, decision)
+    for key, value in {**facts.version_tags(), **(version_tags or {})}.items():
+        client.set_model_version_tag(name, version, key, value)
+    if scores.champion is not None:  # no champion: no metric (a NaN would read as a failed score)
+        mlflow.log_metric(f"champion_{scores.metric}", scores.champion)
+    mlflow.set_tags({**facts.tags(), facts_tags.PROMOTED_TAG: str(decision == PROMOTED), facts_tags.DECISION: decision})
+    return Registration(version, decision, scores.champion)
 
 
 @dataclass
@@ -152,114 +215,21 @@ class TrainOutcome:
     champion_score: float | None
     variant: str
     grid: list[dict] = field(default_factory=list)  # one entry per cell when train-images --grid was given
-    decision: str = ""  # see promote_if_better
+    decision: str = ""  # see decide
     test_start: int | None = None  # forecasting: index of the first backtest origin in the training series
 
-
-def register_challenger(
-    client: MlflowClient,
-    name: str,
-    score: float,
-    *,
-    score_champion: Callable[[str], float],
-    log_model: Callable[[], str],
-    metric: str = "mase",
-    higher_is_better: bool = False,
-    margin: float = 0.0,
-    verify: Callable[[str], str | None] | None = None,
-    floor: float | None = None,
-    promote_anyway: bool = False,
-) -> Registration:
-    """The champion comparison every pipeline ends with, inside its MLflow run.
-
-    Scores the current ``@champion`` (if any) with ``score_champion(uri)`` on the challenger's own test data,
-    registers the challenger (``log_model()`` -> version), moves ``@champion`` only as :func:`promote_if_better`
-    decides, and records ``champion_<metric>`` and the decision on the run.
-    """
-    champion = version_by_alias(client, name, CHAMPION)
-    champion_score = score_champion(model_uri(name, version=champion.version)) if champion else None
-    version = log_model()
-    decision = promote_if_better(
-        client,
-        name,
-        version,
-        score,
-        champion_score,
-        metric=metric,
-        higher_is_better=higher_is_better,
-        margin=margin,
-        verify=verify,
-        floor=floor,
-        promote_anyway=promote_anyway,
-    )
-    if champion_score is not None:  # no champion: no metric (a NaN would read as a failed score)
-        mlflow.log_metric(f"champion_{metric}", champion_score)
-    mlflow.set_tags({"seqcast.promoted": str(decision == "promoted"), "seqcast.decision": decision})
-    return Registration(version, decision, champion_score)
-
-
-@dataclass
-class Challenger:
-    """What a task's training hands :func:`register_run`: its best candidate, already logged on the run."""
-
-    variant: str
-    metrics: dict[str, float]  # logged on the run; ``test_<metric>`` is the score the champion rule compares
-    score_champion: Callable[[str], float]  # the registered model at this URI on the challenger's own test data
-    log_model: Callable[[], str]  # log and register the challenger; returns its version
-    # the registered version loaded back as the service loads it; returns why it must not serve, or None
-    verify: Callable[[str], str | None] | None = None
-    test_start: int | None = None
-    # the best free forecast's score on the same test data (forecasting): a challenger worse than it never serves
-    floor: float | None = None
-    version_tags: dict[str, str] = field(default_factory=dict)
-    run_tags: dict[str, str] = field(default_factory=dict)
-    grid: list[dict] = field(default_factory=list)
-
-
-def register_run(
-    name: str,
-    run_name: str,
-    train: Callable[[str], Challenger],
-    *,
-    metric: str,
-    higher_is_better: bool,
-    settings: Settings | None = None,
-    margin: float = 0.0,
-    promote_anyway: bool = False,
-) -> TrainOutcome:
-    """The sequence every task's training ends with: open NAME's experiment, start a run, ``train(experiment_id)``
-    (which logs its candidate on the run), score the champion on the same test data, register the challenger,
-    move ``@champion`` only if it is better by more than ``margin`` (relative), no worse than the challenger's
-    ``floor`` (its best free forecast) and its registered artifact verifies, and tag the run and the new version.
-    ``promote_anyway``: promote whatever the scores (the artifact must still verify)."""
-    client, experiment_id = open_experiment(name, settings)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-        challenger = train(experiment_id)
-        mlflow.set_tags({"seqcast.variant": challenger.variant, **challenger.run_tags})
-        registration = register_challenger(
-            client,
+    @classmethod
+    def of(
+        cls, run_id: str, name: str, facts: ModelFacts, registration: Registration, metrics: dict[str, float], **more
+    ) -> TrainOutcome:
+        return cls(
             name,
-            challenger.metrics[f"test_{metric}"],
-            score_champion=challenger.score_champion,
-            log_model=challenger.log_model,
-            metric=metric,
-            higher_is_better=higher_is_better,
-            margin=margin,
-            verify=challenger.verify,
-            floor=challenger.floor,
-            promote_anyway=promote_anyway,
-        )
-        for key, value in {"variant": challenger.variant, **challenger.version_tags}.items():
-            client.set_model_version_tag(name, registration.version, key, value)
-        return TrainOutcome(
-            name,
-            run.info.run_id,
+            run_id,
             registration.version,
             registration.promoted,
-            challenger.metrics,
+            metrics,
             registration.champion_score,
-            challenger.variant,
-            challenger.grid,
-            registration.decision,
-            challenger.test_start,
+            facts.variant,
+            decision=registration.decision,
+            **more,
         )

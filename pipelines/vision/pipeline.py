@@ -29,7 +29,9 @@ from models import builders
 from pipelines import tracking
 from pipelines.seeding import seed_everything
 from pipelines.settings import Settings
-from pipelines.tracking.registry import Challenger, TrainOutcome, download, log_pyfunc_model, register_run
+from pipelines.tracking import registry
+from pipelines.tracking.registry import TrainOutcome, download, log_pyfunc_model
+from pipelines.tracking.tags import CLASSIFY, ModelFacts
 from pipelines.vision import plots
 from pipelines.vision.classifier import Classifier
 from pipelines.vision.data import ImageSet
@@ -369,24 +371,34 @@ def train_images_and_register(
     config.check()
     split = data.split(config.test_fraction, config.split_seed)
 
-    def train(experiment_id: str) -> Challenger:
+    client, experiment_id = tracking.open_experiment(name, settings)
+    run_name = f"{name}-{config.variant}" + ("-grid" if grid else "")
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         cells: list[dict] = []
-        if grid:
+        if grid:  # one nested run per cell; the best by validation accuracy
             best, cells = _run_grid(data, split, config, grid, name, experiment_id, verbose)
         else:
             best = train_candidate(data, split, config, verbose)
-        return Challenger(
-            variant=best.config.variant,
-            metrics=_log_candidate(best, data, name),
-            score_champion=lambda uri: score_registered(uri, data, split[1]),
-            log_model=lambda: _log_model(best, name),
-            version_tags={"task": "classify", "classifier_config": _json(best.classifier.config())},
-            run_tags={"seqcast.task": "classify"},
-            grid=cells,
+        metrics = _log_candidate(best, data, name)
+        champion = registry.champion_uri(client, name)
+        scores = registry.Scores(
+            metrics[f"test_{METRIC}"],
+            champion=score_registered(champion, data, split[1]) if champion else None,
+            metric=METRIC,
+            higher_is_better=True,
         )
-
-    run_name = f"{name}-{config.variant}" + ("-grid" if grid else "")
-    return register_run(name, run_name, train, metric=METRIC, higher_is_better=True, settings=settings)
+        version = _log_model(best, name)
+        facts = ModelFacts(CLASSIFY, best.config.variant)
+        registration = registry.record(
+            client,
+            name,
+            version,
+            facts,
+            scores,
+            registry.decide(scores),
+            {"classifier_config": _json(best.classifier.config())},
+        )
+    return TrainOutcome.of(run.info.run_id, name, facts, registration, metrics, grid=cells)
 
 
 def _json(value) -> str:

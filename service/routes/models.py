@@ -16,15 +16,14 @@ from pydantic import BaseModel, Field
 
 from pipelines.forecasting.pyfunc import PANEL_ARTIFACT
 from pipelines.tracking.registry import CHAMPION, LAST_RETRAIN_TAG
+from pipelines.tracking.tags import PANEL, PANEL_FORECASTER, model_kind
 from service.cache import ModelCache, ModelLoadError, ModelNotFound, is_not_found
 from service.deps import ApiKeyDep, CacheDep
 from service.errors import AUTH_RESPONSES, MODEL_RESPONSES
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
-# the tag the panel pipeline sets on a panel model's versions (pipelines.forecasting.pipeline.PANEL_TAG; not
-# imported: that module is the training side, plots included)
-PANEL_TAG = "seqcast.panel"
+PANEL_TAG = PANEL  # on a panel model's versions
 
 
 class LoadedEntry(BaseModel):
@@ -178,7 +177,7 @@ async def get_model(name: str, cache: CacheDep) -> dict:
     detail = await cache.call(_detail, cache, name)
     champion = detail["aliases"].get(CHAMPION)
     tags: dict[str, str] = next((v["tags"] for v in detail["versions"] if v["version"] == champion), {})
-    if PANEL_TAG in tags:
+    if model_kind(tags) == PANEL_FORECASTER:
         detail["series"] = await _panel_series(cache, name)
         detail["errors"] = {key[len(name) :]: entry for key, entry in cache.errors(name).items()}
     return detail

@@ -16,8 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, Field
 
-from pipelines.forecasting.pyfunc import FORECASTER_ARTIFACT
-from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
+from pipelines.tracking.tags import FORECASTER, PANEL_FORECASTER, SCORES, model_kind
 from service.cache import ModelCache
 from service.deps import CacheDep
 from service.errors import MODEL_RESPONSES
@@ -26,8 +25,6 @@ from service.routes.models import _detail
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 STATIC = StaticFiles(directory=STATIC_DIR)  # mounted at /static by create_app
 
-# the score each task's pipeline logs on the run as test_<metric> (and baseline_<name>_<metric> for the baselines)
-METRICS = {"mase": (FORECASTER_ARTIFACT, False), "accuracy": (CLASSIFIER_ARTIFACT, True)}  # -> (kind, higher better)
 
 router = APIRouter(tags=["models"])
 
@@ -68,27 +65,30 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _run_data(cache: ModelCache, run_id: str | None) -> tuple[dict[str, float], dict[str, str]]:
-    """The run's metrics and parameters; none for a version without a run (or whose run is gone)."""
+def _run_data(cache: ModelCache, run_id: str | None) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+    """The run's metrics, parameters and tags; none for a version without a run (or whose run is gone)."""
     if not run_id:
-        return {}, {}
+        return {}, {}, {}
     try:
         data = cache.client.get_run(run_id).data
     except MlflowException:
-        return {}, {}
-    return dict(data.metrics), dict(data.params)
+        return {}, {}, {}
+    return dict(data.metrics), dict(data.params), dict(data.tags)
 
 
 def _scores(cache: ModelCache, name: str, limit: int) -> dict:
     detail = _detail(cache, name)  # 404 for an unknown name; versions newest first
     versions = [v for i, v in enumerate(detail["versions"]) if i < limit or v["aliases"]]
     runs = {v["run_id"]: _run_data(cache, v["run_id"]) for v in versions}
-    metric = next((m for metrics, _ in runs.values() for m in METRICS if f"test_{m}" in metrics), None)
-    kind, higher = METRICS[metric] if metric else (None, None)
+    # the score each kind's pipeline logs on the run as test_<metric> (and baseline_<name>_<metric>)
+    kinds = (model_kind(v["tags"], runs[v["run_id"]][2]) for v in versions)
+    kind = next((k for k in kinds if k is not None), None)
+    metric, higher = SCORES[kind] if kind else (None, None)
+    kind = FORECASTER if kind == PANEL_FORECASTER else kind  # scored as any forecaster
     prefix, suffix = "baseline_", f"_{metric}"  # baseline_seasonal_naive_mase -> seasonal_naive
     out = []
     for v in versions:
-        metrics, params = runs[v["run_id"]]
+        metrics, params, _ = runs[v["run_id"]]
         baselines = {
             key[len(prefix) : -len(suffix)]: _finite(value)
             for key, value in sorted(metrics.items())

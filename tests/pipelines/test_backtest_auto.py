@@ -18,12 +18,18 @@ from pipelines.tracking.registry import model_uri
 EPOCHS = 2  # the search's own schedule (200, early stopping) tunes accuracy, which the benchmark measures
 
 
-def test_auto_searches_registers_and_calibrates_intervals(tiny_series, settings, monkeypatch):
+def test_auto_searches_registers_and_calibrates_intervals(tiny_series, settings, monkeypatch, capfd):
     space = search.search_space
     monkeypatch.setattr(search, "search_space", lambda *a, **k: [replace(c, epochs=EPOCHS) for c in space(*a, **k)])
     monkeypatch.setattr(search, "DEFAULT_TRIALS", 3)  # no --trials and no --budget: the default trial count
-    outcome = train_and_register(tiny_series, TrainConfig(variant="auto", horizon=6, seed=0), "auto-tiny")
+    # verbose 1, as `seqcast train` without --quiet: a line per trial, no Keras epoch lines
+    outcome = train_and_register(tiny_series, TrainConfig(variant="auto", horizon=6, seed=0), "auto-tiny", verbose=1)
     assert outcome.promoted
+    out, err = capfd.readouterr()
+    lines = [line for line in err.splitlines() if line.startswith("trial ")]
+    assert [line.split(":")[0] for line in lines] == [f"trial {k}/7" for k in range(1, 8)]  # 3 networks, 4 free
+    assert all(": backtest MASE " in line for line in lines)
+    assert "Epoch " not in out + err and "/step" not in out + err
     for key in (
         "test_mase",
         "test_smape",
@@ -54,18 +60,20 @@ def test_auto_searches_registers_and_calibrates_intervals(tiny_series, settings,
     assert forecaster.meta["chosen"] and forecaster.meta["search_trials"] == len(networks)
     assert forecaster.meta["winner"] in ("network", "naive", "seasonal_naive")
     folds = int(run.data.params["folds"])
-    earlier = forecaster.meta["calibration_origins"][:-folds]  # refits before the backtest, for the intervals
-    assert earlier and max(earlier) < forecaster.meta["calibration_origins"][-folds]
-    assert np.shape(forecaster.meta["abs_residuals"]) == (len(earlier) + folds, 6)
+    earlier = forecaster.calibration.origins[:-folds]  # refits before the backtest, for the intervals
+    assert earlier and max(earlier) < forecaster.calibration.origins[-folds]
+    assert np.shape(forecaster.calibration.abs_residuals) == (len(earlier) + folds, 6)
     forecast = forecaster.forecast(tiny_series.values, 6)
     assert forecast.shape == (6,) and np.all(np.isfinite(forecast))
     intervals = forecaster.intervals(forecast, [0.8, 0.95])
     (lo80, hi80), (lo95, hi95) = intervals[0.8], intervals[0.95]
     assert np.all(lo95 <= lo80) and np.all(lo80 < forecast) and np.all(hi80 <= hi95)
     # the 95% tail floor counts the overlapping folds as the horizons they cover, not one each
-    folds_worth = independent_forecasts(forecaster.meta["calibration_origins"], 6)
-    assert 1 <= folds_worth < len(forecaster.meta["calibration_origins"])
-    np.testing.assert_allclose(hi95 - forecast, extended_widths(forecaster.meta["abs_residuals"], 6, 0.95, folds_worth))
+    folds_worth = independent_forecasts(forecaster.calibration.origins, 6)
+    assert 1 <= folds_worth < len(forecaster.calibration.origins)
+    np.testing.assert_allclose(
+        hi95 - forecast, extended_widths(forecaster.calibration.abs_residuals, 6, 0.95, folds_worth)
+    )
 
 
 def test_auto_serves_seasonal_naive_where_no_network_beats_it(tiny_series, settings, monkeypatch):

@@ -14,6 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipelines.tracking.registry import CHAMPION, download, model_uri
+from pipelines.tracking.tags import CLASSIFIER, model_kind
 from pipelines.vision.classifier import Classifier
 from pipelines.vision.data import ImageSet, load_digits_set
 from pipelines.vision.pipeline import ImageTrainConfig, train_candidate, train_images_and_register
@@ -52,6 +53,7 @@ def test_first_version_promoted_a_tie_is_not(two_versions, settings):
     assert str(client.get_model_version_by_alias("img_pipeline", CHAMPION).version) == "1"
     tags = client.get_model_version("img_pipeline", "2").tags
     assert tags["decision"] == "kept champion" and tags["task"] == "classify" and tags["variant"] == "cnn"
+    assert (tags["seqcast.task"], tags["seqcast.variant"], model_kind(tags)) == ("classify", "cnn", CLASSIFIER)
     assert float(tags["challenger_accuracy"]) == pytest.approx(first.metrics["test_accuracy"], rel=1e-5)
     assert float(tags["champion_accuracy"]) == pytest.approx(first.metrics["test_accuracy"], rel=1e-5)
 

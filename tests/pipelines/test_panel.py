@@ -16,6 +16,7 @@ from pipelines.forecasting.panel import BORROWED, NETWORK, OWN, PanelForecaster
 from pipelines.forecasting.panel_training import train_panel
 from pipelines.forecasting.pipeline import PANEL_TAG, load_panel_forecaster, train_panel_and_register
 from pipelines.forecasting.training import TrainConfig
+from pipelines.tracking import tags
 from pipelines.tracking.registry import CHAMPION, model_uri
 
 FAST = dict(variant="mlp", epochs=15, units=8, horizon=6, seed=3, normalise="seasonal")
@@ -119,6 +120,13 @@ def test_registered_panel_logs_its_dataset_table_and_keeps_a_better_champion(dat
     run = client.get_run(first.run_id)
     assert run.data.metrics["series_count"] == len(panel)
     assert run.data.tags[PANEL_TAG] == str(len(panel))
+    version = client.get_model_version("panel-spine", "1")
+    assert (version.tags[tags.TASK], version.tags[tags.SERIES], version.tags[PANEL_TAG]) == (
+        "forecast",
+        "test:panel",
+        str(len(panel)),
+    )
+    assert tags.model_kind(version.tags) == tags.PANEL_FORECASTER
     [dataset] = run.inputs.dataset_inputs
     assert dataset.dataset.name == "test:panel" and json.loads(dataset.dataset.source) == {
         "tags": {"source": "test:panel"}

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.forecasting.pipeline import best_free_score, train_and_register, train_candidate
 from pipelines.forecasting.training import TrainConfig
+from pipelines.tracking import tags
 from pipelines.tracking.registry import CHAMPION, version_by_alias
 
 FAST = dict(epochs=3, units=8, lookback=8, horizon=6, seed=1)
@@ -45,6 +46,32 @@ def test_first_version_promoted_worse_second_kept(two_versions, settings):
     assert float(tags["challenger_mase"]) == pytest.approx(second.metrics["test_mase"], rel=1e-5)
     assert float(tags["champion_mase"]) == pytest.approx(first.metrics["test_mase"], rel=1e-5)
     assert client.get_model_version("spine", "1").tags["decision"] == "promoted"
+
+
+def test_every_version_and_its_run_carry_the_models_facts(two_versions, settings):
+    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    for outcome, variant in zip(two_versions, ("gru", "simple_rnn"), strict=True):
+        version, run = client.get_model_version("spine", outcome.version), client.get_run(outcome.run_id)
+        facts = {
+            tags.TASK: "forecast",
+            tags.VARIANT: variant,
+            tags.SERIES: "tiny",
+            tags.STORED: "false",  # a series given in process, not read from the store
+            tags.DECISION: outcome.decision,
+        }
+        assert {k: run.data.tags.get(k) for k in facts} == facts
+        assert {k: version.tags.get(k) for k in facts if k != tags.DECISION} == {
+            k: v for k, v in facts.items() if k != tags.DECISION
+        }
+        assert version.tags[tags.RECIPE] == run.data.tags[tags.RECIPE]
+        assert json.loads(version.tags[tags.RECIPE])["variant"] == variant
+        assert (version.tags["task"], version.tags["variant"], version.tags["decision"]) == (
+            "forecast",
+            variant,
+            outcome.decision,
+        )
+        assert tags.model_kind(version.tags) == tags.FORECASTER
+        assert tags.trained_series(run.data.tags, run.data.params) is None  # retraining reads the model's name
 
 
 def test_run_holds_params_metrics_and_artifacts(two_versions, settings):

@@ -21,11 +21,13 @@ from models.preprocessing import NORMALISATIONS
 from pipelines import tracking
 from pipelines.forecasting.backtest import backtest, fold_origins
 from pipelines.forecasting.data import Series
+from pipelines.forecasting.forecaster import Calibration
 from pipelines.forecasting.pipeline import Candidate, _log_model, train_candidate
 from pipelines.forecasting.scaling import KINDS
 from pipelines.forecasting.search import backtest_folds, combine_forecasters, search_space
 from pipelines.forecasting.training import TrainConfig
-from pipelines.tracking.registry import register_challenger
+from pipelines.tracking import registry
+from pipelines.tracking.tags import FORECAST, ModelFacts
 
 SEASON = 12
 HORIZON = 12
@@ -80,13 +82,11 @@ def _register(candidate: Candidate, name: str) -> str:
     """The pipeline's registration: in an MLflow run, log the pyfunc, register it, first version -> @champion."""
     client, experiment_id = tracking.open_experiment(name)
     with mlflow.start_run(experiment_id=experiment_id, run_name=name):
-        registration = register_challenger(
-            client,
-            name,
-            candidate.score,
-            score_champion=lambda uri: pytest.fail(f"{name} already has a champion: {uri}"),
-            log_model=lambda: _log_model(candidate, name),
-        )
+        assert registry.champion_uri(client, name) is None, f"{name} already has a champion"
+        scores = registry.Scores(candidate.score)
+        facts = ModelFacts(FORECAST, candidate.config.variant)
+        version = _log_model(candidate, name)
+        registration = registry.record(client, name, version, facts, scores, registry.decide(scores))
     assert registration.promoted
     return registration.version
 
@@ -98,11 +98,8 @@ def _combination(series: Series, members: list[Candidate]) -> Candidate:
     combined = combine_forecasters([m.forecaster for m in members])
     origins = fold_origins(len(series), config.horizon, config.folds, config.fold_step)
     result = backtest(combined.forecast_batch, series.values, config.horizon, origins, config.season)
-    combined.meta.update(
-        horizon=config.horizon,
-        abs_residuals=np.abs(result.errors).round(10).tolist(),
-        chosen=" + ".join(m.config.describe() for m in members),
-    )
+    combined.horizon, combined.calibration = config.horizon, Calibration(np.abs(result.errors).round(10).tolist())
+    combined.meta["chosen"] = " + ".join(m.config.describe() for m in members)
     return Candidate(config, combined, {}, result)
 
 
