@@ -332,7 +332,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     settings = _settings_for_pass(args)
     from mlflow.exceptions import MlflowException
 
-    from pipelines.retraining import LeaseHeld, UnknownModels, run_pass
+    from pipelines.retraining.passes import UnknownModels, run_pass
+    from pipelines.store.lease import LeaseHeld
 
     try:
         with _stop_on_signals() as stop:
@@ -361,7 +362,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     import logging
 
     settings = _settings_for_pass(args)
-    from pipelines.retraining import run_scheduler
+    from pipelines.retraining.scheduler import run_scheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

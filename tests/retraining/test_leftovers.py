@@ -20,9 +20,9 @@ from mlflow.tracking import MlflowClient
 from test_pass import N0, RECIPE, TIMES, VALUES, WORSE
 
 from pipelines.forecasting.pipeline import RECIPE_TAG, train_and_register
-from pipelines.retraining import run_pass
 from pipelines.retraining.facts import FAILURE_TAG, PASS_EXPERIMENT, PASS_TAG, pass_facts
 from pipelines.retraining.leftovers import ABANDONED
+from pipelines.retraining.passes import run_pass
 from pipelines.settings import Settings, get_settings
 from pipelines.store import SeriesStore
 from pipelines.tracking.registry import CHAMPION

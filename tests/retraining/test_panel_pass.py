@@ -14,8 +14,8 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.forecasting.pipeline import PANEL_TAG, RECIPE_TAG, train_panel_and_register
 from pipelines.forecasting.training import TrainConfig
-from pipelines.retraining import challenge, run_pass
-from pipelines.retraining.passes import forecasting_models
+from pipelines.retraining import challenge
+from pipelines.retraining.passes import forecasting_models, run_pass
 from pipelines.settings import get_settings
 from pipelines.store import SeriesStore
 from pipelines.tracking.registry import CHAMPION

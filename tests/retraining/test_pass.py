@@ -14,9 +14,9 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.forecasting.pipeline import RECIPE_TAG, train_and_register
 from pipelines.forecasting.training import TrainConfig
-from pipelines.retraining import run_pass
 from pipelines.retraining.challenge import points_after, recipe_of, seen_in_test
 from pipelines.retraining.facts import PASS_EXPERIMENT
+from pipelines.retraining.passes import run_pass
 from pipelines.settings import get_settings
 from pipelines.store import SeriesStore
 from pipelines.tracking.registry import BELOW_BASELINE, CHAMPION, LAST_RETRAIN_TAG, promote_if_better

@@ -157,7 +157,7 @@ def test_metrics_show_the_retraining_passes_and_the_build_after_a_real_pass(app,
     import platform
     from importlib.metadata import version
 
-    from pipelines.retraining import run_pass
+    from pipelines.retraining.passes import run_pass
 
     r = call(app, "GET", "/metrics")
     assert r.status_code == 200
