@@ -1,9 +1,9 @@
-"""The lecture notes' convolutional classifiers: image ``(height, width, channels)`` -> class probabilities.
+"""Convolutional image classifiers: image ``(height, width, channels)`` -> class probabilities.
 
 * ``cnn``: the CIFAR-style stack Conv2D 32 -> MaxPool -> Conv2D 64 -> MaxPool -> Conv2D 64 -> Flatten -> Dense 64
   -> Dense classes (softmax). Fitted to the input size: on images too small for the unpadded stack (8x8 digits)
   every convolution and pooling uses ``padding="same"``.
-* ``small_cnn``: the notes' grid-search network: one Conv2D (receptive field x receptive field, ``filters``
+* ``small_cnn``: the network a grid search tunes: one Conv2D (receptive field x receptive field, ``filters``
   filters), MaxPool, Dense with L2, softmax; trained with plain SGD at learning rate ``eta``.
 
 Both take ``learning_rate`` (eta) and ``l2`` (lambda), the two axes of ``train-images --grid``, and are compiled
@@ -35,7 +35,7 @@ def _check_input(input_shape, classes: int) -> tuple[int, int, int]:
 
 
 def cifar_padding(height: int, width: int) -> str:
-    """``valid`` (the notes' CIFAR-10 stack) when the unpadded stack still leaves a 2x2 map, else ``same``."""
+    """``valid`` (a CIFAR-10-style stack) when the unpadded stack still leaves a 2x2 map, else ``same``."""
     side = min(height, width)
     side = (side - 2) // 2  # conv 3x3 valid, pool 2
     side = (side - 2) // 2
@@ -80,7 +80,7 @@ def cnn(
 @register(
     "small_cnn",
     "classify",
-    "the notes' grid-search CNN: Conv2D(filters, field) -> MaxPool -> Dense(L2) -> softmax, SGD",
+    "the grid-search CNN: Conv2D(filters, field) -> MaxPool -> Dense(L2) -> softmax, SGD",
 )
 def small_cnn(
     input_shape,

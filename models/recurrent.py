@@ -28,7 +28,7 @@ def _stack(
     learning_rate: float = 1e-3,
     outputs: int = 1,
 ) -> keras.Model:
-    """``depth`` recurrent layers (the notes' rnn_2layers / lstm_2layers at depth 2), then a linear head."""
+    """``depth`` recurrent layers (two stacked layers at depth 2), then a linear head."""
     cell = RNN_LAYERS[name]
     inputs = keras.Input((lookback, features), name="window")
     x = inputs
@@ -53,7 +53,7 @@ def gru(lookback: int, features: int = 1, **hp) -> keras.Model:
     return _stack("gru", lookback, features, **hp)
 
 
-@register("dense_gru", "forecast", "two Dense layers per time step, then two GRU layers (the notes' dnn2_gru2)")
+@register("dense_gru", "forecast", "two Dense layers per time step, then two GRU layers")
 def dense_gru(
     lookback: int,
     features: int = 1,
@@ -76,7 +76,7 @@ def dense_gru(
     return compile_forecaster(keras.Model(inputs, out, name="dense_gru"), learning_rate)
 
 
-@register("one_step", "forecast", "the notes' one-step network: SimpleRNN(32, relu) -> Dense(8, relu) -> Dense(1)")
+@register("one_step", "forecast", "a one-step network: SimpleRNN(32, relu) -> Dense(8, relu) -> Dense(1)")
 def one_step(lookback: int, features: int = 1, *, learning_rate: float = 1e-3, outputs: int = 1, **_) -> keras.Model:
     inputs = keras.Input((lookback, features), name="window")
     x = layers.SimpleRNN(32, activation="relu", name="simple_rnn")(inputs)

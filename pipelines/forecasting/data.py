@@ -32,8 +32,8 @@ TIME_COLUMNS = ("timestamp", "time", "date", "ds", "datetime")  # the usual name
 VALUE_COLUMNS = ("value", "y", "values")
 SERIES_COLUMNS = ("series", "unique_id", "item_id")  # a long table's series column
 
-# The lecture notes' many-body pairing-model energies (coupled-cluster doubles correlation energy
-# against the number of particles 2, 4, ..., 32): the first 16 values of the notes' y_tot.
+# Many-body pairing-model energies (coupled-cluster doubles correlation energy
+# against the number of particles 2, 4, ..., 32): the first 16 values of y_tot.
 MANYBODY_Y_TOT = (
     -0.03077640549, -0.08336233266, -0.1446729567, -0.2116753732,
     -0.2830637392, -0.3581341341, -0.436462435, -0.5177783846,
@@ -69,14 +69,14 @@ def _builtin_manifest() -> dict:
 
 
 def sine_noise(n: int = 1000, seed: int = 0) -> Series:
-    """The notes' ``sin(0.02 t) + 2 U(0, 1)`` series, seeded."""
+    """The ``sin(0.02 t) + 2 U(0, 1)`` series, seeded."""
     t = np.arange(n)
     values = np.sin(0.02 * t) + 2 * np.random.default_rng(seed).random(n)
     return Series("sine_noise", values, source="generated: sin(0.02 t) + 2*U(0,1), seed 0")
 
 
 def manybody() -> Series:
-    return Series("manybody", np.array(MANYBODY_Y_TOT), source="lecture notes: many-body y_tot (16 energies)")
+    return Series("manybody", np.array(MANYBODY_Y_TOT), source="built-in: many-body y_tot (16 energies)")
 
 
 BUILTIN_GENERATED = {"sine_noise": sine_noise, "manybody": manybody}

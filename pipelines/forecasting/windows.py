@@ -1,4 +1,4 @@
-"""Series -> supervised windows, as the notes' ``convertToMatrix`` / ``format_data`` but vectorised and copy-free."""
+"""Series -> supervised windows, like the classic ``convertToMatrix`` / ``format_data`` loops (``tests/pipelines/test_windows.py`` keeps them as the reference) but vectorised and copy-free."""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ def misclassified(
 
 
 def accuracy_heatmap(accuracy: np.ndarray, etas, lambdas, title: str):
-    """The notes' grid plot: rows eta (learning rate), columns lambda (L2), annotated with the accuracy."""
+    """The grid plot: rows eta (learning rate), columns lambda (L2), annotated with the accuracy."""
     fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(lambdas), 1.4 + 0.8 * len(etas)))
     image = ax.imshow(accuracy, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(lambdas)), [f"{v:g}" for v in lambdas])

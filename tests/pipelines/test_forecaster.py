@@ -1,4 +1,4 @@
-"""The forecaster every caller uses: recursive extrapolation equals the notes' predict-per-step loop."""
+"""The forecaster every caller uses: recursive extrapolation equals the predict-per-step loop."""
 
 import json
 
@@ -19,7 +19,7 @@ def forecaster():
 
 
 def predict_per_step(forecaster, history, horizon):
-    """The seed's way: one model call per step, each prediction appended to the window."""
+    """The plain way: one model call per step, each prediction appended to the window."""
     window = list(forecaster.scaler.transform(history[-forecaster.lookback :]))
     out = []
     for _ in range(horizon):

@@ -6,7 +6,7 @@ import pytest
 from pipelines.forecasting.windows import to_windows
 
 
-# The lecture notes' two loops, copied literally, as the reference.
+# The two classic windowing loops (convertToMatrix, format_data), written plainly, as the reference.
 def convertToMatrix(data, step):
     X, Y = [], []
     for i in range(len(data) - step):
