@@ -29,6 +29,7 @@ from service.docs import add_schemas, install_docs
 from service.errors import RequestContext, install_error_handlers
 from service.limits import BodySizeLimit
 from service.monitoring import Metrics, MetricsMiddleware
+from service.registry import RegistryReader
 from service.routes import classify, forecast, invocations, models, ops, page, series
 from service.store import StoreAccess
 
@@ -91,8 +92,7 @@ class Preload:
 
     def _resolve(self) -> list[str]:
         if self.names.strip() == "*":
-            registered = self.cache.client.search_registered_models(max_results=1000)
-            return [m.name for m in registered if CHAMPION in (m.aliases or {})]
+            return sorted(self.cache.registry.champions())
         return [n.strip() for n in self.names.split(",") if n.strip()]
 
     def _note(self, name: str, error: str) -> None:
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.forecast_batch_max_size, settings.forecast_batch_wait_ms / 1000, on_call=metrics.batch_size.observe
     )
     cache = ModelCache(
-        tracking.configure(settings),
+        RegistryReader(tracking.configure(settings)),
         loaders={
             FORECASTER_ARTIFACT: forecast.forecaster_loader(batcher),
             PANEL_ARTIFACT: forecast.panel_loader(),  # one model whatever the number of series
