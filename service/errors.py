@@ -199,6 +199,20 @@ SHUTTING_DOWN = (
 )
 
 
+class InFlight:
+    """How many requests :class:`RequestContext` is handling. The server cancels those still running when its grace
+    period is over and at once shuts the app down; the app's shutdown waits here for them (:meth:`drained`), so each
+    gets to send its 503 before the process ends."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def drained(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while self.count and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+
 class RequestContext:
     """ASGI middleware, outermost: each request gets an id (the client's ``X-Request-ID`` or a new one), seen by
     every log line written while it is handled and returned in the ``X-Request-ID`` response header; the
@@ -209,13 +223,21 @@ class RequestContext:
     Starlette's own last resort sends a 500 and then re-raises, and the server answers that by closing the
     connection, so the client's next request on it fails too."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, in_flight: InFlight | None = None):
         self.app = app
+        self.in_flight = in_flight or InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.in_flight.count += 1
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            self.in_flight.count -= 1
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         began = time.perf_counter()
         sent = None
         for key, value in scope["headers"]:
