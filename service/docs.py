@@ -33,8 +33,9 @@ def with_policy(page: HTMLResponse) -> HTMLResponse:
         "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
         for script in _INLINE_SCRIPT.findall(bytes(page.body).decode())
     ]
+    scripts = " ".join(["'self'", *hashes])
     page.headers["content-security-policy"] = (
-        f"default-src 'none'; script-src 'self' {' '.join(hashes)}; style-src 'self' 'unsafe-inline'; "
+        f"default-src 'none'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data:; font-src 'self'; connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"
     )
