@@ -9,7 +9,8 @@ Cached traffic never waits on the registry: a hit is one dict lookup on the even
 cache's own small pool of daemon threads (:class:`service.workers.DaemonPool`), never on the pool FastAPI and anyio share,
 and a request waits at most ``timeout`` seconds for one (then 503). Concurrent misses for one key share one
 lookup; an unknown model, alias or version (404) and a version that cannot be served (503) are remembered
-for ``miss_ttl`` seconds, in a bounded LRU, so repeating them costs no registry call.
+for ``miss_ttl`` seconds (a bounded cachetools ``TTLCache``), so repeating them costs no registry call. Every
+registry read goes through the cache's :class:`service.registry.RegistryReader` (``cache.registry``).
 
 Hot swap: an alias entry is one immutable :class:`LoadedModel` in a dict. A request takes the reference
 once and keeps it, so requests in flight finish on the old model; a poller (every ``poll_seconds``) or
