@@ -147,8 +147,11 @@ class _StderrAsJson:
             if converted is not None:
                 out.append(converted + b"\n")
         data = b"".join(out)
-        while data:
-            data = data[os.write(self.out, data) :]
+        try:
+            while data:
+                data = data[os.write(self.out, data) :]
+        except OSError:  # the real stderr is gone: drop the lines, but keep draining the pipe so no writer blocks
+            pass
 
     def _convert(self, line: bytes) -> bytes | None:
         if not line.strip() or line == _ABSL_PREAMBLE:

@@ -166,3 +166,27 @@ def test_retrain_logs_json_only(registered, data_dir, tmp_path):
     lines = json_lines(done.stderr)
     assert [line for line in lines if line["level"] in ("ERROR", "CRITICAL")] == []
     assert f"{name}: version 3 " in done.stdout  # the pass's report stays the command's output
+
+
+def test_stderr_lines_in_json_mode():
+    from pipelines.logs import _StderrAsJson
+
+    convert = _StderrAsJson(0, 0, 0)._convert
+    assert convert(b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR") is None
+    assert convert(b"I0000 00:00:1796676655.841767   15654 port.cc:153] oneDNN custom operations are on.") is None
+    assert (
+        convert(b'{"level": "INFO", "message": "a worker\'s line"}')
+        == b'{"level": "INFO", "message": "a worker\'s line"}'
+    )
+    warned = json.loads(convert(b"E1207 20:50:50.103512   99 cuda_dnn.cc:8] no GPU") or b"")
+    assert {k: warned[k] for k in ("level", "logger", "message")} == {
+        "level": "ERROR",
+        "logger": "tensorflow.native",
+        "message": "no GPU",
+    }
+    raw = json.loads(convert(b"Traceback (most recent call last):") or b"")
+    assert {k: raw[k] for k in ("level", "logger", "message")} == {
+        "level": "WARNING",
+        "logger": "stderr",
+        "message": "Traceback (most recent call last):",
+    }
