@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     max_cached_misses: int = 1024  # unknown (model, ref) pairs remembered for the TTL (LRU beyond this)
     preload_retry_max_seconds: float = 30.0  # startup preload retries with backoff up to this interval
     shutdown_grace_seconds: float = 10.0  # on SIGTERM, in-flight requests get this long, then the process exits
-    log_format: Literal["text", "json"] = "text"  # seqcast serve: "json" writes one JSON object per line
+    log_format: Literal["text", "json"] = "text"  # every command: "json" writes one JSON object per line
     preload_models: str = "*"  # served at startup: comma-separated names, "*" = every @champion, "" = none
     # retraining (pipelines/retraining/): `seqcast retrain` and `seqcast scheduler`
     # when `seqcast scheduler` runs a pass (crontab: minute hour day month weekday; six fields: seconds first)

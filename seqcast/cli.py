@@ -359,12 +359,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    import logging
-
     settings = _settings_for_pass(args)
     from pipelines.retraining.scheduler import run_scheduler
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         with _stop_on_signals() as stop:
             run_scheduler(settings, stop, workers=args.workers, min_new_points=args.min_new_points, on_pass=_print_pass)
@@ -400,10 +397,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
-            log_config=log_config(settings.log_format),
+            log_config=log_config(settings.log_format, access_log=args.access_log),
             loop="uvloop",
             http="httptools",
-            access_log=args.access_log,
+            access_log=False,  # the app writes its own (service/errors.py: duration, request id, no query values)
             timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
         )
     finally:
@@ -684,7 +681,16 @@ def main(argv: list[str] | None = None) -> int:
     # each command loads TensorFlow itself, only once it needs it: --help, ingest, db, ui and a skipped
     # --if-missing start without its seconds of import; retraining loads it in whichever process trains
     args = build_parser().parse_args(argv)
+    _configure_logging()
     return args.func(args)
+
+
+def _configure_logging() -> None:
+    """Every command logs in SEQCAST_LOG_FORMAT (text or JSON lines), set up before TensorFlow is imported."""
+    from pipelines.logs import configure_logging
+    from pipelines.settings import get_settings
+
+    configure_logging(get_settings().log_format)
 
 
 if __name__ == "__main__":

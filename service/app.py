@@ -26,9 +26,10 @@ from pipelines.vision.pyfunc import CLASSIFIER_ARTIFACT
 from service.batching import Batcher
 from service.cache import Loader, ModelCache
 from service.docs import add_schemas, install_docs
-from service.errors import RequestContext, install_error_handlers
+from service.errors import InFlight, RequestContext, install_error_handlers
 from service.limits import BodySizeLimit
 from service.monitoring import Metrics, MetricsMiddleware
+from service.registry import RegistryReader
 from service.routes import classify, forecast, invocations, models, ops, page, series
 from service.store import StoreAccess
 
@@ -91,8 +92,7 @@ class Preload:
 
     def _resolve(self) -> list[str]:
         if self.names.strip() == "*":
-            registered = self.cache.client.search_registered_models(max_results=1000)
-            return [m.name for m in registered if CHAMPION in (m.aliases or {})]
+            return sorted(self.cache.registry.champions())
         return [n.strip() for n in self.names.split(",") if n.strip()]
 
     def _note(self, name: str, error: str) -> None:
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.forecast_batch_max_size, settings.forecast_batch_wait_ms / 1000, on_call=metrics.batch_size.observe
     )
     cache = ModelCache(
-        tracking.configure(settings),
+        RegistryReader(tracking.configure(settings)),
         loaders={
             FORECASTER_ARTIFACT: forecast.forecaster_loader(batcher),
             PANEL_ARTIFACT: forecast.panel_loader(),  # one model whatever the number of series
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     preload = Preload(cache, settings.preload_models, settings.preload_retry_max_seconds)
     store = StoreAccess(settings)
+    in_flight = InFlight()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -137,6 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # requests the server cancelled past its grace period answer their 503 before the process ends
+            await in_flight.drained(seconds=2)
             preload.stop()
             cache.stop()
             batcher.close()
@@ -169,7 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     add_schemas(app, [classify.ClassifyRequest, series.ObservationBatch])  # bodies the routes read themselves
     # added last = outermost: metrics see the 413s the size limit sends and the 500s of RequestContext
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, in_flight=in_flight)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -9,7 +9,8 @@ Cached traffic never waits on the registry: a hit is one dict lookup on the even
 cache's own small pool of daemon threads (:class:`service.workers.DaemonPool`), never on the pool FastAPI and anyio share,
 and a request waits at most ``timeout`` seconds for one (then 503). Concurrent misses for one key share one
 lookup; an unknown model, alias or version (404) and a version that cannot be served (503) are remembered
-for ``miss_ttl`` seconds, in a bounded LRU, so repeating them costs no registry call.
+for ``miss_ttl`` seconds (a bounded cachetools ``TTLCache``), so repeating them costs no registry call. Every
+registry read goes through the cache's :class:`service.registry.RegistryReader` (``cache.registry``).
 
 Hot swap: an alias entry is one immutable :class:`LoadedModel` in a dict. A request takes the reference
 once and keeps it, so requests in flight finish on the old model; a poller (every ``poll_seconds``) or
@@ -32,11 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from cachetools import LRUCache, TTLCache
 
 from pipelines.tracking.registry import CHAMPION, download, model_uri
 from pipelines.tracking.tags import model_kind
+from service.registry import ModelNotFound, RegistryReader
 from service.workers import DaemonPool
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,6 @@ T = TypeVar("T")
 class Loader:
     load: Callable[[Path], Any]  # the artifact folder -> the served object
     warm: Callable[[Any], None] | None = None  # compile the hot path before the model takes traffic
-
-
-class ModelNotFound(LookupError):
-    """Unknown model name, version or alias; the message says what exists (404)."""
 
 
 class ModelLoadError(RuntimeError):
@@ -79,37 +76,15 @@ def ref_of(alias: str | None, version: int | str | None) -> str:
     return str(version) if version is not None else f"@{alias or CHAMPION}"
 
 
-def is_not_found(exc: MlflowException) -> bool:
-    return getattr(exc, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
-
-
-class _Expiring(OrderedDict):
-    """key -> (expires_at, value), at most ``size`` entries (least recently set dropped first)."""
-
-    def __init__(self, size: int):
-        super().__init__()
-        self.size = size
-
-    def put(self, key, value, ttl: float) -> None:
-        self[key] = (time.monotonic() + ttl, value)
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-
-    def live(self, key):
-        entry = self.get(key)
-        if entry is None:
-            return None
-        if entry[0] < time.monotonic():
-            self.pop(key, None)
-            return None
-        return entry[1]
+def _outcome_taken(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class ModelCache:
     def __init__(
         self,
-        client: MlflowClient,
+        registry: RegistryReader,
         *,
         loaders: dict[str, Loader],
         poll_seconds: float = 10.0,
@@ -121,7 +96,7 @@ class ModelCache:
         on_swap: Callable[[str, str | None, str], None] | None = None,
         on_load: Callable[[LoadedModel, float], None] | None = None,
     ):
-        self.client = client
+        self.registry = registry
         self.loaders = loaders
         self.poll_seconds = poll_seconds
         self.max_versions = max_versions
@@ -141,8 +116,10 @@ class ModelCache:
         self._versions: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()  # LRU of loaded versions
         self._lock = threading.Lock()  # guards the dicts
         self._inflight: dict[tuple[str, str], concurrent.futures.Future] = {}  # one lookup per key at a time
-        self._refused = _Expiring(max_misses)  # key -> ModelNotFound | ModelLoadError, for miss_ttl seconds
-        self._errors = _Expiring(max_misses)  # key -> why its newest version cannot be served (until it can)
+        # key -> ModelNotFound | ModelLoadError, for miss_ttl seconds
+        self._refused: TTLCache[tuple[str, str], Exception] = TTLCache(max(1, max_misses), max(miss_ttl, 1e-9))
+        # key -> why its newest version cannot be served (until it can)
+        self._errors: LRUCache[tuple[str, str], dict] = LRUCache(max(1, max_misses))
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self.registry_error: str | None = None  # why the last poll could not reach the registry (None: it could)
@@ -177,9 +154,13 @@ class ModelCache:
 
     async def wait(self, future: concurrent.futures.Future[T]) -> T:
         # shield: one waiter timing out must not cancel the lookup the others share
+        waiter = asyncio.wrap_future(future)
         try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self.timeout)
+            return await asyncio.wait_for(asyncio.shield(waiter), self.timeout)
         except TimeoutError:
+            # nobody awaits ``waiter`` any more: take its outcome when it comes, else asyncio logs each abandoned
+            # one ("Future exception was never retrieved") with the traceback of a plain 404 or 503
+            waiter.add_done_callback(_outcome_taken)
             raise self._too_slow() from None
 
     def _too_slow(self) -> RegistryUnavailable:
@@ -189,7 +170,7 @@ class ModelCache:
 
     def _lookup(self, key: tuple[str, str]) -> concurrent.futures.Future[LoadedModel]:
         with self._lock:
-            refused = self._refused.live(key)
+            refused = self._refused.get(key)
             if refused is not None:
                 raise type(refused)(*refused.args)
             future = self._inflight.get(key)
@@ -202,7 +183,7 @@ class ModelCache:
         name, ref = key
         version: str | None = None
         try:
-            version = self._resolve_alias(name, ref[1:]) if ref[0] == "@" else ref
+            version = self.registry.version_by_alias(name, ref[1:]) if ref[0] == "@" else ref
             loaded = self._load_version(name, version)
             with self._lock:
                 if ref[0] == "@":
@@ -210,9 +191,9 @@ class ModelCache:
                 self._errors.pop(key, None)
         except (ModelNotFound, ModelLoadError) as exc:
             with self._lock:
-                self._refused.put(key, exc, self.miss_ttl)
+                self._refused[key] = exc
                 if isinstance(exc, ModelLoadError):  # shown by GET /v1/models/{name} until a load succeeds
-                    self._errors.put(key, {"version": version, "error": str(exc)}, float("inf"))
+                    self._errors[key] = {"version": version, "error": str(exc)}
             raise
         except RegistryUnavailable:
             raise
@@ -240,7 +221,7 @@ class ModelCache:
             previous = old.version if old is not None else None
             version = None
             try:
-                version = self._resolve_alias(model_name, ref[1:])
+                version = self.registry.version_by_alias(model_name, ref[1:])
                 answered = True
                 if previous == version:
                     changes.append({"ref": ref, "version": version, "previous": previous, "changed": False})
@@ -259,7 +240,7 @@ class ModelCache:
                     registry_error = error
                 log.warning("%s%s: %s; still serving version %s", model_name, ref, error, previous)
                 with self._lock:
-                    self._errors.put(key, {"version": version, "error": error}, float("inf"))
+                    self._errors[key] = {"version": version, "error": error}
                 changes.append(
                     {"ref": ref, "version": previous, "previous": previous, "changed": False, "error": error}
                 )
@@ -280,7 +261,7 @@ class ModelCache:
         nothing of it is served yet (blocking: run it on the pool)."""
         with self._lock:
             for store in (self._refused, self._errors):
-                for key in [k for k in store if k[0] == name]:
+                for key in [k for k in list(store) if k[0] == name]:
                     store.pop(key, None)
         if self.serves(name):
             return self.refresh(name)
@@ -289,7 +270,7 @@ class ModelCache:
             loaded = self._load_key((name, ref))
         except ModelLoadError as exc:
             with self._lock:
-                self._errors.put((name, ref), {"version": None, "error": str(exc)}, float("inf"))
+                self._errors[(name, ref)] = {"version": None, "error": str(exc)}
             return [{"ref": ref, "version": None, "previous": None, "changed": False, "error": str(exc)}]
         return [{"ref": ref, "version": loaded.version, "previous": None, "changed": True}]
 
@@ -319,7 +300,7 @@ class ModelCache:
 
     def _probe(self) -> None:
         try:
-            self.client.search_registered_models(max_results=1)
+            self.registry.probe()
             self.registry_error = None
         except Exception as exc:  # noqa: BLE001 - reported by /ready; the next poll asks again
             self.registry_error = f"the model registry failed: {exc}"
@@ -336,7 +317,7 @@ class ModelCache:
     def errors(self, name: str | None = None) -> dict[str, dict]:
         """``"name@alias"`` -> ``{"version", "error"}`` for each ref whose newest version cannot be served."""
         with self._lock:
-            return {f"{n}{ref}": entry[1] for (n, ref), entry in self._errors.items() if name is None or n == name}
+            return {f"{n}{ref}": entry for (n, ref), entry in self._errors.items() if name is None or n == name}
 
     def serves(self, name: str) -> bool:
         """Whether any alias of ``name`` is cached (so the poller watches it)."""
@@ -346,26 +327,6 @@ class ModelCache:
         return len(self._aliases) + len(self._versions)
 
     # --- the registry side (on the pool or the poller, never on the event loop) -------------------
-    def check_model(self, name: str) -> None:
-        try:
-            self.client.get_registered_model(name)
-        except MlflowException as exc:
-            if is_not_found(exc):
-                raise ModelNotFound(f"no registered model named {name!r}; GET /v1/models lists them") from None
-            raise
-
-    def _resolve_alias(self, name: str, alias: str) -> str:
-        try:
-            return str(self.client.get_model_version_by_alias(name, alias).version)
-        except MlflowException as exc:
-            if not is_not_found(exc):
-                raise
-        self.check_model(name)
-        aliases = sorted(self.client.get_registered_model(name).aliases or {})
-        raise ModelNotFound(
-            f"model {name!r} has no alias @{alias}; its aliases are: {', '.join('@' + a for a in aliases) or 'none'}"
-        )
-
     def _load_version(self, name: str, version: str) -> LoadedModel:
         key = (name, version)
         with self._lock:
@@ -373,13 +334,7 @@ class ModelCache:
             if cached is not None:
                 self._versions.move_to_end(key)
                 return cached
-        try:
-            registered = self.client.get_model_version(name, version)
-        except MlflowException as exc:
-            if not is_not_found(exc):
-                raise
-            self.check_model(name)
-            raise ModelNotFound(f"model {name!r} has no version {version}; GET /v1/models/{name} lists them") from None
+        registered = self.registry.version(name, version)  # 404 before any download
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="seqcast-model-") as tmp:
             root = download(model_uri(name, version=version), tmp) / "artifacts"

@@ -7,15 +7,18 @@ Routers raise :class:`fastapi.HTTPException`, :class:`pipelines.forecasting.erro
 :class:`service.cache.RegistryUnavailable` (-> 503); the ``*_RESPONSES`` dicts document them in OpenAPI.
 Anything else is a bug: :class:`RequestContext` logs it with its traceback and answers a JSON 500 with a
 request id, and the connection stays usable (an exception that reaches the server makes it drop the
-connection).
+connection). The refusals the service expects (404 unknown model, 503 registry too slow) are logged by
+:class:`service.logs.Refusals`: a WARNING line a minute per kind at most, no traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 import sys
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,9 +33,10 @@ from pipelines.forecasting.data import DataError
 from pipelines.forecasting.errors import ForecastInputError
 from pipelines.store import SeriesNotFound, StoreUnavailable
 from service.cache import ModelLoadError, ModelNotFound, RegistryUnavailable
-from service.logs import REQUEST_ID, request_id_from
+from service.logs import ACCESS_LOGGER, REQUEST_ID, Refusals, redacted_query, request_id_from
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 class ErrorBody(BaseModel):
@@ -134,6 +138,8 @@ def unreadable_body(cause: BaseException | None) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    refusals = Refusals(log)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 400 and exc.detail == UNREADABLE_BODY:
@@ -162,6 +168,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ModelNotFound)
     async def model_not_found(request: Request, exc: ModelNotFound) -> JSONResponse:
+        refusals.note("unknown model, alias or version (404)", str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
     @app.exception_handler(ModelLoadError)
@@ -170,24 +177,68 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RegistryUnavailable)
     async def registry_unavailable(request: Request, exc: RegistryUnavailable) -> JSONResponse:
+        refusals.note("registry unavailable (503)", str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+
+# the page (service/static/) runs only its own script and stylesheet; an image is one of this host's, the
+# favicon's data: URL or the blob: of an image the user picked; calls go to this host only. The same policy
+# suits the JSON answers; /docs and /redoc set their own (service/docs.py).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+SHUTTING_DOWN = (
+    "the server is shutting down and this request did not finish within its grace period "
+    "(SEQCAST_SHUTDOWN_GRACE_SECONDS); retry it"
+)
+
+
+class InFlight:
+    """How many requests :class:`RequestContext` is handling. The server cancels those still running when its grace
+    period is over and at once shuts the app down; the app's shutdown waits here for them (:meth:`drained`), so each
+    gets to send its 503 before the process ends."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def drained(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while self.count and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
 
 class RequestContext:
     """ASGI middleware, outermost: each request gets an id (the client's ``X-Request-ID`` or a new one), seen by
-    every log line written while it is handled and returned in the ``X-Request-ID`` response header; an
-    exception no handler took becomes a logged JSON 500 naming that id.
+    every log line written while it is handled and returned in the ``X-Request-ID`` response header; the
+    security headers (:data:`SECURITY_HEADERS`, and :data:`CONTENT_SECURITY_POLICY` unless the route set its
+    own); an exception no handler took becomes a logged JSON 500 naming that id; a request the server cancels at
+    shutdown (its grace period over) a 503; the access line (``seqcast.access``, query values redacted).
 
     Starlette's own last resort sends a 500 and then re-raises, and the server answers that by closing the
     connection, so the client's next request on it fails too."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, in_flight: InFlight | None = None):
         self.app = app
+        self.in_flight = in_flight or InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.in_flight.count += 1
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            self.in_flight.count -= 1
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        began = time.perf_counter()
         sent = None
         for key, value in scope["headers"]:
             if key == b"x-request-id":
@@ -195,36 +246,76 @@ class RequestContext:
                 break
         request_id = request_id_from(sent)
         token = REQUEST_ID.set(request_id)
-        header = (b"x-request-id", request_id.encode())
-        started = False
+        added = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
+        status: int | None = None  # set once the response has started
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
-                message["headers"] = [*message.get("headers", ()), header]
+                status = message["status"]
+                headers = [*message.get("headers", ()), *added]
+                if not any(k.lower() == b"content-security-policy" for k, _ in headers):
+                    headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+                message["headers"] = headers
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id)
-            if started:
-                raise  # half a response is out: nothing sensible can follow it on this connection
-            body = json.dumps(
-                {"detail": f"internal error; the server logged it as request {request_id}", "request_id": request_id}
-            ).encode()
-            await send(
+        async def answer(code: int, body: dict, *headers: tuple[bytes, bytes]) -> None:
+            data = json.dumps(body).encode()
+            await send_with_headers(
                 {
                     "type": "http.response.start",
-                    "status": 500,
+                    "status": code,
                     "headers": [
                         (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        header,
+                        (b"content-length", str(len(data)).encode()),
+                        *headers,
                     ],
                 }
             )
-            await send({"type": "http.response.body", "body": body})
+            await send({"type": "http.response.body", "body": data})
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except asyncio.CancelledError:
+            # the server cancels what still runs once its shutdown grace period is over: a 503 the client can
+            # retry elsewhere, not the 500 and traceback the server would make of it
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            if status is None:
+                await answer(503, {"detail": SHUTTING_DOWN}, (b"retry-after", b"1"), (b"connection", b"close"))
+            # else half a response is out: the server closes the connection, which tells the client
+        except Exception:
+            log.exception("unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id)
+            if status is not None:
+                raise  # half a response is out: nothing sensible can follow it on this connection
+            await answer(
+                500,
+                {"detail": f"internal error; the server logged it as request {request_id}", "request_id": request_id},
+            )
         finally:
+            if access_log.isEnabledFor(logging.INFO):
+                self._access(scope, status, began)
             REQUEST_ID.reset(token)
+
+    @staticmethod
+    def _access(scope: Scope, status: int | None, began: float) -> None:
+        query = redacted_query(scope.get("query_string", b""))
+        duration_ms = round((time.perf_counter() - began) * 1000, 2)
+        client = scope.get("client")
+        access_log.info(
+            "%s %s%s %s %.1f ms",
+            scope["method"],
+            scope["path"],
+            f"?{query}" if query else "",
+            status,
+            duration_ms,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": query or None,
+                "status": status,
+                "duration_ms": duration_ms,
+                "client": f"{client[0]}:{client[1]}" if client else None,
+            },
+        )

@@ -1,25 +1,33 @@
-"""``GET /v1/models``, ``GET /v1/models/{name}`` and ``POST /v1/models/{name}/reload`` (API key).
+"""``GET /v1/models``, ``GET /v1/models/{name}``, ``GET /v1/models/{name}/scores`` and
+``POST /v1/models/{name}/reload`` (API key).
 
 ``GET /v1/models/{name}`` of a panel model (its ``@champion`` version tagged ``seqcast.panel`` by the panel
 pipeline) also lists the champion's series and what serves each, read from the loaded model (loading it if
-this process has not yet)."""
+this process has not yet). ``/scores`` (what the page at ``/`` draws): each version's test score (backtest MASE
+for a forecaster, test accuracy for a classifier) beside the baselines' on the same backtest, read from the
+registry and the versions' runs.
+
+Every registry read goes through the cache's :class:`service.registry.RegistryReader`, on its registry pool
+(``cache.call``): a slow registry answers 503 after the timeout and never holds the threads other requests need.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter
-from mlflow.exceptions import MlflowException
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from pipelines.forecasting.pyfunc import PANEL_ARTIFACT
 from pipelines.tracking.registry import CHAMPION, LAST_RETRAIN_TAG
-from pipelines.tracking.tags import PANEL, PANEL_FORECASTER, model_kind
-from service.cache import ModelCache, ModelLoadError, ModelNotFound, is_not_found
+from pipelines.tracking.tags import FORECASTER, PANEL, PANEL_FORECASTER, SCORES, model_kind
+from service.cache import ModelCache, ModelLoadError
 from service.deps import ApiKeyDep, CacheDep
 from service.errors import AUTH_RESPONSES, MODEL_RESPONSES
+from service.registry import RegistryReader
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -126,19 +134,9 @@ def _summary(cache: ModelCache, registered) -> dict:
     }
 
 
-def _registered(cache: ModelCache, name: str):
-    try:
-        return cache.client.get_registered_model(name)
-    except MlflowException as exc:
-        if is_not_found(exc):
-            raise ModelNotFound(f"no registered model named {name!r}; GET /v1/models lists them") from None
-        raise
-
-
 def _detail(cache: ModelCache, name: str) -> dict:
-    registered = _registered(cache, name)
-    escaped = name.replace("\\", "\\\\").replace("'", "\\'")
-    versions = cache.client.search_model_versions(f"name = '{escaped}'")
+    registered = cache.registry.model(name)
+    versions = cache.registry.versions(name)
     by_version: dict[str, list[str]] = {}
     for alias, version in (registered.aliases or {}).items():
         by_version.setdefault(str(version), []).append(alias)
@@ -162,11 +160,9 @@ def _detail(cache: ModelCache, name: str) -> dict:
     }
 
 
-# Registry calls run on the cache's registry pool (cache.call): a slow registry answers 503 after the
-# timeout and never holds the threads other requests need.
 @router.get("", response_model=ModelList, summary="Registered models, their aliases and what this process has loaded")
 async def list_models(cache: CacheDep) -> dict:
-    registered = await cache.call(cache.client.search_registered_models, None, 1000)
+    registered = await cache.call(cache.registry.models)
     return {"models": [_summary(cache, r) for r in sorted(registered, key=lambda r: r.name)]}
 
 
@@ -201,7 +197,7 @@ async def _panel_series(cache: ModelCache, name: str) -> list[dict] | None:
 
 
 def _reload(cache: ModelCache, name: str) -> dict:
-    _registered(cache, name)
+    cache.registry.model(name)  # 404 for an unknown name
     return {"name": name, "changes": cache.reload(name)}
 
 
@@ -214,3 +210,92 @@ def _reload(cache: ModelCache, name: str) -> dict:
 )
 async def reload_model(name: str, cache: CacheDep, _: ApiKeyDep) -> dict:
     return await cache.call(_reload, cache, name)
+
+
+class VersionScores(BaseModel):
+    version: str
+    aliases: list[str]
+    created_at: str | None = None
+    run_id: str | None = None
+    variant: str | None = Field(default=None, description="the network the version holds (its 'variant' tag)")
+    horizon: int | None = Field(
+        default=None, description="the horizon a forecaster was trained for: its intervals are calibrated up to it"
+    )
+    score: float | None = Field(
+        default=None, description="the run's test_<metric>; null when the run logged none (or not a finite one)"
+    )
+    baselines: dict[str, float | None] = Field(
+        default_factory=dict, description="baseline (naive, seasonal_naive, drift) -> its <metric> on the same backtest"
+    )
+    decision: str | None = Field(
+        default=None,
+        description="the champion rule's words when it was registered: promoted, kept champion, below baseline, ...",
+    )
+
+
+class ModelScores(BaseModel):
+    name: str
+    kind: str | None = Field(default=None, description="forecaster or classifier; null when no run logged a score")
+    metric: str | None = Field(default=None, description="mase (lower is better) or accuracy (higher is better)")
+    higher_is_better: bool | None = None
+    aliases: dict[str, str] = Field(description="alias -> version, e.g. champion -> 3")
+    versions: list[VersionScores] = Field(
+        description="newest first: the newest `limit`, and every version an alias names"
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _scores(cache: ModelCache, name: str, limit: int) -> dict:
+    detail = _detail(cache, name)  # 404 for an unknown name; versions newest first
+    registry: RegistryReader = cache.registry
+    versions = [v for i, v in enumerate(detail["versions"]) if i < limit or v["aliases"]]
+    runs = {v["run_id"]: registry.run_data(v["run_id"]) for v in versions}
+    # the score each kind's pipeline logs on the run as test_<metric> (and baseline_<name>_<metric>)
+    kinds = (model_kind(v["tags"], runs[v["run_id"]][2]) for v in versions)
+    kind = next((k for k in kinds if k is not None), None)
+    metric, higher = SCORES[kind] if kind else (None, None)
+    kind = FORECASTER if kind == PANEL_FORECASTER else kind  # scored as any forecaster
+    prefix, suffix = "baseline_", f"_{metric}"  # baseline_seasonal_naive_mase -> seasonal_naive
+    out = []
+    for v in versions:
+        metrics, params, _ = runs[v["run_id"]]
+        baselines = {
+            key[len(prefix) : -len(suffix)]: _finite(value)
+            for key, value in sorted(metrics.items())
+            if metric and key.startswith(prefix) and key.endswith(suffix)
+        }
+        out.append(
+            {
+                **{k: v[k] for k in ("version", "aliases", "created_at", "run_id")},
+                "variant": v["tags"].get("variant"),
+                "horizon": int(params["horizon"]) if params.get("horizon", "").isdigit() else None,
+                "score": _finite(metrics.get(f"test_{metric}")),
+                "baselines": baselines,
+                "decision": v["tags"].get("decision"),
+            }
+        )
+    return {
+        "name": name,
+        "kind": kind,
+        "metric": metric,
+        "higher_is_better": higher,
+        "aliases": detail["aliases"],
+        "versions": out,
+    }
+
+
+@router.get(
+    "/{name}/scores",
+    response_model=ModelScores,
+    responses=MODEL_RESPONSES,
+    summary="Each version's test score (backtest MASE or test accuracy) beside the baselines' on the same backtest",
+)
+async def model_scores(
+    name: str,
+    cache: CacheDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="how many of the newest versions")] = 20,
+) -> dict:
+    return await cache.call(_scores, cache, name, limit)

@@ -74,5 +74,7 @@ def _why(preload, names: list[str]) -> str:
 )
 async def metrics(cache: CacheDep, app_metrics: MetricsDep) -> PlainTextResponse:
     app_metrics.loaded.set(len(cache))
-    body = await asyncio.to_thread(app_metrics.exposition, cache.client)  # the passes' facts: a few MLflow reads
+    body = await asyncio.to_thread(
+        app_metrics.exposition, cache.registry.client
+    )  # the passes' facts: a few MLflow reads
     return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)

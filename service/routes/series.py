@@ -29,7 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipelines.forecasting.data import DataError, pick_columns
 from pipelines.store import Summary, check_name
 from pipelines.store.schema import NAME_MAX
-from pipelines.tracking.registry import CHAMPION
 from service.cache import ModelCache, RegistryUnavailable
 from service.deps import ApiKeyDep, CacheDep, StoreDep
 from service.errors import AUTH_RESPONSES, SERIES_RESPONSES, TOO_LARGE_RESPONSES, ErrorBody, InvalidRequest
@@ -128,13 +127,8 @@ async def _serving(cache: ModelCache, names: list[str]) -> dict[str, dict]:
     """name -> {"name", "version"} of the registered model of that name with @champion (registry on its pool)."""
 
     def lookup() -> dict[str, dict]:
-        found = cache.client.search_registered_models(max_results=1000)
-        wanted = set(names)
-        return {
-            m.name: {"name": m.name, "version": str(m.aliases[CHAMPION])}
-            for m in found
-            if m.name in wanted and CHAMPION in (m.aliases or {})
-        }
+        champions = cache.registry.champions()
+        return {name: {"name": name, "version": champions[name]} for name in names if name in champions}
 
     try:
         return await cache.call(lookup)

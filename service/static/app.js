@@ -52,7 +52,10 @@ const enc = encodeURIComponent;
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
-    if (value !== null && value !== undefined && value !== false) node.setAttribute(key, value === true ? "" : value);
+    if (value === null || value === undefined || value === false) continue;
+    // style through the CSSOM: the Content-Security-Policy refuses inline style attributes
+    if (key === "style") node.style.cssText = value;
+    else node.setAttribute(key, value === true ? "" : value);
   }
   node.append(...children.filter((c) => c !== null && c !== undefined));
   return node;

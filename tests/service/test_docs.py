@@ -48,3 +48,22 @@ def _route(body: dict) -> str:
     if "requests" in body:
         return "/v1/forecast/batch"
     return "/v1/forecast" if "model" in body else "/invocations"
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_pages_allow_their_own_inline_script_by_hash_and_no_other(app, page):
+    import base64
+    import hashlib
+
+    r = call(app, "GET", page)
+    inline = re.findall(r"<script>(.*?)</script>", r.text, re.S)
+    sources = " ".join(
+        ["'self'", *(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in inline)]
+    )
+    assert len(inline) == (1 if page == "/docs" else 0)  # Swagger UI is configured by an inline script
+    assert r.headers["content-security-policy"] == (
+        f"default-src 'none'; script-src {sources}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+    assert r.headers["x-content-type-options"] == "nosniff"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from svc_helpers import API_KEY, MODEL, call, make_settings
+from svc_helpers import API_KEY, MODEL, call, copy_versions, make_settings
 
+from pipelines.tracking.registry import CHAMPION
 from service.app import create_app
+from service.registry import RegistryReader
 
 
 def test_list_models_shows_aliases_and_what_is_loaded(app, registered):
@@ -79,3 +81,21 @@ def test_the_api_key_is_never_logged(app, registered, caplog):
         call(app, "POST", f"/v1/models/{MODEL}/reload", headers={"X-API-Key": API_KEY})
         call(app, "POST", f"/v1/models/{MODEL}/reload", headers={"X-API-Key": "wrong-key-abc"})
     assert API_KEY not in caplog.text and "wrong-key-abc" not in caplog.text
+
+
+def test_the_registry_is_read_page_by_page(registered, data_dir):
+    client = registered["client"]
+    copy_versions(client, MODEL, "svc_paged")  # at least two models, so one a page is several pages
+    every = sorted(m.name for m in client.search_registered_models(max_results=1000))
+    reader = RegistryReader(client, page_size=1)  # one model a page: every page must be read
+    assert sorted(m.name for m in reader.models()) == every
+    assert sorted(str(v.version) for v in reader.versions(MODEL)) == ["1", "2"]
+    assert reader.champions()[MODEL] == str(client.get_model_version_by_alias(MODEL, CHAMPION).version)
+
+    app = create_app(make_settings(data_dir, preload_models=""))
+    app.state.cache.registry.page_size = 1  # the routes read through the same reader
+    listed = call(app, "GET", "/v1/models")
+    assert listed.status_code == 200
+    assert [m["name"] for m in listed.json()["models"]] == every
+    detail = call(app, "GET", f"/v1/models/{MODEL}")
+    assert [v["version"] for v in detail.json()["versions"]] == ["2", "1"]

@@ -130,7 +130,9 @@ def test_ready_is_degraded_not_down_while_the_registry_is_unreachable(registered
     async def main():
         async with app.router.lifespan_context(app), client_for(app) as client:
             await until_ready(client)
-            cache.client = type(cache.client)("http://127.0.0.1:9", "http://127.0.0.1:9")  # nothing listens there
+            cache.registry.client = type(cache.registry.client)(
+                "http://127.0.0.1:9", "http://127.0.0.1:9"
+            )  # nothing listens there
             await asyncio.to_thread(cache.refresh)
             down = await client.get("/ready")
             forecast = await client.post("/v1/forecast", json={"model": MODEL, "history": [1.0] * 8, "horizon": 2})

@@ -129,3 +129,34 @@ def test_the_page_and_its_files_are_served(app):
     r = call(app, "GET", "/static/nothing.js")
     assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
     assert "/" not in call(app, "GET", "/openapi.json").json()["paths"]  # the page is not part of the API
+
+
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY = {"x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer"}
+
+
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css", "/static/nothing.js"])
+def test_the_page_runs_only_its_own_files(app, path):
+    r = call(app, "GET", path)
+    assert r.status_code == (404 if "nothing" in path else 200)
+    assert {k: r.headers[k] for k in SECURITY} == SECURITY
+    assert r.headers["content-security-policy"] == PAGE_POLICY
+
+
+def test_the_page_has_no_inline_script_or_style(app):
+    html = call(app, "GET", "/").text
+    assert "<style" not in html and " style=" not in html and "on" + "click=" not in html
+    assert [tag for tag in html.split("<script")[1:] if 'src="/static/' not in tag.split(">")[0]] == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/health", 200), ("GET", "/v1/models/no_such_model", 404), ("POST", "/v1/forecast", 422)],
+)
+def test_api_answers_are_nosniff_too(app, method, path, status):
+    r = call(app, method, path, json={} if method == "POST" else None)
+    assert r.status_code == status
+    assert {k: r.headers[k] for k in SECURITY} == SECURITY

@@ -367,3 +367,38 @@ def test_a_new_horizon_compiles_off_the_event_loop(registered, data_dir):
 
     assert run(main()) is True
     assert finished == [("health", 200), ("forecast", 200)]
+
+
+def test_registry_timeouts_log_one_warning_and_no_traceback(registered, data_dir, caplog):
+    import gc
+    import logging
+
+    app = create_app(make_settings(data_dir, preload_models="", registry_timeout_seconds=0.5, not_found_ttl_seconds=0))
+    cache = app.state.cache
+    body = {"model": MODEL, "history": HISTORY, "horizon": 2}
+
+    async def main():
+        async with client_for(app) as client:
+            with registry_locked(app):
+                missed = await asyncio.gather(
+                    *(client.post("/v1/forecast", json={**body, "alias": f"gone{i}"}) for i in range(40))
+                )
+            await until(lambda: not cache._inflight)  # each lookup ends in a 404 no request waits for any more
+            gc.collect()  # an abandoned future whose exception nobody took is reported as it is collected
+            await asyncio.sleep(0.1)
+            return missed
+
+    caplog.set_level(logging.WARNING)
+    missed = run(main())
+    assert {(r.status_code, r.json()["detail"]) for r in missed} == {
+        (503, "the model registry did not answer within 0.5 s (SEQCAST_REGISTRY_TIMEOUT_SECONDS); retry shortly")
+    }
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "service.errors",
+            "WARNING",
+            "refused: registry unavailable (503): the model registry did not answer within 0.5 s "
+            "(SEQCAST_REGISTRY_TIMEOUT_SECONDS); retry shortly",
+        )
+    ]
+    assert all(r.exc_info is None for r in caplog.records)
