@@ -8,8 +8,10 @@ gauge is per worker (a ``pid`` label), as each worker has its own cache.
 
 Retraining passes run in other processes (``seqcast retrain``, ``seqcast scheduler``), so what operators alert on
 (the last success, decisions, durations) is read at scrape time from the passes' own MLflow record
-(:func:`pipelines.retraining.facts.pass_facts`, a few runs per scrape) by :class:`RetrainingCollector`: whichever
-worker or replica answers, it says the same, and nothing is lost when the API restarts.
+(:func:`pipelines.retraining.facts.pass_facts`, a few runs per scrape, on the model cache's registry threads and
+waited for at most ``SEQCAST_REGISTRY_TIMEOUT_SECONDS``: a slow tracking store never holds a scrape) and written by
+:class:`RetrainingCollector`: whichever worker or replica answers, it says the same, and nothing is lost when the API
+restarts.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipelines.retraining.facts import PASS_STATUSES, SERIES_STATUSES, pass_facts
+from pipelines.retraining.facts import PASS_STATUSES, SERIES_STATUSES, PassFacts
 from service.cache import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,11 @@ class Metrics:
 
         self.registry.register(BuildInfo())
 
-    def exposition(self, client: MlflowClient) -> bytes:
-        """The text ``/metrics`` answers: this app's (all workers') metrics and the retraining passes' facts as
-        the tracking store holds them now (a blocking call: MLflow is asked)."""
+    def exposition(self, facts: PassFacts | None | Exception) -> bytes:
+        """The text ``/metrics`` answers: this app's (all workers') metrics and the retraining passes' ``facts``
+        as read from the tracking store (an exception: why they could not be)."""
         passes = CollectorRegistry()
-        passes.register(RetrainingCollector(client))
+        passes.register(RetrainingCollector(facts))
         return generate_latest(self.registry) + generate_latest(passes)
 
     def close(self) -> None:
@@ -156,23 +157,22 @@ class BuildInfo:
 
 
 class RetrainingCollector:
-    """The retraining passes' facts (:func:`pipelines.retraining.facts.pass_facts`) from ``client``'s tracking
-    store, at collect time. Before any pass: the counters at 0 and no timestamps; the store unreachable:
+    """The retraining passes' facts (:func:`pipelines.retraining.facts.pass_facts`) as metrics. Before any pass
+    (None): the counters at 0 and no timestamps; the store unreachable or too slow (an exception):
     ``seqcast_retrain_facts_readable 0`` and nothing else (an alert on a stale last success then has no value to
     read, and says so)."""
 
-    def __init__(self, client: MlflowClient):
-        self.client = client
+    def __init__(self, facts: PassFacts | None | Exception):
+        self.facts = facts
 
     def collect(self) -> Iterator[Metric]:
         readable = GaugeMetricFamily(
             "seqcast_retrain_facts_readable", "1 when this scrape could read the retraining passes from MLflow"
         )
-        try:
-            facts = pass_facts(self.client)
-        except Exception as exc:  # noqa: BLE001 - an unreachable tracking store is a fact to report, not a failed scrape
+        facts = self.facts
+        if isinstance(facts, Exception):
             log.warning(
-                "/metrics: could not read the retraining passes from MLflow: %s", str(exc).splitlines()[0][:300]
+                "/metrics: could not read the retraining passes from MLflow: %s", str(facts).splitlines()[0][:300]
             )
             readable.add_metric([], 0)
             yield readable

@@ -41,6 +41,7 @@ FORBIDDEN = {
     "pipelines/retraining": ("pipelines.vision", "service", "seqcast"),
     "pipelines/settings.py": ("pipelines.", "models", "service", "seqcast"),
     "pipelines/seeding.py": ("pipelines.", "models", "service", "seqcast"),
+    "pipelines/logs.py": ("pipelines.", "models", "service", "seqcast"),
     "service": ("seqcast", *TRAINING),  # the service reads the registry; it never trains
     "seqcast": (),  # the command line may use everything
 }

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
+from pipelines.retraining.facts import PassFacts, pass_facts
 from service.deps import CacheDep, MetricsDep
 from service.errors import ErrorBody
 
@@ -74,7 +73,10 @@ def _why(preload, names: list[str]) -> str:
 )
 async def metrics(cache: CacheDep, app_metrics: MetricsDep) -> PlainTextResponse:
     app_metrics.loaded.set(len(cache))
-    body = await asyncio.to_thread(
-        app_metrics.exposition, cache.registry.client
-    )  # the passes' facts: a few MLflow reads
+    facts: PassFacts | None | Exception
+    try:  # a few MLflow reads on the registry's threads, bounded like any registry call
+        facts = await cache.call(pass_facts, cache.registry.client)
+    except Exception as exc:  # noqa: BLE001 - an unreachable or slow tracking store is a fact to report, not a failed scrape
+        facts = exc
+    body = app_metrics.exposition(facts)
     return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)

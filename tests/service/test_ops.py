@@ -207,7 +207,7 @@ def test_metrics_say_so_when_the_passes_cannot_be_read(registered, data_dir):
     from mlflow.tracking import MlflowClient
 
     app = create_app(make_settings(data_dir, preload_models=""))
-    app.state.cache.client = MlflowClient("http://127.0.0.1:9", "http://127.0.0.1:9")  # nothing listens there
+    app.state.cache.registry.client = MlflowClient("http://127.0.0.1:9", "http://127.0.0.1:9")  # nothing listens there
     r = call(app, "GET", "/metrics")
     assert r.status_code == 200
     samples = _samples(r.text)
