@@ -6,6 +6,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no dow
 
 import numpy as np
 import pytest
+from mlflow_uris import mlflow_uris_kept
 
 from pipelines.settings import get_settings
 
@@ -55,22 +56,10 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def mlflow_uris_put_back():
-    """Every test leaves MLflow pointed where it found it. ``mlflow.set_tracking_uri`` and ``set_registry_uri``
-    (every ``tracking.configure``) write ``os.environ``, which ``Settings`` and every process a later test starts
-    read: after a test on a store of its own, later tests (in whatever order they run) would use that store."""
-    import mlflow
-
-    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    environ = {name: os.environ.get(name) for name in names}
-    uris = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    yield
-    mlflow.set_tracking_uri(uris[0])
-    mlflow.set_registry_uri(uris[1])
-    for name, value in environ.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    """Every test leaves MLflow pointed where it found it (a module fixture on a store of its own: the same,
+    with :func:`mlflow_uris.mlflow_uris_kept`)."""
+    with mlflow_uris_kept():
+        yield
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from mlflow_uris import mlflow_uris_kept
 from test_pass import N0, RECIPE, TIMES, VALUES, WORSE
 
 from pipelines.forecasting.pipeline import RECIPE_TAG, train_and_register
@@ -46,7 +47,8 @@ def world(tmp_path_factory):
     settings = Settings(data_dir=data_dir, MLFLOW_TRACKING_URI=None)
     store = SeriesStore(settings.series_store_url)
     store.write(NAME, TIMES[:N0], VALUES[:N0])
-    champion = train_and_register(store.series(NAME), WORSE, NAME, settings=settings, promote_anyway=True)
+    with mlflow_uris_kept():  # this module's own store: later modules' tests must not find MLflow pointed at it
+        champion = train_and_register(store.series(NAME), WORSE, NAME, settings=settings, promote_anyway=True)
     store.write(NAME, TIMES[N0:], VALUES[N0:])
     store.close()
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)

@@ -30,7 +30,11 @@ SECRET = "SECRET-4f1d2a"
 
 
 def json_env(data_dir: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PROMETHEUS_MULTIPROC_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PROMETHEUS_MULTIPROC_DIR")
+    }
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # what a user has: the command silences TensorFlow itself
     env.update(SEQCAST_DATA_DIR=str(data_dir), SEQCAST_LOG_FORMAT="json", TMPDIR=str(tmp_path), **extra)
     return env

@@ -50,7 +50,11 @@ def test_two_workers_swap_the_champion_under_load_with_zero_failures_and_sum_the
     expected = {v: f.forecast(HISTORY, HORIZON).tolist() for v, f in registered["forecasters"].items()}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PROMETHEUS_MULTIPROC_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PROMETHEUS_MULTIPROC_DIR")
+    }
     env.update(
         SEQCAST_DATA_DIR=str(data_dir),
         SEQCAST_API_KEY=API_KEY,
