@@ -1,6 +1,6 @@
 """A panel model served over REST through the ASGI app: one registered model forecasting many stored series.
 
-A tiny panel (``make_panel`` of tests/pipelines/test_panel.py: seasonal series and random walks) is trained and
+A tiny panel (``make_panel`` of tests/pipelines/forecasting/test_panel.py: seasonal series and random walks) is trained and
 registered once for the module, and its series are stored in the app's own series store, with one series the panel
 never saw and one too short to forecast. Every answer is compared to the bit with ``PanelForecaster.forecast_windows``
 in process, on the same rows in the same order.
@@ -34,7 +34,7 @@ STUB = "stub"  # stored, shorter than the panel's lookback
 
 def _make_panel():
     """``make_panel`` from the pipeline's panel tests (loaded by path: tests/ is not a package)."""
-    path = Path(__file__).resolve().parents[1] / "pipelines" / "test_panel.py"
+    path = Path(__file__).resolve().parents[1] / "pipelines" / "forecasting" / "test_panel.py"
     spec = importlib.util.spec_from_file_location("panel_cases", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -20,7 +20,7 @@ from pipelines.settings import get_settings
 from pipelines.store import SeriesStore
 from pipelines.tracking.registry import CHAMPION
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "forecasting"))
 from test_panel import make_panel
 
 NAME = "rt_panel"
