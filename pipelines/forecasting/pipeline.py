@@ -40,15 +40,13 @@ from pipelines.forecasting.training import TrainConfig
 from pipelines.settings import Settings
 from pipelines.tracking import registry
 from pipelines.tracking.registry import RECIPE_TAG, TrainOutcome, download, log_pyfunc_model, model_uri
-from pipelines.tracking.tags import FORECAST, PANEL, SERIES, TASK, ModelFacts, stored_name
+from pipelines.tracking.tags import FORECAST, ModelFacts, stored_name
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 PANEL_PYFUNC_ENTRY = Path(__file__).with_name("panel_pyfunc_entry.py")
-# the facts' tag names, under the names readers imported from here (pipelines.tracking.tags is their home)
-PANEL_TAG, SERIES_TAG, TASK_TAG, FORECAST_TASK = PANEL, SERIES, TASK, FORECAST
 __all__ = ["RECIPE_TAG", "Candidate", "train_and_register", "train_candidate", "train_panel_and_register"]
 
 

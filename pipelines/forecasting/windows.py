@@ -1,4 +1,4 @@
-"""Series -> supervised windows, like the classic ``convertToMatrix`` / ``format_data`` loops (``tests/pipelines/test_windows.py`` keeps them as the reference) but vectorised and copy-free."""
+"""Series -> supervised windows, like the classic ``convertToMatrix`` / ``format_data`` loops (``tests/pipelines/forecasting/test_windows.py`` keeps them as the reference) but vectorised and copy-free."""
 
 from __future__ import annotations
 

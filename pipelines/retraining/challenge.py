@@ -37,14 +37,13 @@ from pipelines.tracking.registry import (
     model_uri,
     version_by_alias,
 )
-from pipelines.tracking.tags import FORECASTER, PANEL, PANEL_FORECASTER, model_kind, trained_series
+from pipelines.tracking.tags import FORECASTER, PANEL_FORECASTER, model_kind, trained_series
 
 if TYPE_CHECKING:
     from pipelines.forecasting.training import TrainConfig
 
 log = logging.getLogger(__name__)
 
-PANEL_TAG = PANEL  # on a panel model's training run and its versions
 STORE_PATTERNS = "store:"  # the data_source of a panel trained on stored series: store:PATTERN,PATTERN
 
 

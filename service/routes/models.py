@@ -23,15 +23,13 @@ from pydantic import BaseModel, Field
 
 from pipelines.forecasting.pyfunc import PANEL_ARTIFACT
 from pipelines.tracking.registry import CHAMPION, LAST_RETRAIN_TAG
-from pipelines.tracking.tags import FORECASTER, PANEL, PANEL_FORECASTER, SCORES, model_kind
+from pipelines.tracking.tags import FORECASTER, PANEL_FORECASTER, SCORES, model_kind
 from service.cache import ModelCache, ModelLoadError
 from service.deps import ApiKeyDep, CacheDep
 from service.errors import AUTH_RESPONSES, MODEL_RESPONSES
 from service.registry import RegistryReader
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-
-PANEL_TAG = PANEL  # on a panel model's versions
 
 
 class LoadedEntry(BaseModel):

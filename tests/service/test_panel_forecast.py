@@ -1,6 +1,6 @@
 """A panel model served over REST through the ASGI app: one registered model forecasting many stored series.
 
-A tiny panel (``make_panel`` of tests/pipelines/test_panel.py: seasonal series and random walks) is trained and
+A tiny panel (``make_panel`` of tests/pipelines/forecasting/test_panel.py: seasonal series and random walks) is trained and
 registered once for the module, and its series are stored in the app's own series store, with one series the panel
 never saw and one too short to forecast. Every answer is compared to the bit with ``PanelForecaster.forecast_windows``
 in process, on the same rows in the same order.
@@ -19,11 +19,10 @@ import pytest
 from svc_helpers import CHROMIUM, MODEL, NO_BROWSER, NO_PLAYWRIGHT, call, make_settings, served_in_thread
 
 from pipelines.forecasting.panel import BORROWED, NETWORK, OWN, PanelForecaster
-from pipelines.forecasting.pipeline import PANEL_TAG, load_panel_forecaster, train_panel_and_register
+from pipelines.forecasting.pipeline import load_panel_forecaster, train_panel_and_register
 from pipelines.forecasting.training import TrainConfig
 from pipelines.store import SeriesStore
 from pipelines.tracking.registry import model_uri
-from service.routes import models as models_route
 
 PANEL = "svc_panel"
 HORIZON = 6
@@ -34,7 +33,7 @@ STUB = "stub"  # stored, shorter than the panel's lookback
 
 def _make_panel():
     """``make_panel`` from the pipeline's panel tests (loaded by path: tests/ is not a package)."""
-    path = Path(__file__).resolve().parents[1] / "pipelines" / "test_panel.py"
+    path = Path(__file__).resolve().parents[1] / "pipelines" / "forecasting" / "test_panel.py"
     spec = importlib.util.spec_from_file_location("panel_cases", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -375,7 +374,6 @@ def test_a_batch_body_of_neither_shape_is_a_422(app, body, msg):
 
 
 def test_the_model_lists_its_series_and_their_winners(app, trained, forecaster):
-    assert models_route.PANEL_TAG == PANEL_TAG
     r = call(app, "GET", f"/v1/models/{PANEL}")
     assert r.status_code == 200, r.text
     assert r.json()["series"] == [

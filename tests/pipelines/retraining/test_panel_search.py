@@ -13,7 +13,7 @@ from pipelines.forecasting.panel_training import TrialScore, map_in_process, tra
 from pipelines.forecasting.training import TrainConfig
 from pipelines.retraining.fanout import map_on, start_pool_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "forecasting"))
 from test_panel import make_panel
 
 SEARCH = TrainConfig(variant="auto", trials=2, epochs=3, units=4, horizon=6, seed=3)

@@ -20,7 +20,7 @@ from pipelines.settings import get_settings
 from pipelines.store import SeriesStore, StoreUnavailable
 from seqcast.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TIMEOUT = 1.0  # the store's timeout in these tests: the database gives up at 0.8 s
 
 

@@ -17,7 +17,7 @@ from pipelines.forecasting.data import (
     split_long_table,
 )
 
-PANELS = Path(__file__).parents[2].parent / "shared" / "data" / "panels"
+PANELS = Path(__file__).parents[3].parent / "shared" / "data" / "panels"
 
 
 def long_frame() -> pd.DataFrame:

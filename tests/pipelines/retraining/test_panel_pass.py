@@ -12,15 +12,16 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.forecasting.pipeline import PANEL_TAG, RECIPE_TAG, train_panel_and_register
+from pipelines.forecasting.pipeline import RECIPE_TAG, train_panel_and_register
 from pipelines.forecasting.training import TrainConfig
 from pipelines.retraining import challenge
 from pipelines.retraining.passes import forecasting_models, run_pass
 from pipelines.settings import get_settings
 from pipelines.store import SeriesStore
 from pipelines.tracking.registry import CHAMPION
+from pipelines.tracking.tags import PANEL
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "forecasting"))
 from test_panel import make_panel
 
 NAME = "rt_panel"
@@ -74,7 +75,6 @@ def fresh(world) -> World:
 
 def test_a_panel_is_one_forecasting_model_and_knows_its_trained_series(fresh):
     assert NAME in forecasting_models(fresh.client)
-    assert challenge.PANEL_TAG == PANEL_TAG
     assert challenge.trained_lengths(NAME, fresh.champion) == dict.fromkeys(STORED, N0)
 
 
@@ -87,7 +87,7 @@ def test_a_panel_retrained_with_a_worse_recipe_keeps_its_champion(fresh):
     assert result.challenger_mase > result.champion_mase * (1 - w.settings.retrain_margin)
     assert w.current() == w.champion
     tags = w.client.get_model_version(NAME, result.version).tags
-    assert (tags["decision"], tags[PANEL_TAG]) == ("kept champion", "5")
+    assert (tags["decision"], tags[PANEL]) == ("kept champion", "5")
     run = w.client.get_run(result.training_run_id)
     # the recipe as asked, with the panel's folds (PANEL_FOLDS) the champion was backtested on
     assert json.loads(run.data.tags[RECIPE_TAG]) == json.loads(json.dumps({**WORSE.params(), "folds": 4}))
@@ -107,7 +107,7 @@ def test_a_panel_challenger_trains_on_every_current_series_and_a_series_stored_s
         "count": 5 * N,
     }
     run = w.client.get_run(result.training_run_id)
-    assert run.data.metrics["series_count"] == 5 and run.data.tags[PANEL_TAG] == "5"
+    assert run.data.metrics["series_count"] == 5 and run.data.tags[PANEL] == "5"
     table = json.loads(
         Path(
             mlflow.artifacts.download_artifacts(run_id=result.training_run_id, artifact_path="series.json")

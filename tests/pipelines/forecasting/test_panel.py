@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from pipelines.forecasting.data import Series
 from pipelines.forecasting.panel import BORROWED, NETWORK, OWN, PanelForecaster
 from pipelines.forecasting.panel_training import train_panel
-from pipelines.forecasting.pipeline import PANEL_TAG, load_panel_forecaster, train_panel_and_register
+from pipelines.forecasting.pipeline import load_panel_forecaster, train_panel_and_register
 from pipelines.forecasting.training import TrainConfig
 from pipelines.tracking import tags
 from pipelines.tracking.registry import CHAMPION, model_uri
@@ -119,9 +119,9 @@ def test_registered_panel_logs_its_dataset_table_and_keeps_a_better_champion(dat
     assert str(client.get_model_version_by_alias("panel-spine", CHAMPION).version) == "1"
     run = client.get_run(first.run_id)
     assert run.data.metrics["series_count"] == len(panel)
-    assert run.data.tags[PANEL_TAG] == str(len(panel))
+    assert run.data.tags[tags.PANEL] == str(len(panel))
     version = client.get_model_version("panel-spine", "1")
-    assert (version.tags[tags.TASK], version.tags[tags.SERIES], version.tags[PANEL_TAG]) == (
+    assert (version.tags[tags.TASK], version.tags[tags.SERIES], version.tags[tags.PANEL]) == (
         "forecast",
         "test:panel",
         str(len(panel)),
