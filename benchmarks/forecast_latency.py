@@ -1,4 +1,4 @@
-"""Forecast latency: the service against its floor (a parse-only FastAPI endpoint) and the seed's loop, in one run.
+"""Forecast latency: the service against its floor (a parse-only FastAPI endpoint) and the plain predict-per-step loop, in one run.
 
     .venv/bin/python benchmarks/forecast_latency.py [--model sine] [--auto-model sine_auto]
         [--lstm-model sine_lstm64] [--horizon 48] [--seconds 10] [--workers 2] [--repeat 1000] [--no-mlflow-serve]
@@ -10,7 +10,7 @@ lookback (left out when missing):
     .venv/bin/seqcast train --data sine_noise --name sine_auto --variant auto --lookback 12 --trials 6
 
 Times, in one run:
-  1. in process: the seed's loop (``model.predict`` once per step), ``Forecaster.forecast``, and 1000 series
+  1. in process: the plain loop (``model.predict`` once per step), ``Forecaster.forecast``, and 1000 series
      in one batch call against 1000 single calls; the auto model against the LSTM(64);
   2. HTTP on loopback, against ``seqcast serve`` and the parse-only endpoint (``benchmarks/parse_only.py``),
      both started here with the same request body: sequential p50 (httpx, concurrency 1) and throughput at
@@ -67,8 +67,8 @@ def timed(fn, repeat: int) -> list[float]:
     return out
 
 
-def seed_loop(model, window: np.ndarray, horizon: int) -> np.ndarray:
-    """The seed's extrapolation: one Keras ``predict`` per step, each prediction appended to the window."""
+def plain_loop(model, window: np.ndarray, horizon: int) -> np.ndarray:
+    """The plain extrapolation: one Keras ``predict`` per step, each prediction appended to the window."""
     window = window.astype(np.float32).copy()
     out = []
     for _ in range(horizon):
@@ -224,7 +224,7 @@ def main() -> int:
     parser.add_argument("--horizon", type=int, default=48)
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration")
     parser.add_argument("--workers", type=int, default=2, help="the several-workers row (0: left out)")
-    parser.add_argument("--seed-steps-repeat", type=int, default=3, help="seed-loop repetitions (each is slow)")
+    parser.add_argument("--plain-loop-repeat", type=int, default=3, help="plain-loop repetitions (each is slow)")
     parser.add_argument("--repeat", type=int, default=1000, help="sequential requests (and in-process calls) timed")
     parser.add_argument("--no-mlflow-serve", action="store_true", help="leave out the mlflow models serve row")
     args = parser.parse_args()
@@ -252,9 +252,9 @@ def main() -> int:
     rows = []
     # 1. in process
     window = forecaster.scaler.transform(np.asarray(history[-forecaster.lookback :]))
-    seed_loop(forecaster.model, window, 2)
-    seed = timed(lambda: seed_loop(forecaster.model, window, horizon), args.seed_steps_repeat)
-    rows.append(("seed loop: predict per step", *percentiles(seed), 1 / np.median(seed)))
+    plain_loop(forecaster.model, window, 2)
+    plain = timed(lambda: plain_loop(forecaster.model, window, horizon), args.plain_loop_repeat)
+    rows.append(("plain loop: predict per step", *percentiles(plain), 1 / np.median(plain)))
     forecaster.forecast(history, horizon)
     single = timed(lambda: forecaster.forecast(history, horizon), 2 * args.repeat)
     rows.append(("in-process forecast", *percentiles(single), 1 / np.median(single)))

@@ -1,4 +1,4 @@
-"""The compiled recursive loop equals the seed's predict-per-step loop, for one series, a batch and a combination."""
+"""The compiled recursive loop equals the plain predict-per-step loop, for one series, a batch and a combination."""
 
 import numpy as np
 import pytest
