@@ -12,7 +12,7 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipelines.tracking.registry import CHAMPION
+from pipelines.tracking.registry import CHAMPION, PAGE_SIZE, all_pages
 
 
 class ModelNotFound(LookupError):
@@ -28,18 +28,12 @@ def _escaped(name: str) -> str:
 
 
 class RegistryReader:
-    def __init__(self, client: MlflowClient, page_size: int = 1000):
+    def __init__(self, client: MlflowClient, page_size: int = PAGE_SIZE):
         self.client = client
-        self.page_size = page_size  # MLflow's largest page for registered models
+        self.page_size = page_size
 
     def _pages(self, search: Callable[..., Any], *args: Any) -> Iterator[Any]:
-        token = None
-        while True:
-            page = search(*args, max_results=self.page_size, page_token=token)
-            yield from page
-            token = page.token
-            if not token:
-                return
+        return all_pages(search, *args, page_size=self.page_size)
 
     def models(self) -> list[RegisteredModel]:
         """Every registered model, all pages."""

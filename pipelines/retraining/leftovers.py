@@ -16,20 +16,11 @@ from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from pipelines.retraining.facts import FAILURE_TAG, HOLDER_TAG, PASS_TAG
+from pipelines.tracking.registry import all_pages
 
 log = logging.getLogger(__name__)
 
 ABANDONED = "abandoned"  # the decision of a version whose pass died before the gate decided
-
-
-def _all_pages(search, *args, **kwargs) -> list:
-    found, token = [], None
-    while True:
-        page = search(*args, max_results=1000, page_token=token, **kwargs)
-        found += list(page)
-        token = page.token
-        if not token:
-            return found
 
 
 def close_dead_passes(client: MlflowClient, experiment_id: str, by: str) -> list[str]:
@@ -37,24 +28,26 @@ def close_dead_passes(client: MlflowClient, experiment_id: str, by: str) -> list
     lease); returns their run ids."""
     dead = [
         run
-        for run in _all_pages(
+        for run in all_pages(
             client.search_runs, [experiment_id], f"tags.`{HOLDER_TAG}` LIKE '%' and attributes.status = 'RUNNING'"
         )
         if run.info.run_id != by
     ]
     if not dead:
         return []
-    experiments = [e.experiment_id for e in _all_pages(client.search_experiments, view_type=ViewType.ALL)]
+    experiments = [e.experiment_id for e in all_pages(client.search_experiments, view_type=ViewType.ALL)]
     for run in dead:
         pass_id = run.info.run_id
         reason = f"its process died (killed, out of memory or its host lost) before the pass ended; closed by pass {by}"
-        children = _all_pages(
-            client.search_runs,
-            [experiment_id],
-            f"tags.mlflow.parentRunId = '{pass_id}' and attributes.status = 'RUNNING'",
+        children = list(
+            all_pages(
+                client.search_runs,
+                [experiment_id],
+                f"tags.mlflow.parentRunId = '{pass_id}' and attributes.status = 'RUNNING'",
+            )
         )
-        trained = _all_pages(
-            client.search_runs, experiments, f"tags.`{PASS_TAG}` = '{pass_id}'", run_view_type=ViewType.ALL
+        trained = list(
+            all_pages(client.search_runs, experiments, f"tags.`{PASS_TAG}` = '{pass_id}'", run_view_type=ViewType.ALL)
         )
         for leftover in children + [t for t in trained if t.info.status == "RUNNING"]:
             client.set_tag(leftover.info.run_id, FAILURE_TAG, reason)

@@ -23,7 +23,7 @@ from pipelines.retraining.leftovers import close_dead_passes
 from pipelines.settings import Settings
 from pipelines.store import SeriesStore
 from pipelines.store.lease import Lease
-from pipelines.tracking.registry import CHAMPION, version_by_alias
+from pipelines.tracking.registry import CHAMPION, all_pages, version_by_alias
 from pipelines.tracking.tags import FORECASTER, PANEL_FORECASTER, model_kind
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def forecasting_models(client: MlflowClient) -> list[str]:
     """Every registered forecasting model with a ``@champion`` (what ``--all`` retrains), by name: one series'
     forecasters and panel models (:func:`pipelines.tracking.tags.model_kind`), each one unit."""
     names = []
-    for model in client.search_registered_models(max_results=1000):
+    for model in all_pages(client.search_registered_models):
         champion = version_by_alias(client, model.name, CHAMPION)
         if champion is not None and model_kind(champion.tags) in (FORECASTER, PANEL_FORECASTER):
             names.append(model.name)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
@@ -26,6 +27,20 @@ BELOW_BASELINE = "below baseline"  # the decision for a model that loses to a fr
 FLOOR_TOLERANCE = 1e-6
 LAST_RETRAIN_TAG = LAST_RETRAIN  # the names readers have imported from here
 RECIPE_TAG = RECIPE
+
+
+PAGE_SIZE = 1000  # MLflow's largest page for registered models
+
+
+def all_pages(search: Callable[..., Any], *args: Any, page_size: int = PAGE_SIZE, **kwargs: Any) -> Iterator[Any]:
+    """Every result of an MLflow ``search_*`` call, page by page (one page holds at most ``page_size``)."""
+    token = None
+    while True:
+        page = search(*args, max_results=page_size, page_token=token, **kwargs)
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
