@@ -10,6 +10,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 
 from service.cache import LoadedModel, ModelCache
+from service.schemas import ALIAS_OR_VERSION
 
 JSON_TYPE = "application/json"
 
@@ -57,7 +58,7 @@ async def served_model(
 
     ``where`` prefixes the messages (e.g. ``"requests[3]: "`` in a batch)."""
     if alias is not None and version is not None:
-        raise HTTPException(422, f"{where}give either alias or version, not both")
+        raise HTTPException(422, f"{where}{ALIAS_OR_VERSION}")  # bodies the schemas do not read (classify's, a query)
     loaded = await cache.aget(name, alias, version)
     if loaded.kind not in ((kind,) if isinstance(kind, str) else kind):
         raise HTTPException(422, f"{where}model {name!r} version {loaded.version} is a {loaded.kind}, not {noun}")
